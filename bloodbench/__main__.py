@@ -1,0 +1,3 @@
+from bloodbench.cli import main
+
+raise SystemExit(main())

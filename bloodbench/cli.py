@@ -1,0 +1,57 @@
+"""``bloodbench`` command line: one sub-command module per stage of the pipeline.
+
+Each module in :mod:`bloodbench.commands` has ``register(subparsers)``. User errors
+(:class:`BloodbenchError`, bad options) print one line and exit non-zero, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from bloodbench.errors import BloodbenchError
+
+# Order is the order shown in --help: the pipeline, data -> ... -> report.
+COMMAND_MODULES = ("data", "models", "train", "evaluate", "profile", "run", "leaderboard", "report", "explain")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad option as one line plus a hint, exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="bloodbench", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__import__('bloodbench').__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    sub.required = True
+    for name in COMMAND_MODULES:
+        try:  # TEMPORARY during development: modules land one issue at a time
+            mod = importlib.import_module(f"bloodbench.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"bloodbench.commands.{name}":
+                raise
+            continue
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        rc = args.func(args)
+    except BloodbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted; finished work is saved, run the same command again to resume", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

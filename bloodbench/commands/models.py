@@ -1,0 +1,42 @@
+"""``bloodbench models``: the registry with params and MACs at 28 px / 3 channels / 8 classes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from tabulate import tabulate
+
+from bloodbench.commands.common import add_format_option
+from bloodbench.models import create_model, get_model_info, list_models
+from bloodbench.profile import count_macs, count_params
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list registered models with family, params and MACs")
+    add_format_option(p)
+    p.add_argument("--family", default=None, help="only this family")
+    p.set_defaults(func=cmd_models)
+
+
+def model_rows(family: str | None = None, size: int = 28, in_channels: int = 3, num_classes: int = 8) -> list[dict]:
+    rows = []
+    for name in list_models(family):
+        info = get_model_info(name)
+        model = create_model(name, in_channels=in_channels, num_classes=num_classes)
+        macs = count_macs(model, (1, in_channels, size, size))
+        rows.append({"name": name, "family": info.family, "params": count_params(model), "macs": macs,
+                     "flops": 2 * macs, "description": info.description, "origin": info.origin})
+    return rows
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    rows = model_rows(args.family)
+    if args.format == "json":
+        print(json.dumps(rows, indent=1))
+        return 0
+    table = [[r["name"], r["family"], f"{r['params'] / 1e6:.2f}", f"{r['macs'] / 1e6:.1f}", r["description"]]
+             for r in rows]
+    print(tabulate(table, headers=["model", "family", "params (M)", "MACs (M)", "description"], tablefmt="github"))
+    print("\nMACs: multiply-accumulates per image at 28x28x3, 8 classes (fvcore); FLOPs = 2 x MACs.")
+    return 0

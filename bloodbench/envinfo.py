@@ -1,0 +1,84 @@
+"""The facts every result record carries so a figure can be traced to where it was measured."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices) and prefer deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    from bloodbench.errors import BloodbenchError
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BloodbenchError(f"--device {device} asked for, but CUDA is not available here: use --device cpu or auto")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise BloodbenchError(f"unknown device {device!r}: use auto, cpu or cuda")
+    return torch.device(device)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_name(device: torch.device | str) -> str:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_name()} ({torch.get_num_threads()} threads)"
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> str | None:
+    """The commit of the bloodbench checkout (with ``-dirty`` if it has changes), if any."""
+    here = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        if sha.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5)
+        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment(device: torch.device | str = "cpu") -> dict:
+    """Device, library versions, commit: the provenance block of every record."""
+    device = torch.device(device)
+    return {
+        "device": device.type,
+        "device_name": device_name(device),
+        "cpu_name": cpu_name(),
+        "cpu_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda if device.type == "cuda" else None,
+        "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "hostname": platform.node(),
+        "git_commit": git_commit(),
+        "bloodbench": __import__("bloodbench").__version__,
+        "pid": os.getpid(),
+    }

@@ -1,0 +1,11 @@
+"""One exception type for every user-facing failure.
+
+The CLI turns a :class:`BloodbenchError` into a one-line ``error: ...`` message and a
+non-zero exit, with no traceback; everything else is a bug and keeps its traceback.
+"""
+
+
+class BloodbenchError(Exception):
+    """A problem with the user's input or environment, with a hint on how to fix it."""
+
+    exit_code = 2

@@ -1,0 +1,10 @@
+"""The model registry: ``list_models()``, ``create_model(name, in_channels, num_classes)``."""
+
+from bloodbench.models._api import ModelInfo, create_model, get_model, get_model_info, list_models, register_model
+
+# Importing the family modules registers their models.
+from bloodbench.models import (  # noqa: F401,E402  (import for side effect)
+    baseline,
+)
+
+__all__ = ["ModelInfo", "create_model", "get_model", "get_model_info", "list_models", "register_model"]

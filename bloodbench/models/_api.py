@@ -1,0 +1,96 @@
+"""Model registry in the style of torchvision's ``models/_api.py``.
+
+Each builder is registered with its metadata (family, description, origin, training
+recipe, Grad-CAM target layer) so every later stage (training, profiling, reports,
+explanations) reads the same facts from one place.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from torch import nn
+
+from bloodbench.errors import BloodbenchError
+
+BuildFn = Callable[..., nn.Module]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows about a model besides how to build it."""
+
+    name: str
+    family: str
+    description: str
+    origin: str
+    builder: BuildFn = field(repr=False, compare=False)
+    # Per-model training defaults (lr, weight_decay, epochs, batch_size, label_smoothing,
+    # augment, ...); the trainer overlays them on its global defaults.
+    recipe: dict[str, Any] = field(default_factory=dict)
+    # Dotted module path of the last conv block, for Grad-CAM.
+    target_layer: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "family": self.family,
+            "description": self.description,
+            "origin": self.origin,
+            "recipe": dict(self.recipe),
+            "target_layer": self.target_layer,
+        }
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(
+    name: str | None = None,
+    *,
+    family: str,
+    description: str,
+    origin: str,
+    recipe: dict[str, Any] | None = None,
+    target_layer: str | None = None,
+) -> Callable[[BuildFn], BuildFn]:
+    """Decorator that adds ``fn(in_channels, num_classes, **kwargs)`` to the registry."""
+
+    def wrapper(fn: BuildFn) -> BuildFn:
+        key = name or fn.__name__
+        if key in _REGISTRY:
+            raise ValueError(f"model {key!r} is already registered")
+        _REGISTRY[key] = ModelInfo(key, family, description, origin, fn, dict(recipe or {}), target_layer)
+        return fn
+
+    return wrapper
+
+
+def list_models(family: str | None = None) -> list[str]:
+    """Registered model names, sorted; optionally only one family."""
+    return sorted(n for n, i in _REGISTRY.items() if family is None or i.family == family)
+
+
+def get_model_info(name: str) -> ModelInfo:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.4)
+        hint = f"did you mean {', '.join(close)}?" if close else "run `bloodbench models` to list them"
+        raise BloodbenchError(f"unknown model {name!r}: {hint}") from None
+
+
+def create_model(name: str, in_channels: int = 3, num_classes: int = 8, **kwargs: Any) -> nn.Module:
+    """Build a registered model for ``in_channels`` inputs and ``num_classes`` outputs."""
+    info = get_model_info(name)
+    if in_channels < 1 or num_classes < 2:
+        raise BloodbenchError(
+            f"cannot build {name}: in_channels must be >= 1 and num_classes >= 2 "
+            f"(got {in_channels} and {num_classes})"
+        )
+    return info.builder(in_channels=in_channels, num_classes=num_classes, **kwargs)
+
+
+get_model = create_model

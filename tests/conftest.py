@@ -1,0 +1,47 @@
+"""Shared fixtures: the real MedMNIST files in ../shared/data and small made-up ones."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+REAL_DATA_DIR = Path(os.environ.get("BLOODBENCH_DATA_DIR") or REPO.parent / "shared" / "data")
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    if not (REAL_DATA_DIR / "bloodmnist.npz").is_file():
+        pytest.fail(f"real BloodMNIST not found in {REAL_DATA_DIR}: set BLOODBENCH_DATA_DIR to ../shared/data")
+    return REAL_DATA_DIR
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Keep md5 verdict caches and results out of the user's home and the repo."""
+    monkeypatch.setenv("BLOODBENCH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("BLOODBENCH_RESULTS", str(tmp_path_factory.getbasetemp() / "default-results"))
+
+
+def write_medmnist_npz(path: Path, size: int, channels: int = 3, n_classes: int = 8,
+                       counts=(40, 16, 24), seed: int = 0) -> Path:
+    """A small file in MedMNIST's layout: uint8 N x H x W (x 3), labels uint8 N x 1."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, n in zip(("train", "val", "test"), counts):
+        shape = (n, size, size, channels) if channels == 3 else (n, size, size)
+        arrays[f"{split}_images"] = rng.integers(0, 256, size=shape, dtype=np.uint8)
+        arrays[f"{split}_labels"] = (np.arange(n) % n_classes).astype(np.uint8).reshape(n, 1)
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+@pytest.fixture
+def small_npz_dir(tmp_path) -> Path:
+    """bloodmnist_{64,128,224}.npz, made here (not the official files: load with verify=False)."""
+    for size in (64, 128, 224):
+        write_medmnist_npz(tmp_path / f"bloodmnist_{size}.npz", size)
+    return tmp_path
