@@ -1,0 +1,63 @@
+"""``bloodbench evaluate MODEL``: metrics of a finished run from its saved test predictions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+from tabulate import tabulate
+
+from bloodbench.commands.common import add_results_option
+from bloodbench.data import SIZES
+from bloodbench.errors import BloodbenchError
+from bloodbench.metrics import bootstrap_ci, classification_metrics
+from bloodbench.results import ResultsStore
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="test metrics of a finished run (from its saved predictions)")
+    p.add_argument("model")
+    p.add_argument("--seed", type=int, default=None, help="default: every finished seed")
+    p.add_argument("--dataset", default="bloodmnist")
+    p.add_argument("--size", type=int, default=28, choices=SIZES)
+    add_results_option(p)
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def finished_runs(store: ResultsStore, model: str, dataset: str, size: int, seed: int | None) -> list[dict]:
+    runs = [r for r in store.iter_records("train") if r.get("model") == model and r.get("dataset") == dataset
+            and r.get("size") == size and r.get("status") == "finished" and (seed is None or r.get("seed") == seed)]
+    if not runs:
+        which = f"{model} on {dataset} {size}px" + (f" seed {seed}" if seed is not None else "")
+        raise BloodbenchError(f"no finished training run for {which} in {store.root}: run "
+                              f"`bloodbench train {model}" + (f" --seed {seed}" if seed is not None else "") + "` first")
+    return sorted(runs, key=lambda r: (r["seed"], r.get("finished_at", "")))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    store = ResultsStore(args.results)
+    out = []
+    for rec in finished_runs(store, args.model, args.dataset, args.size, args.seed):
+        pred_path = store.run_dir(rec["run_id"]) / rec["artifacts"]["predictions"]
+        if not pred_path.is_file():
+            raise BloodbenchError(f"{pred_path} is missing: retrain with `bloodbench train {args.model} "
+                                  f"--seed {rec['seed']} --force`")
+        with np.load(pred_path) as npz:
+            m = classification_metrics(npz["y_true"], npz["y_score"], rec["test"]["class_names"])
+            m["ci95"] = bootstrap_ci(npz["y_true"], npz["y_score"], seed=rec["seed"])
+        out.append({"run_id": rec["run_id"], "seed": rec["seed"], **m})
+    if args.format == "json":
+        print(json.dumps(out, indent=1))
+        return 0
+    rows = [[m["seed"], f"{m['acc']:.4f}", f"[{m['ci95']['acc'][0]:.4f}, {m['ci95']['acc'][1]:.4f}]",
+             f"{m['f1_macro']:.4f}", f"{m['auc']:.4f}", m["run_id"]] for m in out]
+    print(tabulate(rows, headers=["seed", "test acc", "95% CI", "macro-F1", "AUC", "run"], tablefmt="github"))
+    last = out[-1]
+    pc = last["per_class"]
+    print(f"\nper class (seed {last['seed']}):")
+    print(tabulate([[n, f"{p:.3f}", f"{r:.3f}", f"{f:.3f}", s] for n, p, r, f, s in
+                    zip(last["class_names"], pc["precision"], pc["recall"], pc["f1"], pc["support"])],
+                   headers=["class", "precision", "recall", "F1", "support"], tablefmt="github"))
+    return 0

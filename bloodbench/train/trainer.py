@@ -1,0 +1,372 @@
+"""The training loop: early stopping on the validation metric, resumable checkpoints,
+evaluation of the best-on-validation checkpoint on test, one record in the store.
+
+Everything in the hot loop is a tensor op on the training device: the split lives there as
+uint8, batches are index slices, normalisation and augmentation are whole-batch ops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from bloodbench.data import (MedMNISTData, Normalizer, TensorBatches, augment_batch, class_weights,
+                             epoch_generator, load_dataset)
+from bloodbench.data.medmnist_data import Split
+from bloodbench.envinfo import environment, resolve_device, seed_everything
+from bloodbench.errors import BloodbenchError
+from bloodbench.metrics import bootstrap_ci, classification_metrics
+from bloodbench.models import create_model, get_model_info
+from bloodbench.profile import count_params
+from bloodbench.results import ResultsStore, utc_now
+from bloodbench.train.checkpoint import load_checkpoint, save_checkpoint
+from bloodbench.train.config import TrainConfig
+
+EpochCallback = Callable[[int, dict], None]
+
+
+class TrainingDiverged(BloodbenchError):
+    """The loss became NaN/inf; the record is written with status ``diverged`` first."""
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "fp16" and device.type != "cuda":
+        raise BloodbenchError("--precision fp16 needs CUDA: use bf16 or fp32 on the CPU")
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def model_outputs(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Logits plus an auxiliary loss for models that define one (``forward_with_aux``)."""
+    if model.training and hasattr(model, "forward_with_aux"):
+        return model.forward_with_aux(x)
+    return model(x), None
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, split: Split, norm: Normalizer, device: torch.device, batch_size: int = 512,
+            precision: str = "fp32", channels_last: bool = False) -> np.ndarray:
+    """Softmax probabilities (N, C) for a split, in order."""
+    model.eval()
+    out = []
+    batches = TensorBatches(split, batch_size, device, sampler="sequential")
+    for xb, _ in batches():
+        x = norm(xb)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(device, precision):
+            logits = model(x)
+        out.append(torch.softmax(logits.float(), dim=1).cpu())
+    return torch.cat(out).numpy()
+
+
+@dataclass
+class EarlyStopping:
+    """Tracks the best monitored value; ``bad_epochs`` counts epochs without improvement."""
+
+    mode: str
+    patience: int
+    min_delta: float
+    best: float = math.nan
+    best_epoch: int = -1
+    bad_epochs: int = 0
+
+    def update(self, value: float, epoch: int) -> bool:
+        """Returns True if ``value`` is a new best."""
+        better = (math.isnan(self.best) or
+                  (value > self.best + self.min_delta if self.mode == "max" else value < self.best - self.min_delta))
+        if better:
+            self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
+        else:
+            self.bad_epochs += 1
+        return better
+
+    @property
+    def should_stop(self) -> bool:
+        return self.bad_epochs >= self.patience
+
+
+def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    # No weight decay on norms and biases, as timm's param_groups_weight_decay does.
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def build_scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, steps_per_epoch: int):
+    """Per-step schedules (cosine with linear warm-up, one-cycle) or per-epoch plateau."""
+    total = cfg.epochs * steps_per_epoch
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.25)
+    if cfg.schedule == "cosine":
+        warm = min(cfg.warmup_epochs * steps_per_epoch, total - 1)
+
+        def lam(step: int) -> float:
+            if step < warm:
+                return (step + 1) / (warm + 1)
+            return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+        return torch.optim.lr_scheduler.LambdaLR(opt, lam)
+    if cfg.schedule == "plateau":
+        mode = "min" if cfg.monitor == "val_loss" else "max"
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode=mode, factor=0.3, patience=max(1, cfg.patience // 3))
+    return None
+
+
+class Trainer:
+    """Trains one (model, dataset, size, seed, config) run into a results store."""
+
+    def __init__(self, cfg: TrainConfig, results: str | None = None, data_dir: str | None = None,
+                 verify: bool = True, progress: bool = True, data: MedMNISTData | None = None) -> None:
+        self.cfg = cfg
+        self.store = ResultsStore(results)
+        self.run_dir = self.store.run_dir(cfg.run_id)
+        self.device = resolve_device(cfg.device)
+        if cfg.precision == "fp16" and self.device.type != "cuda":
+            raise BloodbenchError("--precision fp16 needs CUDA: use bf16 or fp32 on the CPU")
+        self.data_dir, self.verify, self.progress = data_dir, verify, progress
+        self._data = data
+
+    # -- setup -------------------------------------------------------------------------
+    def load_data(self) -> MedMNISTData:
+        if self._data is None:
+            self._data = load_dataset(self.cfg.dataset, self.cfg.size, self.data_dir, verify=self.verify)
+        return self._data
+
+    def _train_split(self, ds: MedMNISTData) -> Split:
+        tr = ds["train"]
+        if self.cfg.limit_train:
+            tr = Split(tr.images[: self.cfg.limit_train], tr.labels[: self.cfg.limit_train])
+        return tr
+
+    def build_model(self, in_channels: int, num_classes: int) -> nn.Module:
+        model = create_model(self.cfg.model, in_channels=in_channels, num_classes=num_classes, **self.cfg.model_kwargs)
+        model.to(self.device)
+        if self.cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    # -- main entry --------------------------------------------------------------------
+    def fit(self, force: bool = False, on_epoch_end: EpochCallback | None = None) -> dict[str, Any]:
+        """Train (or resume), evaluate the best checkpoint on test, write and return the record."""
+        cfg = self.cfg
+        existing = self.store.get("train", cfg.run_id)
+        if existing and existing.get("status") == "finished" and not force:
+            return existing
+        last_path, best_path = self.run_dir / "last.pt", self.run_dir / "best.pt"
+        if force:
+            for p in (last_path, best_path):
+                p.unlink(missing_ok=True)
+
+        seed_everything(cfg.seed)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        ds = self.load_data()
+        info = ds.info
+        train_split = self._train_split(ds)
+        norm = Normalizer.from_split(train_split)
+        model = self.build_model(info.n_channels, info.n_classes)
+        sampler = "balanced" if cfg.class_weighting == "sampler" else "shuffle"
+        train_batches = TensorBatches(train_split, cfg.batch_size, self.device, sampler=sampler,
+                                      drop_last=len(train_split) > cfg.batch_size)
+        opt = build_optimizer(cfg, model)
+        sched = build_scheduler(cfg, opt, len(train_batches))
+        scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16")
+        weight = class_weights(train_split.labels, info.n_classes).to(self.device) \
+            if cfg.class_weighting == "loss" else None
+        stopper = EarlyStopping("min" if cfg.monitor == "val_loss" else "max", cfg.patience, cfg.min_delta)
+        history: list[dict] = []
+        start_epoch, train_seconds = 0, 0.0
+        created_at = utc_now()
+
+        if last_path.is_file():  # resume
+            ck = load_checkpoint(last_path, map_location=self.device)
+            model.load_state_dict(ck["model_state"])
+            opt.load_state_dict(ck["optimizer"])
+            if sched is not None and ck.get("scheduler") is not None:
+                sched.load_state_dict(ck["scheduler"])
+            scaler.load_state_dict(ck["scaler"])
+            stopper = EarlyStopping(**ck["early_stopping"])
+            history, start_epoch = ck["history"], ck["epoch"] + 1
+            train_seconds, created_at = ck["train_seconds"], ck["created_at"]
+
+        step_model = torch.compile(model) if cfg.compile else model
+        stop_reason = "epoch_budget"
+        diverged_msg = None
+        for epoch in range(start_epoch, cfg.epochs):
+            if history and stopper.should_stop:
+                stop_reason = "converged"
+                break
+            t0 = time.perf_counter()
+            torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout etc.: same stream on resume
+            gen = epoch_generator(cfg.seed, epoch, self.device)
+            train_loss, train_acc, ok = self._train_epoch(step_model, train_batches, norm, opt, sched, scaler,
+                                                          weight, gen, epoch)
+            if not ok:
+                stop_reason, diverged_msg = "diverged", f"loss became {train_loss} at epoch {epoch + 1}"
+                break
+            val_scores = predict(model, ds["val"], norm, self.device, cfg.eval_batch_size, cfg.precision,
+                                 cfg.channels_last)
+            y_val = ds["val"].labels.numpy()
+            val_m = classification_metrics(y_val, val_scores)
+            val_loss = float(F.nll_loss(torch.log(torch.from_numpy(val_scores).clamp_min(1e-12)),
+                                        torch.from_numpy(y_val)))
+            if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                sched.step(val_loss if cfg.monitor == "val_loss" else val_m["acc"] if cfg.monitor == "val_acc"
+                           else val_m["auc"])
+            seconds = time.perf_counter() - t0
+            train_seconds += seconds
+            row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
+                   "val_acc": val_m["acc"], "val_auc": val_m["auc"], "val_f1_macro": val_m["f1_macro"],
+                   "lr": opt.param_groups[0]["lr"], "epoch_seconds": round(seconds, 3)}
+            history.append(row)
+            monitored = {"val_acc": val_m["acc"], "val_loss": val_loss, "val_auc": val_m["auc"]}[cfg.monitor]
+            if stopper.update(monitored, epoch + 1):
+                save_checkpoint(best_path, self._model_ckpt(model, norm, info, epoch + 1))
+            state = self._model_ckpt(model, norm, info, epoch)
+            state.update(optimizer=opt.state_dict(), scheduler=sched.state_dict() if sched is not None else None,
+                         scaler=scaler.state_dict(), early_stopping=vars(stopper).copy(), history=history,
+                         train_seconds=train_seconds, created_at=created_at)
+            save_checkpoint(last_path, state)
+            if self.progress:
+                tqdm.write(f"{cfg.model} s{cfg.seed} epoch {epoch + 1}/{cfg.epochs}: loss {train_loss:.4f} "
+                           f"acc {train_acc:.4f} | val loss {val_loss:.4f} acc {val_m['acc']:.4f} "
+                           f"auc {val_m['auc']:.4f} | {seconds:.1f}s")
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1, row)
+        else:
+            if stopper.should_stop:
+                stop_reason = "converged"
+
+        record = self._finish(model, ds, info, stopper, history, stop_reason, train_seconds, created_at)
+        if diverged_msg:
+            raise TrainingDiverged(f"{cfg.model} diverged: {diverged_msg}; the run is recorded as diverged. "
+                                   f"Lower --lr or use --precision fp32")
+        return record
+
+    def _train_epoch(self, model, batches, norm, opt, sched, scaler, weight, gen, epoch) -> tuple[float, float, bool]:
+        cfg = self.cfg
+        model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        seen = 0
+        bar = tqdm(batches(gen), total=len(batches), desc=f"{cfg.model} e{epoch + 1}", leave=False,
+                   disable=not self.progress or None, unit="batch")
+        for i, (xb, yb) in enumerate(bar):
+            x = xb.float().div_(255)
+            if cfg.augment:
+                x = augment_batch(x, gen, color_jitter=cfg.color_jitter if x.shape[1] == 3 else 0.0)
+            x = norm.normalize(x)
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast(self.device, cfg.precision):
+                logits, aux = model_outputs(model, x)
+                loss = F.cross_entropy(logits.float(), yb, weight=weight, label_smoothing=cfg.label_smoothing)
+                if aux is not None:
+                    loss = loss + aux.float()
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.grad_clip:
+                scaler.unscale_(opt)
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            if sched is not None and not isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                sched.step()
+            loss_sum += loss.detach() * len(yb)
+            correct += (logits.argmax(1) == yb).sum()
+            seen += len(yb)
+            if i % 20 == 0:
+                value = loss.item()
+                if not math.isfinite(value):
+                    return value, float("nan"), False
+                bar.set_postfix(loss=f"{value:.3f}")
+        mean_loss = float(loss_sum) / max(seen, 1)
+        if not math.isfinite(mean_loss):
+            return mean_loss, float("nan"), False
+        return mean_loss, float(correct) / max(seen, 1), True
+
+    def _model_ckpt(self, model: nn.Module, norm: Normalizer, info, epoch: int) -> dict[str, Any]:
+        return {"model": self.cfg.model, "model_kwargs": dict(self.cfg.model_kwargs), "in_channels": info.n_channels,
+                "num_classes": info.n_classes, "normalizer": {"mean": list(norm.mean), "std": list(norm.std)},
+                "model_state": {k: v.detach().clone() for k, v in model.state_dict().items()}, "epoch": epoch,
+                "config": self.cfg.as_dict()}
+
+    def _finish(self, model, ds: MedMNISTData, info, stopper: EarlyStopping, history, stop_reason,
+                train_seconds, created_at) -> dict[str, Any]:
+        """Evaluate the best-on-validation checkpoint on val and test; write the record."""
+        cfg = self.cfg
+        best_path = self.run_dir / "best.pt"
+        val_m = test_m = None
+        artifacts: dict[str, str] = {}
+        if best_path.is_file():
+            model.load_state_dict(load_checkpoint(best_path, map_location=self.device)["model_state"])
+            ck_norm = Normalizer.from_split(self._train_split(ds))
+            val_scores = predict(model, ds["val"], ck_norm, self.device, cfg.eval_batch_size, cfg.precision,
+                                 cfg.channels_last)
+            val_m = classification_metrics(ds["val"].labels.numpy(), val_scores, info.class_names)
+            test_scores = predict(model, ds["test"], ck_norm, self.device, cfg.eval_batch_size, cfg.precision,
+                                  cfg.channels_last)
+            y_test = ds["test"].labels.numpy()
+            test_m = classification_metrics(y_test, test_scores, info.class_names)
+            test_m["ci95"] = bootstrap_ci(y_test, test_scores, seed=cfg.seed)
+            np.savez_compressed(self.run_dir / "test_predictions.npz", y_true=y_test,
+                                y_score=test_scores.astype(np.float32))
+            artifacts = {"best": "best.pt", "last": "last.pt", "predictions": "test_predictions.npz"}
+        mi = get_model_info(cfg.model)
+        record = {
+            "kind": "train",
+            "run_id": cfg.run_id,
+            "status": "diverged" if stop_reason == "diverged" else "finished",
+            "model": cfg.model,
+            "model_info": {k: v for k, v in mi.as_dict().items() if k != "recipe"},
+            "dataset": cfg.dataset,
+            "size": cfg.size,
+            "in_channels": info.n_channels,
+            "num_classes": info.n_classes,
+            "seed": cfg.seed,
+            "config": cfg.as_dict(),
+            "config_hash": cfg.hash(),
+            "env": environment(self.device),
+            "data": {"path": str(ds.path), "md5": ds.md5_verdict, "n_train": len(self._train_split(ds)),
+                     "n_val": len(ds["val"]), "n_test": len(ds["test"])},
+            "created_at": created_at,
+            "finished_at": utc_now(),
+            "params": count_params(model),
+            "epochs_run": len(history),
+            "best_epoch": stopper.best_epoch,
+            "best_val": None if math.isnan(stopper.best) else stopper.best,
+            "stop_reason": stop_reason,
+            "train_seconds": round(train_seconds, 2),
+            "history": history,
+            "val": val_m,
+            "test": test_m,
+            "artifacts": artifacts,
+        }
+        self.store.write(record)
+        return record
+
+
+def train(model: str, results: str | None = None, data_dir: str | None = None, force: bool = False,
+          progress: bool = True, verify: bool = True, **options: Any) -> dict[str, Any]:
+    """Convenience wrapper: ``train("baseline_cnn", seed=1, epochs=30)``."""
+    cfg = TrainConfig.build(model, **options)
+    return Trainer(cfg, results=results, data_dir=data_dir, verify=verify, progress=progress).fit(force=force)
