@@ -4,7 +4,14 @@ from bloodbench.models._api import ModelInfo, create_model, get_model, get_model
 
 # Importing the family modules registers their models.
 from bloodbench.models import (  # noqa: F401,E402  (import for side effect)
+    attention,
+    autoencoder,
     baseline,
+    encoder,
+    inception,
+    resnet,
+    torchvision_refs,
+    vgg,
 )
 
 __all__ = ["ModelInfo", "create_model", "get_model", "get_model_info", "list_models", "register_model"]

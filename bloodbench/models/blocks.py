@@ -98,3 +98,22 @@ class ClassifierHead(nn.Sequential):
             in_features = hidden
         layers += [nn.Dropout(dropout), nn.Linear(in_features, num_classes)]
         super().__init__(*layers)
+
+
+class MaybeMaxPool2d(nn.MaxPool2d):
+    """Max-pool that is skipped when it would leave a map smaller than ``min_size``.
+
+    Lets deep ImageNet layouts (five 2x pools) run on 28 px inputs without collapsing to
+    1x1. The decision depends only on the input shape, so fvcore/jit tracing and
+    ``torch.compile`` see a fixed graph for a fixed input size.
+    """
+
+    def __init__(self, kernel_size: int = 2, stride: int | None = None, min_size: int = 2) -> None:
+        super().__init__(kernel_size, stride)
+        self.min_size = min_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, s = self.kernel_size, self.stride  # ints: set from ints in __init__
+        if (min(int(x.shape[-2]), int(x.shape[-1])) - k) // s + 1 < self.min_size:
+            return x
+        return super().forward(x)

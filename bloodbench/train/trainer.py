@@ -129,12 +129,30 @@ def build_scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, steps_per_epoc
     return None
 
 
+@dataclass
+class TrainState:
+    """What one training run holds while it runs."""
+
+    ds: MedMNISTData
+    model: nn.Module
+    step_model: nn.Module
+    norm: Normalizer
+    batches: TensorBatches
+    opt: torch.optim.Optimizer
+    sched: Any
+    scaler: torch.amp.GradScaler
+    weight: torch.Tensor | None
+    stopper: EarlyStopping
+
+
 class Trainer:
     """Trains one (model, dataset, size, seed, config) run into a results store."""
 
     def __init__(self, cfg: TrainConfig, results: str | None = None, data_dir: str | None = None,
-                 verify: bool = True, progress: bool = True, data: MedMNISTData | None = None) -> None:
+                 verify: bool = True, progress: bool = True, data: MedMNISTData | None = None,
+                 n_boot: int = 1000) -> None:
         self.cfg = cfg
+        self.n_boot = n_boot
         self.store = ResultsStore(results)
         self.run_dir = self.store.run_dir(cfg.run_id)
         self.device = resolve_device(cfg.device)
@@ -162,6 +180,37 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last)
         return model
 
+    def setup(self) -> "TrainState":
+        """Data, model, optimiser, schedule and loss weights for this config, on the device."""
+        cfg = self.cfg
+        seed_everything(cfg.seed)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        ds = self.load_data()
+        train_split = self._train_split(ds)
+        model = self.build_model(ds.info.n_channels, ds.info.n_classes)
+        sampler = "balanced" if cfg.class_weighting == "sampler" else "shuffle"
+        batches = TensorBatches(train_split, cfg.batch_size, self.device, sampler=sampler,
+                                drop_last=len(train_split) > cfg.batch_size)
+        opt = build_optimizer(cfg, model)
+        weight = class_weights(train_split.labels, ds.info.n_classes).to(self.device) \
+            if cfg.class_weighting == "loss" else None
+        return TrainState(
+            ds=ds, model=model, step_model=torch.compile(model) if cfg.compile else model,
+            norm=Normalizer.from_split(train_split), batches=batches, opt=opt,
+            sched=build_scheduler(cfg, opt, len(batches)),
+            scaler=torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16"), weight=weight,
+            stopper=EarlyStopping("min" if cfg.monitor == "val_loss" else "max", cfg.patience, cfg.min_delta))
+
+    def train_epoch(self, st: "TrainState", epoch: int) -> tuple[float, float, bool]:
+        """One pass over the training split with the (seed, epoch) stream of batches and augmentations."""
+        torch.manual_seed(self.cfg.seed * 100_003 + epoch)  # dropout etc.: same stream on resume
+        gen = epoch_generator(self.cfg.seed, epoch, self.device)
+        return self._train_epoch(st.step_model, st.batches, st.norm, st.opt, st.sched, st.scaler, st.weight, gen,
+                                 epoch)
+
     # -- main entry --------------------------------------------------------------------
     def fit(self, force: bool = False, on_epoch_end: EpochCallback | None = None) -> dict[str, Any]:
         """Train (or resume), evaluate the best checkpoint on test, write and return the record."""
@@ -174,25 +223,9 @@ class Trainer:
             for p in (last_path, best_path):
                 p.unlink(missing_ok=True)
 
-        seed_everything(cfg.seed)
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-        ds = self.load_data()
+        st = self.setup()
+        ds, model, norm, opt, sched, scaler, stopper = st.ds, st.model, st.norm, st.opt, st.sched, st.scaler, st.stopper
         info = ds.info
-        train_split = self._train_split(ds)
-        norm = Normalizer.from_split(train_split)
-        model = self.build_model(info.n_channels, info.n_classes)
-        sampler = "balanced" if cfg.class_weighting == "sampler" else "shuffle"
-        train_batches = TensorBatches(train_split, cfg.batch_size, self.device, sampler=sampler,
-                                      drop_last=len(train_split) > cfg.batch_size)
-        opt = build_optimizer(cfg, model)
-        sched = build_scheduler(cfg, opt, len(train_batches))
-        scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16")
-        weight = class_weights(train_split.labels, info.n_classes).to(self.device) \
-            if cfg.class_weighting == "loss" else None
-        stopper = EarlyStopping("min" if cfg.monitor == "val_loss" else "max", cfg.patience, cfg.min_delta)
         history: list[dict] = []
         start_epoch, train_seconds = 0, 0.0
         created_at = utc_now()
@@ -208,7 +241,6 @@ class Trainer:
             history, start_epoch = ck["history"], ck["epoch"] + 1
             train_seconds, created_at = ck["train_seconds"], ck["created_at"]
 
-        step_model = torch.compile(model) if cfg.compile else model
         stop_reason = "epoch_budget"
         diverged_msg = None
         for epoch in range(start_epoch, cfg.epochs):
@@ -216,10 +248,7 @@ class Trainer:
                 stop_reason = "converged"
                 break
             t0 = time.perf_counter()
-            torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout etc.: same stream on resume
-            gen = epoch_generator(cfg.seed, epoch, self.device)
-            train_loss, train_acc, ok = self._train_epoch(step_model, train_batches, norm, opt, sched, scaler,
-                                                          weight, gen, epoch)
+            train_loss, train_acc, ok = self.train_epoch(st, epoch)
             if not ok:
                 stop_reason, diverged_msg = "diverged", f"loss became {train_loss} at epoch {epoch + 1}"
                 break
@@ -319,7 +348,7 @@ class Trainer:
         artifacts: dict[str, str] = {}
         if best_path.is_file():
             model.load_state_dict(load_checkpoint(best_path, map_location=self.device)["model_state"])
-            ck_norm = Normalizer.from_split(self._train_split(ds))
+            ck_norm = Normalizer.from_split(self._train_split(ds))  # the normaliser the weights were trained with
             val_scores = predict(model, ds["val"], ck_norm, self.device, cfg.eval_batch_size, cfg.precision,
                                  cfg.channels_last)
             val_m = classification_metrics(ds["val"].labels.numpy(), val_scores, info.class_names)
@@ -327,7 +356,7 @@ class Trainer:
                                   cfg.channels_last)
             y_test = ds["test"].labels.numpy()
             test_m = classification_metrics(y_test, test_scores, info.class_names)
-            test_m["ci95"] = bootstrap_ci(y_test, test_scores, seed=cfg.seed)
+            test_m["ci95"] = bootstrap_ci(y_test, test_scores, n_boot=self.n_boot, seed=cfg.seed)
             np.savez_compressed(self.run_dir / "test_predictions.npz", y_true=y_test,
                                 y_score=test_scores.astype(np.float32))
             artifacts = {"best": "best.pt", "last": "last.pt", "predictions": "test_predictions.npz"}

@@ -1,0 +1,66 @@
+"""U-Net encoder used as a classifier, with optional squeeze-and-excitation.
+
+The seed project reused the contracting path of a segmentation U-Net as a classifier
+backbone; the SE variant tests whether cheap channel gating helps on cell images.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from bloodbench.models._api import register_model
+from bloodbench.models.blocks import ClassifierHead, ConvBNAct, SqueezeExcitation
+
+
+class EncoderCNN(nn.Module):
+    """Double conv-BN-ReLU blocks with max-pool between and widths doubling, then GAP + head.
+
+    ``se=True`` appends SqueezeExcitation to every block; one class so both variants
+    differ only by that gate.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, widths=(32, 64, 128, 256), se: bool = False,
+                 dropout: float = 0.3, se_reduction: int = 16) -> None:
+        super().__init__()
+        stages: list[nn.Module] = []
+        c = in_channels
+        for i, w in enumerate(widths):
+            # Pool first (from stage 1 on) so each stage's output is a full-resolution block
+            # output: clean Grad-CAM target. 28 px -> 28, 14, 7, 3 with four stages.
+            layers: list[nn.Module] = [nn.MaxPool2d(2)] if i > 0 else []
+            layers += [ConvBNAct(c, w), ConvBNAct(w, w)]
+            if se:
+                layers.append(SqueezeExcitation(w, reduction=se_reduction))
+            stages.append(nn.Sequential(*layers))
+            c = w
+        self.features = nn.Sequential(*stages)
+        self.head = ClassifierHead(c, num_classes, dropout=dropout)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+_RECIPE = {"optimizer": "adamw", "lr": 3e-3, "weight_decay": 5e-4, "epochs": 30, "batch_size": 128,
+           "label_smoothing": 0.05, "patience": 6}
+
+
+@register_model(
+    family="encoder",
+    description="U-Net encoder path (double conv-BN-ReLU, max-pool, 32-64-128-256) + GAP + dropout head",
+    origin="seed project U-Net-encoder classifier; U-Net: Ronneberger et al. 2015",
+    recipe=_RECIPE,
+    target_layer="features.3",
+)
+def encoder_cnn(in_channels: int = 3, num_classes: int = 8, **kwargs) -> nn.Module:
+    return EncoderCNN(in_channels, num_classes, se=False, **kwargs)
+
+
+@register_model(
+    family="encoder",
+    description="U-Net encoder classifier with squeeze-and-excitation after each double-conv block",
+    origin="seed project; U-Net: Ronneberger et al. 2015, SE: Hu et al. 2018",
+    recipe=_RECIPE,
+    target_layer="features.3",
+)
+def encoder_cnn_se(in_channels: int = 3, num_classes: int = 8, **kwargs) -> nn.Module:
+    return EncoderCNN(in_channels, num_classes, se=True, **kwargs)

@@ -1,0 +1,149 @@
+"""Data module on the real BloodMNIST/OrganAMNIST files and on small files made here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bloodbench import data
+from bloodbench.cli import main
+from bloodbench.errors import BloodbenchError
+from conftest import write_medmnist_npz
+
+BLOOD_COUNTS = {"train": 11959, "val": 1712, "test": 3421}
+BLOOD_TRAIN_CLASS_COUNTS = [852, 2181, 1085, 2026, 849, 993, 2330, 1643]
+
+
+@pytest.fixture(scope="module")
+def blood(real_data_dir):
+    return data.load_dataset("bloodmnist", 28, real_data_dir)
+
+
+def test_real_bloodmnist_shapes_counts_and_md5(blood):
+    assert blood.md5_verdict.startswith("ok")
+    assert blood.info.n_classes == 8 and blood.info.n_channels == 3
+    assert blood.info.class_names[0] == "basophil" and blood.info.class_names[7] == "platelet"
+    for split, n in BLOOD_COUNTS.items():
+        s = blood[split]
+        assert s.images.shape == (n, 3, 28, 28) and s.images.dtype == torch.uint8
+        assert s.labels.shape == (n,) and s.labels.dtype == torch.int64
+    assert blood["train"].class_counts(8).tolist() == BLOOD_TRAIN_CLASS_COUNTS
+    assert blood["test"].class_counts(8).sum() == 3421
+
+
+def test_md5_verdict_is_cached(real_data_dir):
+    first = data.load_dataset("bloodmnist", 28, real_data_dir, splits=("val",))
+    second = data.load_dataset("bloodmnist", 28, real_data_dir, splits=("val",))
+    assert first.md5_verdict in ("ok", "ok (cached)")
+    assert second.md5_verdict == "ok (cached)"
+
+
+def test_real_organamnist_is_grayscale_with_11_classes(real_data_dir):
+    ds = data.load_dataset("organamnist", 28, real_data_dir, splits=("val",))
+    assert ds.info.n_channels == 1 and ds.info.n_classes == 11
+    assert ds["val"].images.shape == (6491, 1, 28, 28)
+    assert set(ds["val"].labels.unique().tolist()) == set(range(11))
+
+
+@pytest.mark.parametrize("size", [64, 128, 224])
+def test_larger_sizes_from_small_made_files(small_npz_dir, size):
+    ds = data.load_dataset("bloodmnist", size, small_npz_dir, verify=False)
+    assert ds.path.name == f"bloodmnist_{size}.npz"
+    assert ds["train"].images.shape == (40, 3, size, size)
+    assert ds["test"].labels.tolist() == [i % 8 for i in range(24)]
+
+
+def test_grayscale_made_file_gets_one_channel(tmp_path):
+    write_medmnist_npz(tmp_path / "organamnist_64.npz", 64, channels=1, n_classes=11)
+    ds = data.load_dataset("organamnist", 64, tmp_path, verify=False)
+    assert ds["train"].images.shape == (40, 1, 64, 64)
+
+
+def test_data_dir_precedence(tmp_path, monkeypatch):
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path / "env"))
+    assert data.resolve_data_dir("/explicit") == data.resolve_data_dir("/explicit")
+    assert str(data.resolve_data_dir("/explicit")) == "/explicit"
+    assert data.resolve_data_dir() == tmp_path / "env"
+    monkeypatch.delenv(data.DATA_DIR_ENV)
+    assert data.resolve_data_dir().name == ".medmnist"
+
+
+def test_missing_dir_and_missing_file_are_clear(tmp_path):
+    with pytest.raises(BloodbenchError, match="does not exist.*--data-dir"):
+        data.load_dataset("bloodmnist", 28, tmp_path / "nope")
+    with pytest.raises(BloodbenchError, match=r"bloodmnist_64\.npz not found.*bloodbench data download"):
+        data.load_dataset("bloodmnist", 64, tmp_path)
+
+
+def test_wrong_md5_is_an_error(small_npz_dir):
+    with pytest.raises(BloodbenchError, match="md5 .* expected 2b94928a2ae4916078ca51e05b6b800b"):
+        data.load_dataset("bloodmnist", 64, small_npz_dir, verify=True)
+
+
+def test_truncated_file_is_an_error(small_npz_dir):
+    path = small_npz_dir / "bloodmnist_64.npz"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(BloodbenchError, match="truncated or corrupt"):
+        data.load_dataset("bloodmnist", 64, small_npz_dir, verify=False)
+
+
+def test_bad_flag_and_size(tmp_path):
+    with pytest.raises(BloodbenchError, match="did you mean bloodmnist"):
+        data.dataset_info("bloodmnst")
+    with pytest.raises(BloodbenchError, match="28, 64, 128, 224"):
+        data.dataset_info("bloodmnist", 32)
+
+
+def test_batches_cover_the_split_once_and_are_reproducible(blood):
+    val = blood["val"]
+    batches = data.TensorBatches(val, 256)
+    seen = torch.cat([y for _, y in batches(data.epoch_generator(0, 0))])
+    assert len(seen) == len(val) and torch.equal(seen.sort().values, val.labels.sort().values)
+    again = torch.cat([y for _, y in batches(data.epoch_generator(0, 0))])
+    assert torch.equal(seen, again)
+    other = torch.cat([y for _, y in batches(data.epoch_generator(0, 1))])
+    assert not torch.equal(seen, other)
+
+
+def test_balanced_sampler_evens_out_classes(blood):
+    batches = data.TensorBatches(blood["train"], 1024, sampler="balanced")
+    labels = torch.cat([y for _, y in batches(data.epoch_generator(0, 0))])
+    share = torch.bincount(labels, minlength=8).float() / len(labels)
+    assert torch.all((share - 1 / 8).abs() < 0.02)
+
+
+def test_class_weights_are_sklearn_balanced():
+    labels = torch.tensor([0, 0, 0, 1])
+    w = data.class_weights(labels, 3)
+    assert w.tolist() == pytest.approx([4 / (2 * 3), 4 / (2 * 1), 1.0])
+
+
+def test_augmentation_is_a_dihedral_permutation_of_pixels(blood):
+    x = blood["val"].images[:64].float().div(255)
+    y = data.augment_batch(x, data.epoch_generator(0, 0))
+    assert y.shape == x.shape
+    # flips/transposes move pixels, never change them: the sorted values of each image match
+    assert torch.equal(x.flatten(1).sort(1).values, y.flatten(1).sort(1).values)
+    assert not torch.equal(x, y)
+    z = data.augment_batch(x, data.epoch_generator(0, 0), color_jitter=0.2)
+    assert z.min() >= 0 and z.max() <= 1
+
+
+def test_normalizer_centres_the_training_split(blood):
+    norm = data.Normalizer.from_split(blood["val"])
+    x = norm(blood["val"].images)
+    assert x.mean(dim=(0, 2, 3)).abs().max() < 1e-3
+    assert (x.std(dim=(0, 2, 3)) - 1).abs().max() < 1e-2
+
+
+def test_cli_data_info_prints_counts(real_data_dir, capsys):
+    assert main(["data", "info", "--data-dir", str(real_data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "md5: ok" in out and "basophil" in out and "11959" in out and "3421" in out
+
+
+def test_cli_data_info_missing_dir_is_one_line_error(tmp_path, capsys):
+    assert main(["data", "info", "--data-dir", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err

@@ -1,0 +1,41 @@
+"""``bloodbench run``: plans every model x seed, skips what is recorded, logs where time went."""
+
+from __future__ import annotations
+
+import json
+
+from bloodbench import run
+from bloodbench.cli import main
+from bloodbench.results import ResultsStore
+
+TINY = {"model_kwargs": {"widths": [8, 16]}, "limit_train": 128, "epochs": 1, "batch_size": 64}
+
+
+def test_run_trains_profiles_then_skips(tmp_path, real_data_dir):
+    jobs = run.plan(["baseline_cnn"], [0, 1], "bloodmnist", 28, str(tmp_path), ["cpu"], "cpu", TINY)
+    assert [(j.kind, j.seed, j.done) for j in jobs] == [("train", 0, False), ("train", 1, False),
+                                                        ("profile", None, False)]
+    log = run.execute(jobs, "bloodmnist", 28, str(tmp_path), str(real_data_dir), progress=False)
+    assert [j["kind"] for j in log["jobs"]] == ["train", "train", "profile"]
+    assert all(j["seconds"] > 0 for j in log["jobs"])
+    store = ResultsStore(tmp_path)
+    assert sorted(store.load("train")["seed"]) == [0, 1]
+    assert len(store.load("profile")) == 1
+    logs = list((tmp_path / "runs").glob("run-*.json"))
+    assert len(logs) == 1 and json.loads(logs[0].read_text())["wall_seconds"] > 0
+
+    again = run.plan(["baseline_cnn"], [0, 1], "bloodmnist", 28, str(tmp_path), ["cpu"], "cpu", TINY)
+    assert all(j.done for j in again)
+
+
+def test_run_dry_run_lists_pending_jobs(tmp_path, capsys):
+    assert main(["run", "--models", "baseline_cnn,resnet18", "--seeds", "0,1", "--results", str(tmp_path),
+                 "--profile-devices", "cpu", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "6 of 6 jobs pending" in out and "resnet18" in out
+
+
+def test_run_unknown_model_is_one_line_error(tmp_path, capsys):
+    assert main(["run", "--models", "baseline_cnn,nope", "--results", str(tmp_path), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: unknown model 'nope'") and "\n" not in err

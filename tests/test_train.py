@@ -1,0 +1,129 @@
+"""Training loop: resume equivalence, skip-if-finished, divergence, bad options (tiny runs on real data)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bloodbench import data
+from bloodbench.cli import main
+from bloodbench.results import ResultsStore
+from bloodbench.train import TrainConfig, Trainer, TrainingDiverged
+
+TINY = dict(model_kwargs={"widths": [8, 16]}, limit_train=256, batch_size=64, epochs=3, patience=3,
+            schedule="cosine", warmup_epochs=0, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def blood(real_data_dir):
+    return data.load_dataset("bloodmnist", 28, real_data_dir)
+
+
+def _strip_times(record: dict) -> dict:
+    rec = {k: v for k, v in record.items() if k not in ("env", "created_at", "finished_at", "written_at",
+                                                         "train_seconds", "data")}
+    rec["history"] = [{k: v for k, v in h.items() if k != "epoch_seconds"} for h in record["history"]]
+    return rec
+
+
+class Interrupt(KeyboardInterrupt):
+    pass
+
+
+def test_resume_after_interruption_gives_the_same_record(tmp_path, blood):
+    cfg = TrainConfig.build("baseline_cnn", **TINY)
+    straight = Trainer(cfg, results=tmp_path / "a", data=blood, progress=False, n_boot=50).fit()
+
+    def stop_at_2(epoch, row):
+        if epoch == 2:
+            raise Interrupt
+
+    interrupted = Trainer(cfg, results=tmp_path / "b", data=blood, progress=False, n_boot=50)
+    with pytest.raises(Interrupt):
+        interrupted.fit(on_epoch_end=stop_at_2)
+    assert ResultsStore(tmp_path / "b").get("train", cfg.run_id) is None  # not finished yet
+    assert (interrupted.run_dir / "last.pt").is_file()
+    resumed = Trainer(cfg, results=tmp_path / "b", data=blood, progress=False, n_boot=50).fit()
+
+    assert len(resumed["history"]) == 3
+    assert _strip_times(resumed) == _strip_times(straight)
+    assert resumed["status"] == "finished" and resumed["stop_reason"] in ("epoch_budget", "converged")
+
+
+def test_finished_run_is_not_retrained_unless_forced(tmp_path, blood):
+    cfg = TrainConfig.build("baseline_cnn", **{**TINY, "epochs": 1})
+    first = Trainer(cfg, results=tmp_path, data=blood, progress=False, n_boot=50).fit()
+    calls = []
+    again = Trainer(cfg, results=tmp_path, data=blood, progress=False, n_boot=50).fit(on_epoch_end=lambda e, r: calls.append(e))
+    assert calls == [] and again["finished_at"] == first["finished_at"]
+    Trainer(cfg, results=tmp_path, data=blood, progress=False, n_boot=50).fit(force=True, on_epoch_end=lambda e, r: calls.append(e))
+    assert calls == [1]
+
+
+def test_record_carries_provenance_metrics_and_predictions(tmp_path, blood):
+    cfg = TrainConfig.build("baseline_cnn", **{**TINY, "epochs": 1})
+    rec = Trainer(cfg, results=tmp_path, data=blood, progress=False, n_boot=50).fit()
+    for key in ("model", "model_info", "config", "config_hash", "dataset", "size", "seed", "env", "history",
+                "stop_reason", "epochs_run", "train_seconds", "val", "test"):
+        assert key in rec
+    for key in ("device_name", "torch", "cuda", "git_commit"):
+        assert key in rec["env"]
+    assert rec["test"]["n"] == 3421 and len(rec["test"]["confusion_matrix"]) == 8
+    lo, hi = rec["test"]["ci95"]["acc"]
+    assert lo <= rec["test"]["acc"] <= hi
+    run_dir = ResultsStore(tmp_path).run_dir(rec["run_id"])
+    import numpy as np
+    with np.load(run_dir / "test_predictions.npz") as npz:
+        assert npz["y_score"].shape == (3421, 8)
+        assert np.allclose(npz["y_score"].sum(1), 1, atol=1e-4)
+    df = ResultsStore(tmp_path).load("train")
+    assert df.loc[0, "test.acc"] == rec["test"]["acc"]
+
+
+def test_training_lowers_the_loss(tmp_path, blood):
+    cfg = TrainConfig.build("baseline_cnn", **{**TINY, "limit_train": 512})
+    rec = Trainer(cfg, results=tmp_path, data=blood, progress=False, n_boot=50).fit()
+    losses = [h["train_loss"] for h in rec["history"]]
+    assert losses[-1] < losses[0]
+    assert rec["test"]["acc"] > 0.3  # far above the 1/8 chance level after ~24 steps
+
+
+def test_nan_loss_marks_the_run_diverged(tmp_path, blood):
+    cfg = TrainConfig.build("baseline_cnn", **{**TINY, "epochs": 2, "lr": 1e12, "optimizer": "sgd",
+                                               "grad_clip": 0, "schedule": "none"})
+    with pytest.raises(TrainingDiverged, match="diverged"):
+        Trainer(cfg, results=tmp_path, data=blood, progress=False, n_boot=50).fit()
+    rec = ResultsStore(tmp_path).get("train", cfg.run_id)
+    assert rec["status"] == "diverged" and rec["stop_reason"] == "diverged"
+
+
+def test_early_stopping_reports_converged(tmp_path, blood):
+    # lr 0 cannot improve after epoch 1, so patience 1 stops at epoch 2 with "converged".
+    cfg = TrainConfig.build("baseline_cnn", **{**TINY, "epochs": 5, "patience": 1, "lr": 1e-12,
+                                               "schedule": "none"})
+    rec = Trainer(cfg, results=tmp_path, data=blood, progress=False, n_boot=50).fit()
+    assert rec["stop_reason"] == "converged" and rec["epochs_run"] == 2 and rec["best_epoch"] == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "resnet81"], "unknown model 'resnet81': did you mean resnet18"),
+    (["train", "baseline_cnn", "--size", "32"], "invalid choice: 32"),
+    (["train", "baseline_cnn", "--batch-size", "0"], "--batch-size must be at least 1"),
+    (["train", "baseline_cnn", "--precision", "fp16", "--device", "cpu"], "fp16 needs CUDA"),
+    (["evaluate", "baseline_cnn"], "no finished training run"),
+])
+def test_bad_options_are_one_line_errors(argv, message, capsys, real_data_dir, tmp_path):
+    with pytest.raises(SystemExit) if "invalid choice" in message else _no_raise() as exc:
+        code = main(argv + ["--data-dir", str(real_data_dir), "--results", str(tmp_path)]
+                    if argv[0] == "train" else argv + ["--results", str(tmp_path)])
+    code = exc.value.code if isinstance(exc, pytest.ExceptionInfo) else code
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("error: ") and "\n" not in err and message in err
+
+
+class _no_raise:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
