@@ -1,0 +1,36 @@
+"""``bloodbench explain MODEL``: Grad-CAM grids, error analysis and calibration for a trained run."""
+
+from __future__ import annotations
+
+import argparse
+
+from bloodbench.commands.common import add_data_options, add_results_option
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("explain", help="Grad-CAM, confused classes and calibration of a trained model")
+    p.add_argument("model", metavar="MODEL", help="registered model name (see `bloodbench models`)")
+    p.add_argument("--seed", type=int, default=None, help="training seed (default: the lowest finished one)")
+    p.add_argument("--n", type=int, default=16, help="images per Grad-CAM grid (default: 16)")
+    p.add_argument("--class", dest="class_name", default=None, metavar="NAME",
+                   help="only examples of this true class (case-insensitive prefix, e.g. 'neut')")
+    p.add_argument("--layer", default=None, metavar="DOTTED.PATH",
+                   help="Grad-CAM target module (default: the registry's target_layer)")
+    p.add_argument("--bins", type=int, default=15, help="confidence bins for ECE (default: 15)")
+    add_data_options(p)
+    add_results_option(p)
+    p.add_argument("--out", default=None, help="output folder (default: reports/explain/MODEL)")
+    p.set_defaults(func=cmd_explain)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from bloodbench.explain import explain
+
+    res = explain(args.model, seed=args.seed, n=args.n, class_name=args.class_name, layer=args.layer,
+                  dataset=args.dataset, size=args.size, data_dir=args.data_dir, verify=args.verify,
+                  results=args.results, out=args.out, n_bins=args.bins)
+    print(f"{res['run_id']}: test accuracy {res['accuracy']:.4f} ({res['n_wrong']} wrong), "
+          f"ECE {res['ece']:.4f}, Grad-CAM layer {res['layer']}")
+    for path in res["paths"].values():
+        print(f"wrote {path}")
+    return 0

@@ -1,0 +1,200 @@
+"""``bloodbench explain``'s work: find the run, Grad-CAM its checkpoint, analyse its errors.
+
+The output names are fixed (``OUTPUT_FILES``) because the report links to them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tabulate import tabulate
+
+from bloodbench.errors import BloodbenchError
+from bloodbench.explain import plots
+from bloodbench.explain.calibration import DEFAULT_BINS, reliability_bins
+from bloodbench.explain.errors import (
+    confused_pairs,
+    load_predictions,
+    match_class,
+    per_class_errors,
+    select_examples,
+    short_name,
+)
+from bloodbench.explain.gradcam import feature_map_size, grad_cam, resolve_target_layer
+from bloodbench.results import ResultsStore, atomic_write_text
+
+OUTPUT_FILES = ("gradcam_correct.png", "gradcam_wrong.png", "errors.md", "reliability.png", "misclassified.png")
+DEFAULT_OUT = Path("reports") / "explain"
+
+
+def train_hint(model: str, seed: int | None, dataset: str, size: int, results: Path | None = None) -> str:
+    cmd = f"bloodbench train {model} --seed {0 if seed is None else seed}"
+    if dataset != "bloodmnist":
+        cmd += f" --dataset {dataset}"
+    if size != 28:
+        cmd += f" --size {size}"
+    if results is not None and os.environ.get("BLOODBENCH_RESULTS") != str(results) \
+            and Path(results) != Path("reports") / "results":
+        cmd += f" --results {results}"
+    return f"`{cmd}`"
+
+
+def find_train_run(store: ResultsStore, model: str, dataset: str = "bloodmnist", size: int = 28,
+                   seed: int | None = None) -> dict[str, Any]:
+    """The finished train record for (model, dataset, size, seed): newest if several,
+    lowest seed if ``seed`` is None (so repeated calls pick the same run)."""
+    runs = [r for r in store.records("train")
+            if r.get("model") == model and r.get("dataset") == dataset and int(r.get("size", -1)) == size
+            and r.get("status") == "finished" and (seed is None or r.get("seed") == seed)]
+    if not runs:
+        what = f"{model} on {dataset} {size}px" + ("" if seed is None else f" seed {seed}")
+        raise BloodbenchError(f"no finished training run of {what} in {store.root}: "
+                              f"run {train_hint(model, seed, dataset, size, store.root)} first")
+    low = min(int(r.get("seed", 0)) for r in runs) if seed is None else seed
+    runs = [r for r in runs if int(r.get("seed", 0)) == low]
+    return max(runs, key=lambda r: (str(r.get("created_at", "")), str(r.get("written_at", "")), r["run_id"]))
+
+
+def _md_table(rows: list[list], headers: list[str], n_text: int = 1) -> str:
+    """Text columns left, numbers right; numbers pre-formatted so tabulate does not re-round them."""
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True,
+                    colalign=["left"] * n_text + ["right"] * (len(headers) - n_text))
+
+
+def errors_markdown(model: str, record: dict, y_true: np.ndarray, y_score: np.ndarray, class_names,
+                    bins, layer: str, fmap: tuple[int, int], n_bins: int, class_filter: str | None) -> str:
+    """errors.md: ECE, per-class error rates, confused pairs, and links to the PNGs."""
+    pred = y_score.argmax(1)
+    n, n_wrong = len(y_true), int((pred != y_true).sum())
+    lines = [
+        f"# Error analysis: {model}",
+        "",
+        f"Run `{record['run_id']}` ({record.get('dataset')} {record.get('size')}px, seed {record.get('seed')}); "
+        f"from its saved test predictions (`test_predictions.npz`, N = {n}), no re-inference.",
+        "",
+        f"- test accuracy: **{1 - n_wrong / n:.4f}** ({n_wrong} of {n} misclassified)",
+        f"- expected calibration error (ECE, {n_bins} equal-width bins of top-label confidence): "
+        f"**{bins.ece:.4f}**",
+        f"- mean top-label confidence: {float(y_score.max(1).mean()):.4f}",
+        f"- Grad-CAM target layer: `{layer}`, a {fmap[0]}x{fmap[1]} feature map upsampled to "
+        f"{record.get('size')}x{record.get('size')} (maps for the predicted class)",
+    ]
+    if fmap[0] * fmap[1] <= 4:
+        lines.append("  - the map is very coarse: pass `--layer` with an earlier block for finer localisation")
+    if class_filter:
+        lines.append(f"- example grids restricted to true class **{short_name(class_filter, 40)}**")
+    lines += ["", "## Per-class error rates", ""]
+    names = [short_name(c, 40) for c in class_names]  # the long parenthetical would triple the table width
+    pc = per_class_errors(y_true, y_score, names)
+    lines.append(_md_table([[r["class"], r["support"], r["errors"],
+                             "n/a" if np.isnan(r["error_rate"]) else f"{r['error_rate']:.3f}"] for r in pc],
+                           ["true class", "support", "errors", "error rate"]))
+    lines += ["", "## Most-confused class pairs", ""]
+    pairs = confused_pairs(y_true, y_score, names, top=10)
+    if pairs:
+        lines.append(_md_table([[r["true"], r["predicted"], r["count"], f"{r['share']:.3f}"] for r in pairs],
+                               ["true", "predicted", "count", "share of true class"], n_text=2))
+    else:
+        lines.append("No misclassifications.")
+    lines += ["", "## Calibration", "", f"ECE = {bins.ece:.4f}", "",
+              "![reliability diagram](reliability.png)", ""]
+    rows = [[f"({lo:.3f}, {hi:.3f}]", int(c), f"{a:.3f}", f"{cf:.3f}", f"{abs(a - cf):.3f}"]
+            for lo, hi, c, a, cf in zip(bins.edges[:-1], bins.edges[1:], bins.count, bins.accuracy, bins.confidence)
+            if c > 0]
+    lines.append(_md_table(rows, ["confidence bin", "images", "accuracy", "mean confidence", "|gap|"]))
+    lines += ["", "## Figures", "",
+              "- [Grad-CAM, most confident correct predictions](gradcam_correct.png)",
+              "- [Grad-CAM, most confident wrong predictions](gradcam_wrong.png)",
+              "- [Misclassified test images](misclassified.png)",
+              "- [Reliability diagram](reliability.png)",
+              "", "![Grad-CAM correct](gradcam_correct.png)", "", "![Grad-CAM wrong](gradcam_wrong.png)", "",
+              "![misclassified](misclassified.png)", ""]
+    return "\n".join(lines)
+
+
+def explain(model: str, *, seed: int | None = None, n: int = 16, class_name: str | None = None,
+            layer: str | None = None, dataset: str = "bloodmnist", size: int = 28,
+            data_dir: str | os.PathLike | None = None, verify: bool = True,
+            results: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
+            n_bins: int = DEFAULT_BINS, device: str = "cpu") -> dict[str, Any]:
+    """Write the five explain outputs for one finished run; returns paths and headline numbers."""
+    from bloodbench.data import load_dataset
+    from bloodbench.models import get_model_info
+    from bloodbench.train.checkpoint import model_from_checkpoint
+
+    if n < 1:
+        raise BloodbenchError(f"--n must be >= 1 (got {n})")
+    if n_bins < 1:
+        raise BloodbenchError(f"--bins must be >= 1 (got {n_bins})")
+    info = get_model_info(model)
+    store = ResultsStore(results)
+    record = find_train_run(store, model, dataset, size, seed)
+    run_dir = store.run_dir(record["run_id"])
+    hint = train_hint(model, record.get("seed", seed), dataset, size, store.root)
+    ckpt_path, pred_path = run_dir / "best.pt", run_dir / "test_predictions.npz"
+    if not ckpt_path.is_file():
+        raise BloodbenchError(f"run {record['run_id']} has no checkpoint {ckpt_path}: run {hint} again")
+    if not pred_path.is_file():
+        raise BloodbenchError(f"run {record['run_id']} has no {pred_path.name} in {run_dir}: run {hint} again")
+
+    y_true, y_score = load_predictions(pred_path)
+    data = load_dataset(dataset, size, data_dir, verify=verify, splits=("test",))
+    test = data["test"]
+    if len(test) != len(y_true) or not np.array_equal(test.labels.numpy(), y_true):
+        raise BloodbenchError(f"{pred_path} does not match the {dataset} {size}px test split "
+                              f"({len(y_true)} vs {len(test)} images or different labels): run {hint} again")
+    class_names = list((record.get("test") or {}).get("class_names") or data.info.class_names)
+    if y_score.shape[1] != len(class_names):
+        raise BloodbenchError(f"{pred_path} has {y_score.shape[1]} classes but {dataset} has {len(class_names)}")
+    class_idx = None if class_name is None else match_class(class_name, class_names)
+
+    net, normalizer, ckpt = model_from_checkpoint(ckpt_path, device=device)
+    if int(ckpt["num_classes"]) != len(class_names):
+        raise BloodbenchError(f"{ckpt_path} predicts {ckpt['num_classes']} classes, {dataset} has {len(class_names)}")
+    input_shape = (1, int(ckpt["in_channels"]), size, size)
+    layer_name, _ = resolve_target_layer(net, layer or info.target_layer, model, input_shape)
+    fmap = feature_map_size(net, layer_name, input_shape)
+
+    out_dir = Path(out) if out else DEFAULT_OUT / model
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pred, conf = y_score.argmax(1), y_score.max(1)
+    cname = None if class_idx is None else class_names[class_idx]
+    suffix = "" if cname is None else f", true class {short_name(cname)}"
+    paths: dict[str, Path] = {}
+    for correct, fname in ((True, "gradcam_correct.png"), (False, "gradcam_wrong.png")):
+        idx = select_examples(y_true, y_score, correct, n, class_idx)
+        imgs = test.images[torch.as_tensor(idx, dtype=torch.long)]
+        if len(idx):
+            x = normalizer(imgs.to(device))
+            cams, _ = grad_cam(net, x, layer_name, target=torch.as_tensor(pred[idx], dtype=torch.long))
+            cams = cams.numpy()
+        else:
+            cams = np.zeros((0, size, size), np.float32)
+        kind = "correct" if correct else "wrong"
+        title = (f"{model}: Grad-CAM on `{layer_name}` for the predicted class, "
+                 f"{len(idx)} most confident {kind} test prediction{'' if len(idx) == 1 else 's'}{suffix}"
+                 if len(idx) else f"{model}: Grad-CAM, no {kind} test predictions{suffix}")
+        paths[fname] = plots.gradcam_grid(out_dir / fname, imgs.numpy(), cams, y_true[idx], pred[idx], conf[idx],
+                                          class_names, title, indices=idx)
+
+    wrong_idx = select_examples(y_true, y_score, False, max(n, 32), class_idx)
+    paths["misclassified.png"] = plots.misclassified_grid(
+        out_dir / "misclassified.png", test.images[torch.as_tensor(wrong_idx, dtype=torch.long)].numpy(),
+        y_true[wrong_idx], pred[wrong_idx], conf[wrong_idx], class_names,
+        f"{model}: {len(wrong_idx)} most confident misclassified test images{suffix} "
+        f"(true → predicted, confidence)" if len(wrong_idx) else f"{model}: misclassified test images{suffix}",
+        indices=wrong_idx)
+
+    bins = reliability_bins(y_true, y_score, n_bins)
+    paths["reliability.png"] = plots.reliability_diagram(out_dir / "reliability.png", bins,
+                                                         f"{model} reliability diagram ({dataset} test)")
+    md = errors_markdown(model, record, y_true, y_score, class_names, bins, layer_name, fmap, n_bins, cname)
+    atomic_write_text(out_dir / "errors.md", md)
+    paths["errors.md"] = out_dir / "errors.md"
+    return {"run_id": record["run_id"], "out_dir": out_dir, "layer": layer_name, "ece": bins.ece,
+            "accuracy": float((pred == y_true).mean()), "n_wrong": int((pred != y_true).sum()),
+            "paths": {k: paths[k] for k in OUTPUT_FILES}}
