@@ -1,0 +1,51 @@
+"""``bloodbench report``: regenerate reports/ (README, plots, model cards) or compare two result sets."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bloodbench.commands.leaderboard import add_cost_options
+from bloodbench.errors import BloodbenchError
+from bloodbench.results import atomic_write_text, resolve_results_dir
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="write reports/ (leaderboard, plots, model cards) or compare results")
+    add_cost_options(p)
+    p.add_argument("--out", default="reports", help="output folder (default: reports)")
+    p.add_argument("--compare", nargs="+", metavar="OLD", default=None,
+                   help="compare OLD_RESULTS_DIR against the current results, or OLD.json NEW.json "
+                        "(two pytest-benchmark files, or two results dirs); writes OUT/compare.md")
+    p.add_argument("--threshold", type=float, default=0.05,
+                   help="relative latency increase / throughput drop that counts as a regression (default: 0.05)")
+    p.add_argument("--acc-threshold", type=float, default=0.5,
+                   help="test-accuracy drop in percentage points that counts as a regression (default: 0.5)")
+    p.add_argument("--fail-on-regression", action="store_true", help="exit 1 when --compare finds a regression")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if args.compare is not None:
+        from bloodbench.report.compare import compare
+
+        if len(args.compare) > 2:
+            raise BloodbenchError("--compare takes OLD (against the current results) or OLD NEW, not more")
+        old = args.compare[0]
+        new = args.compare[1] if len(args.compare) == 2 else str(resolve_results_dir(args.results))
+        result = compare(old, new, threshold=args.threshold, acc_threshold_pt=args.acc_threshold,
+                         device=args.device, precision=args.precision)
+        text = result.to_markdown()
+        atomic_write_text(out / "compare.md", text)
+        sys.stdout.write(text)
+        print(f"wrote {out / 'compare.md'}", file=sys.stderr)
+        return 1 if (args.fail_on_regression and result.regressions) else 0
+
+    from bloodbench.report.build import write_report
+
+    paths = write_report(args.results, out, benchmark_json=args.benchmark_json, device=args.device,
+                         precision=args.precision)
+    print(f"wrote {len(paths)} files under {out}/ (start at {out / 'README.md'})")
+    return 0

@@ -1,0 +1,383 @@
+"""``reports/``: README with the leaderboard, environment and plots, plus one card per model.
+
+Regenerated from the records alone and deterministic: the same records give
+byte-identical files (no clock, sorted iteration, stable PNGs), so a diff of
+``reports/`` shows only what the results changed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+from bloodbench.errors import BloodbenchError
+from bloodbench.leaderboard import (
+    Leaderboard,
+    aggregate_training,
+    build_leaderboard,
+    cost_frame,
+    read_benchmark_json,
+    train_frame,
+)
+from bloodbench.report import plots
+from bloodbench.results import ResultsStore, atomic_write_bytes, resolve_results_dir
+
+EXPLAIN_FILES = [
+    ("gradcam_correct.png", "Grad-CAM on correctly classified test images"),
+    ("gradcam_wrong.png", "Grad-CAM on misclassified test images"),
+    ("misclassified.png", "misclassified test images"),
+    ("reliability.png", "reliability diagram (calibration)"),
+    ("errors.md", "error analysis"),
+]
+
+
+def _md(rows: list[list[Any]], headers: list[str]) -> str:
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _fmt(v: Any, spec: str, scale: float = 1.0) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+        return ""
+    return format(float(v) * scale, spec)
+
+
+def _slug(*parts: Any) -> str:
+    return "_".join(str(p) for p in parts).replace("/", "-").replace(" ", "-")
+
+
+class _Writer:
+    """Collects written paths so stale generated files can be removed afterwards."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.written: list[Path] = []
+
+    def text(self, rel: str, text: str) -> Path:
+        return self.bytes(rel, text.encode())
+
+    def bytes(self, rel: str, data: bytes) -> Path:
+        path = self.out / rel
+        if not (path.is_file() and path.read_bytes() == data):  # keep mtimes of unchanged files
+            atomic_write_bytes(path, data)
+        self.written.append(path)
+        return path
+
+    def figure(self, rel: str, fig) -> str:
+        self.bytes(rel, plots.png_bytes(fig))
+        return rel
+
+    def prune(self, folders: Sequence[str]) -> None:
+        keep = {p.resolve() for p in self.written}
+        for folder in folders:
+            for path in sorted((self.out / folder).glob("*")):
+                if path.is_file() and path.suffix in (".png", ".md") and path.resolve() not in keep:
+                    path.unlink()
+
+
+# --------------------------------------------------------------------------------------
+# environment
+# --------------------------------------------------------------------------------------
+def _uniq(values) -> str:
+    vals = sorted({str(v) for v in values if v not in (None, "")})
+    return ", ".join(vals) if vals else "—"
+
+
+def environment_table(records: list[dict], benchmarks: list[dict]) -> str:
+    envs = [r.get("env") or {} for r in records]
+    gpus = [e.get("device_name") for e in envs if e.get("device") == "cuda"]
+    gpus += [r.get("device_name") for r in records if r.get("kind") == "profile" and r.get("device") == "cuda"]
+    cpus = [e.get("cpu_name") for e in envs]
+    commits = [e.get("git_commit") for e in envs]
+    for b in benchmarks:
+        mi = b.get("machine_info") or {}
+        envs.append({"torch": mi.get("torch"), "cuda": mi.get("cuda"), "cudnn": mi.get("cudnn"),
+                     "python": mi.get("python_version"), "cpu_threads": mi.get("torch_threads")})
+        cpu = mi.get("cpu")
+        cpus.append(cpu.get("brand_raw") if isinstance(cpu, dict) else cpu)
+        gpu = mi.get("gpu")
+        gpus.append(gpu.get("name") if isinstance(gpu, dict) else gpu)
+        commits.append((b.get("commit_info") or {}).get("id"))
+        for bench in b.get("benchmarks", []):
+            extra = bench.get("extra_info") or {}
+            if extra.get("device") == "cuda":
+                gpus.append(extra.get("device_name"))
+    dates = sorted(str(r.get("created_at"))[:10] for r in records if r.get("created_at"))
+    dates += sorted(str(b.get("datetime"))[:10] for b in benchmarks if b.get("datetime"))
+    dates = sorted(dates)
+    rows = [
+        ["GPU", _uniq(gpus)],
+        ["CPU", _uniq(cpus)],
+        ["CPU threads", _uniq(e.get("cpu_threads") for e in envs)],
+        ["torch", _uniq(e.get("torch") for e in envs)],
+        ["CUDA / cuDNN", f"{_uniq(e.get('cuda') for e in envs)} / {_uniq(e.get('cudnn') for e in envs)}"],
+        ["Python", _uniq(e.get("python") for e in envs)],
+        ["platform", _uniq(e.get("platform") for e in envs)],
+        ["bloodbench", _uniq(e.get("bloodbench") for e in envs)],
+        ["git commits", _uniq(commits)],
+        ["records dated", f"{dates[0]} … {dates[-1]}" if dates else "—"],
+    ]
+    return _md(rows, ["", "measured on"])
+
+
+# --------------------------------------------------------------------------------------
+# model cards
+# --------------------------------------------------------------------------------------
+def model_meta(name: str, records: list[dict]) -> dict[str, str]:
+    """Description and origin from the registry, else from the records' copy of it."""
+    try:
+        from bloodbench.models import get_model_info
+
+        info = get_model_info(name).as_dict()
+    except (BloodbenchError, ImportError):
+        info = next((r.get("model_info") for r in records if r.get("model_info")), None) or {}
+    return {k: info.get(k) or "—" for k in ("family", "description", "origin")}
+
+
+def _explain_links(out: Path, name: str) -> list[str]:
+    folder = out / "explain" / name
+    lines = []
+    for fname, what in EXPLAIN_FILES:
+        if (folder / fname).is_file():
+            rel = f"../explain/{name}/{fname}"
+            lines.append(f"![{what}]({rel})" if fname.endswith(".png") else f"- [{what}]({rel})")
+    return lines
+
+
+def _cost_tables(profiles: pd.DataFrame) -> list[str]:
+    rows = []
+    for r in profiles.sort_values(["device", "precision", "source", "created_at"], kind="stable").itertuples():
+        rows.append([r.device, r.device_name or "", r.precision, _fmt(r.latency_p50_ms, ".3f"),
+                     _fmt(r.latency_p90_ms, ".3f"), _fmt(r.latency_p99_ms, ".3f"), _fmt(r.throughput, ",.0f"),
+                     _fmt(r.peak_memory_mb, ".1f"), r.source, str(r.created_at)[:10]])
+    if not rows:
+        return ["_Not profiled yet: `bloodbench profile --all`._", ""]
+    return [_md(rows, ["device", "device name", "precision", "p50 latency (ms)", "p90 latency (ms)",
+                       "p99 latency (ms)", "peak throughput (img/s)", "peak mem (MB)", "source", "date"]), "",
+            "Latency: batch 1, per image. Throughput: best images/s over the batch sizes tried.", ""]
+
+
+def _top_modules(profile_recs: list[dict]) -> list[str]:
+    """The largest MAC consumers, from the fp32 profile (MACs do not depend on the device)."""
+    recs = sorted(profile_recs, key=lambda r: (r.get("precision") != "fp32", r.get("device") != "cuda",
+                                               str(r.get("created_at")), r.get("run_id", "")))
+    rec = next((r for r in recs if r.get("top_modules")), None)
+    if rec is None:
+        return []
+    total = float(rec.get("macs") or 0) or sum(float(m.get("macs") or 0) for m in rec["top_modules"])
+    mods = sorted(rec["top_modules"], key=lambda m: (-float(m.get("macs") or 0), str(m.get("module"))))[:10]
+    rows = [[f"`{m.get('module')}`", _fmt(m.get("macs"), ",.2f", 1e-6),
+             _fmt(float(m.get("macs") or 0) / total if total else None, ".1%")] for m in mods]
+    lines = ["**Where the MACs go** (top modules, fvcore; total "
+             f"{_fmt(rec.get('macs'), ',.2f', 1e-6)} M MACs/image, {_fmt(rec.get('params'), ',.0f')} params):", "",
+             _md(rows, ["module", "MACs (M)", "share"]), ""]
+    unsupported = rec.get("unsupported_ops") or {}
+    if unsupported:
+        lines += ["Ops fvcore does not count: " + ", ".join(f"`{k}` ×{v}" for k, v in sorted(unsupported.items())),
+                  ""]
+    return lines
+
+
+def model_card(name: str, train_recs: list[dict], profile_recs: list[dict], costs: pd.DataFrame, out: Path,
+               w: _Writer) -> None:
+    meta = model_meta(name, train_recs + profile_recs)
+    lines = [f"# {name}", "", f"[← leaderboard](../README.md)", "",
+             _md([["family", meta["family"]], ["description", meta["description"]], ["origin", meta["origin"]]],
+                 ["", ""]), ""]
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in train_recs:
+        groups[(r["dataset"], int(r["size"]))].append(r)
+    for r in profile_recs:
+        groups.setdefault((r["dataset"], int(r["size"])), [])
+    for dataset, size in sorted(costs[["dataset", "size"]].drop_duplicates().itertuples(index=False)) \
+            if not costs.empty else []:
+        groups.setdefault((dataset, int(size)), [])
+    for (dataset, size) in sorted(groups):
+        runs = sorted(groups[(dataset, size)], key=lambda r: (r.get("seed") is None, r.get("seed"), r["run_id"]))
+        done = [r for r in runs if r.get("status") == "finished"]
+        lines += [f"## {dataset}, {size}×{size} px", ""]
+        if done:
+            a = aggregate_training(train_frame(done)).iloc[0]
+            std = f" ± {a.acc_std * 100:.2f}" if pd.notna(a.acc_std) else ""
+            lines += [f"Test accuracy **{a.acc_mean * 100:.2f}{std} %** over {a.seeds} seed(s), F1 macro "
+                      f"{_fmt(a.f1_macro_mean, '.3f')}, AUC {_fmt(a.auc_mean, '.3f')}; stopped: {a.stop_reasons}; "
+                      f"{_fmt(a.epochs_mean, '.1f')} epochs on average.", ""]
+        if runs:
+            rows = []
+            for r in runs:
+                t = r.get("test") or {}
+                ci = (t.get("ci95") or {}).get("acc") or []
+                rows.append([r.get("seed"), r.get("status"), _fmt(t.get("acc"), ".2f", 100),
+                             _fmt(t.get("f1_macro"), ".3f"), _fmt(t.get("auc"), ".3f"), " – ".join(_fmt(v, ".2f", 100) for v in ci),
+                             r.get("epochs_run"), r.get("best_epoch"), r.get("stop_reason") or "",
+                             _fmt(r.get("train_seconds"), ",.0f")])
+            lines += ["### Training", "", _md(rows, ["seed", "status", "test acc (%)", "F1 macro", "AUC",
+                                                     "acc 95% CI (%)", "epochs", "best epoch", "stop reason",
+                                                     "train time (s)"]), ""]
+        else:
+            lines += ["_Not trained yet: `bloodbench train " + name + "`._", ""]
+        hist = [(r.get("seed"), r.get("history")) for r in done if r.get("history")]
+        if hist:
+            fig = plots.training_curves(hist, f"{name} on {dataset} {size}px: training curves")
+            rel = w.figure(f"models/{_slug(name, dataset, size)}_curves.png", fig)
+            lines += ["### Training curves", "", f"![training curves of {name}]({Path(rel).name})", ""]
+        tests = [r.get("test") or {} for r in done]
+        cms = [np.asarray(t["confusion_matrix"]) for t in tests if t.get("confusion_matrix")]
+        class_names = next((t.get("class_names") for t in tests if t.get("class_names")), None)
+        if cms and all(c.shape == cms[0].shape for c in cms):
+            total = np.sum(cms, axis=0)
+            what = f"summed over {len(cms)} seeds" if len(cms) > 1 else "1 seed"
+            fig = plots.confusion_matrix(total, class_names or [], f"{name}: test confusion matrix ({what})")
+            rel = w.figure(f"models/{_slug(name, dataset, size)}_confusion.png", fig)
+            lines += ["### Confusion matrix", "",
+                      f"Rows: true class, normalised per row (the diagonal is per-class recall); "
+                      f"each cell also gives the count, {what}.", "",
+                      f"![confusion matrix of {name}]({Path(rel).name})", ""]
+        per = [t["per_class"] for t in tests if t.get("per_class")]
+        if per:
+            k = len(per[0]["f1"])
+            names = class_names or [str(i) for i in range(k)]
+            mean = {m: np.mean([p[m] for p in per if len(p.get(m, [])) == k], axis=0)
+                    for m in ("precision", "recall", "f1")}
+            support = per[0].get("support") or [None] * k
+            rows = [[i, names[i], _fmt(mean["precision"][i], ".3f"), _fmt(mean["recall"][i], ".3f"),
+                     _fmt(mean["f1"][i], ".3f"), support[i]] for i in range(k)]
+            lines += [f"### Per-class metrics (test, mean over {len(per)} seed{'s' if len(per) > 1 else ''})", "",
+                      _md(rows, ["label", "class", "precision", "recall", "F1", "support"]), ""]
+        mine = [r for r in profile_recs if r["dataset"] == dataset and int(r["size"]) == size]
+        group_costs = costs[(costs["model"] == name) & (costs["dataset"] == dataset) & (costs["size"] == size)] \
+            if not costs.empty else costs
+        lines += ["### Cost", ""] + _top_modules(mine) + _cost_tables(group_costs)
+    explain = _explain_links(out, name)
+    if explain:
+        lines += ["## Explanations", ""] + [x for link in explain for x in (link, "")]
+    w.text(f"models/{name}.md", "\n".join(lines).rstrip() + "\n")
+
+
+# --------------------------------------------------------------------------------------
+# README
+# --------------------------------------------------------------------------------------
+def _plots_for_group(board: Leaderboard, extra_boards: dict[str, Leaderboard], dataset: str, size: int,
+                     w: _Writer) -> list[str]:
+    rows = board.rows[(board.rows["dataset"] == dataset) & (board.rows["size"] == size)]
+    title = f"{dataset} {size}×{size}"
+    lines = []
+    fig = plots.scatter_tradeoff(rows, "macs", xscale=1e-6, front="pareto_macs",
+                                 xlabel="MACs per image (millions, log scale)",
+                                 title=f"{title}: test accuracy vs MACs")
+    rel = w.figure(f"plots/{_slug('acc_vs_macs', dataset, size)}.png", fig)
+    lines.append(f"![accuracy vs MACs]({rel})")
+    for device, b in sorted(extra_boards.items()):
+        drows = b.rows[(b.rows["dataset"] == dataset) & (b.rows["size"] == size)]
+        if drows["latency_p50_ms"].notna().sum() == 0:
+            continue
+        names = "; ".join(b.device_names)
+        fig = plots.scatter_tradeoff(drows, "latency_p50_ms", front="pareto_latency",
+                                     xlabel=f"p50 latency, batch 1 (ms, log scale) on {names}",
+                                     title=f"{title}: test accuracy vs latency ({device})")
+        rel = w.figure(f"plots/{_slug('acc_vs_latency', dataset, size, device)}.png", fig)
+        lines.append(f"![accuracy vs latency on {device}]({rel})")
+    fig = plots.scatter_tradeoff(rows, "params", xscale=1e-6, front=None,
+                                 xlabel="parameters (millions, log scale)",
+                                 title=f"{title}: test accuracy vs parameters")
+    rel = w.figure(f"plots/{_slug('acc_vs_params', dataset, size)}.png", fig)
+    lines.append(f"![accuracy vs parameters]({rel})")
+    return [x for line in lines for x in (line, "")]
+
+
+def _reproduce(train_recs: list[dict]) -> list[str]:
+    finished = [r for r in train_recs if r.get("status") == "finished"]
+    models = sorted({r["model"] for r in finished}) or ["MODEL"]
+    seeds = sorted({int(r["seed"]) for r in finished if r.get("seed") is not None}) or [0]
+    groups = sorted({(r["dataset"], int(r["size"])) for r in finished}) or [("bloodmnist", 28)]
+    train_lines = []
+    for dataset, size in groups:
+        opts = (f" --dataset {dataset}" if dataset != "bloodmnist" else "") + (f" --size {size}" if size != 28 else "")
+        train_lines.append(f"for m in {' '.join(models)}; do for s in {' '.join(map(str, seeds))}; do\n"
+                           f"  bloodbench train $m --seed $s{opts}\ndone; done")
+    return [
+        "```bash",
+        "pip install -e .",
+        "bloodbench data download            # BloodMNIST from the official MedMNIST source",
+        "bloodbench run                      # everything below in one resumable go",
+        "",
+        "# or step by step:",
+        *train_lines,
+        "bloodbench profile --all            # params, MACs, latency, throughput, memory",
+        "pytest benchmarks/ --benchmark-json bench.json   # optional: pytest-benchmark timings",
+        "bloodbench report                   # this folder (add --benchmark-json bench.json to include them)",
+        "bloodbench leaderboard --device cpu # the table with CPU cost",
+        "```",
+    ]
+
+
+def write_report(results: str | os.PathLike | None = None, out: str | os.PathLike = "reports", *,
+                 benchmark_json: Sequence[str | os.PathLike] = (), device: str | None = None,
+                 precision: str | None = None) -> list[Path]:
+    """Regenerate README.md, plots/ and models/ under ``out``; returns the files written.
+
+    Stale generated files (cards and plots of models no longer in the records) are removed
+    so the folder always matches the records.
+    """
+    root = resolve_results_dir(results)
+    store = ResultsStore(root)
+    train_recs = store.records("train") if root.is_dir() else []
+    profile_recs = store.records("profile") if root.is_dir() else []
+    if not train_recs and not profile_recs and not benchmark_json:
+        raise BloodbenchError(f"no results in {root}: run `bloodbench run` first, or pass --results DIR")
+    benchmarks = [read_benchmark_json(p) for p in benchmark_json]
+    board = build_leaderboard(train_recs, profile_recs, benchmark_json=benchmark_json, device=device,
+                              precision=precision)
+    costs = cost_frame(profile_recs, benchmark_json)
+    devices = sorted(costs["device"].dropna().unique()) if not costs.empty else []
+    per_device = {d: build_leaderboard(train_recs, profile_recs, benchmark_json=benchmark_json, device=d,
+                                       precision=precision) for d in devices}
+
+    out = Path(out)
+    w = _Writer(out)
+    finished = [r for r in train_recs if r.get("status") == "finished"]
+    models = sorted(set(board.rows["model"]) | {r["model"] for r in train_recs})
+    results_rel = os.path.relpath(root, out) if root.is_dir() else str(root)
+
+    lines = [
+        "# BloodMNIST benchmark: accuracy vs cost",
+        "",
+        f"Generated by `bloodbench report` from {len(finished)} finished training runs "
+        f"({len({r['model'] for r in finished})} models) and {len(profile_recs)} profile records in "
+        f"`{results_rel}`" + (f" plus {len(benchmarks)} pytest-benchmark file(s)" if benchmarks else "")
+        + ". Regenerate it rather than editing it.",
+        "",
+        "## Leaderboard",
+        "",
+        board.to_markdown(heading_level=3).rstrip(),
+        "",
+    ]
+    if len(per_device) > 1:
+        lines += ["Cost on the other devices: "
+                  + ", ".join(f"`bloodbench leaderboard --device {d}`" for d in devices if d != board.device)
+                  + " (plots below).", ""]
+    lines += ["## Plots", ""]
+    for dataset, size in sorted((d, int(s)) for d, s in board.rows[["dataset", "size"]].drop_duplicates()
+                                .itertuples(index=False)):
+        lines += [f"### {dataset}, {size}×{size} px", ""] + _plots_for_group(board, per_device, dataset, size, w)
+    lines += ["Filled markers are on the Pareto front (dashed step line): no other model is both at least as "
+              "accurate and at least as cheap. Error bars: std of test accuracy over seeds.", ""]
+
+    card_rows = []
+    for name in models:
+        mt = [r for r in train_recs if r["model"] == name]
+        mp = [r for r in profile_recs if r["model"] == name]
+        model_card(name, mt, mp, costs[costs["model"] == name] if not costs.empty else costs, out, w)
+        meta = model_meta(name, mt + mp)
+        card_rows.append([f"[{name}](models/{name}.md)", meta["family"], meta["description"]])
+    lines += ["## Models", "", _md(card_rows, ["model", "family", "description"]), ""]
+    lines += ["## Environment", "", environment_table(train_recs + profile_recs, benchmarks), ""]
+    lines += ["## How to reproduce", ""] + _reproduce(train_recs) + [""]
+    w.text("README.md", "\n".join(lines).rstrip() + "\n")
+    w.prune(["plots", "models"])
+    return sorted(set(w.written))

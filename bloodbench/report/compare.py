@@ -1,0 +1,153 @@
+"""Old vs new: per-model deltas in accuracy, latency and throughput, regressions flagged.
+
+Each side is a results directory or a pytest-benchmark JSON file, so the same code
+compares two commits' stores, a store against the published one, or two benchmark runs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+from bloodbench.errors import BloodbenchError
+from bloodbench.leaderboard import (
+    COST_KEYS,
+    KEYS,
+    aggregate_training,
+    benchmark_frame,
+    cost_frame,
+    train_frame,
+)
+from bloodbench.results import ResultsStore
+
+
+def load_side(path: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(accuracy per model, one cost row per model/device/precision) of one side."""
+    p = Path(path)
+    if p.is_file():
+        train = aggregate_training(train_frame([]))
+        costs = benchmark_frame([p])
+    elif p.is_dir():
+        store = ResultsStore(p)
+        train = aggregate_training(train_frame(store.records("train")))
+        costs = cost_frame(store.records("profile"))
+    else:
+        raise BloodbenchError(f"cannot compare {path}: it is neither a results directory nor a benchmark JSON file")
+    if train.empty and costs.empty:
+        raise BloodbenchError(f"nothing to compare in {path}: no finished training, profile or benchmark entries")
+    if not costs.empty:
+        costs = costs.sort_values(COST_KEYS + ["created_at", "source"], kind="stable")
+        costs = costs.drop_duplicates(COST_KEYS, keep="last").reset_index(drop=True)
+    return train, costs
+
+
+@dataclass
+class Comparison:
+    old: str
+    new: str
+    accuracy: pd.DataFrame
+    cost: pd.DataFrame
+    threshold: float
+    acc_threshold_pt: float
+    regressions: list[str] = field(default_factory=list)
+
+    def to_markdown(self) -> str:
+        lines = [f"# Comparison: `{self.old}` → `{self.new}`", "",
+                 f"Regression: test accuracy down by more than {self.acc_threshold_pt:g} pt, p50 latency up or "
+                 f"throughput down by more than {self.threshold:.0%}.", ""]
+        if self.regressions:
+            lines += [f"**{len(self.regressions)} regression(s):**", ""] + [f"- {r}" for r in self.regressions] + [""]
+        else:
+            lines += ["**No regressions.**", ""]
+
+        def f(v, spec, scale=1.0, sign=False):
+            if v is None or pd.isna(v):
+                return ""
+            return format(v * scale, ("+" if sign else "") + spec)
+
+        if not self.accuracy.empty:
+            rows = [[r.model, r.dataset, r.size, f"{f(r.seeds_old, '.0f')} → {f(r.seeds_new, '.0f')}",
+                     f(r.acc_old, ".2f", 100), f(r.acc_new, ".2f", 100), f(r.acc_delta_pt, ".2f", sign=True),
+                     r.flag] for r in self.accuracy.itertuples()]
+            lines += ["## Accuracy", "", tabulate(rows, headers=["model", "dataset", "size", "seeds",
+                                                                 "old acc (%)", "new acc (%)", "Δ (pt)", ""],
+                                                  tablefmt="github", disable_numparse=True), ""]
+        if not self.cost.empty:
+            rows = [[r.model, r.dataset, r.size, r.device, r.precision, f(r.p50_old, ".3f"), f(r.p50_new, ".3f"),
+                     f(r.p50_delta, ".1%", sign=True), f(r.tp_old, ",.0f"), f(r.tp_new, ",.0f"),
+                     f(r.tp_delta, ".1%", sign=True), r.flag] for r in self.cost.itertuples()]
+            lines += ["## Cost", "", tabulate(rows, headers=["model", "dataset", "size", "device", "precision",
+                                                             "old p50 (ms)", "new p50 (ms)", "Δ latency",
+                                                             "old throughput (img/s)", "new throughput (img/s)",
+                                                             "Δ throughput", ""],
+                                              tablefmt="github", disable_numparse=True), ""]
+        return "\n".join(lines).rstrip() + "\n"
+
+
+def _status(old, new) -> str | None:
+    if pd.isna(old) and pd.notna(new):
+        return "new"
+    if pd.notna(old) and pd.isna(new):
+        return "removed"
+    return None
+
+
+def compare(old: str | os.PathLike, new: str | os.PathLike, *, threshold: float = 0.05,
+            acc_threshold_pt: float = 0.5, device: str | None = None, precision: str | None = None) -> Comparison:
+    """Join two sides on (model, dataset, size[, device, precision]) and flag regressions."""
+    if threshold < 0 or acc_threshold_pt < 0:
+        raise BloodbenchError("thresholds must be >= 0")
+    (acc_o, cost_o), (acc_n, cost_n) = load_side(old), load_side(new)
+    regressions: list[str] = []
+
+    acc = acc_o[KEYS + ["seeds", "acc_mean"]].merge(acc_n[KEYS + ["seeds", "acc_mean"]], on=KEYS, how="outer",
+                                                   suffixes=("_old", "_new"))
+    acc = acc.rename(columns={"acc_mean_old": "acc_old", "acc_mean_new": "acc_new"})
+    acc["acc_delta_pt"] = (acc["acc_new"] - acc["acc_old"]) * 100
+    flags = []
+    for r in acc.itertuples():
+        flag = _status(r.acc_old, r.acc_new) or ""
+        if pd.notna(r.acc_delta_pt) and r.acc_delta_pt < -acc_threshold_pt - 1e-9:
+            flag = "⚠ regression"
+            regressions.append(f"{r.model} ({r.dataset} {r.size}px): test accuracy {r.acc_delta_pt:+.2f} pt")
+        flags.append(flag)
+    acc["flag"] = flags
+    acc = acc.sort_values(KEYS, kind="stable").reset_index(drop=True)
+
+    def filt(c: pd.DataFrame) -> pd.DataFrame:
+        if c.empty:
+            return c
+        if device:
+            c = c[(c["device"] == device) | c["device_name"].fillna("").str.lower().str.contains(device.lower(),
+                                                                                                  regex=False)]
+        if precision:
+            c = c[c["precision"] == precision]
+        return c
+
+    cols = COST_KEYS + ["latency_p50_ms", "throughput"]
+    cost = filt(cost_o)[cols].merge(filt(cost_n)[cols], on=COST_KEYS, how="outer", suffixes=("_old", "_new"))
+    cost = cost.rename(columns={"latency_p50_ms_old": "p50_old", "latency_p50_ms_new": "p50_new",
+                                "throughput_old": "tp_old", "throughput_new": "tp_new"})
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cost["p50_delta"] = cost["p50_new"].astype(float) / cost["p50_old"].astype(float) - 1
+        cost["tp_delta"] = cost["tp_new"].astype(float) / cost["tp_old"].astype(float) - 1
+    flags = []
+    for r in cost.itertuples():
+        flag = _status(r.p50_old if pd.notna(r.p50_old) else r.tp_old, r.p50_new if pd.notna(r.p50_new) else r.tp_new)
+        what = []
+        if pd.notna(r.p50_delta) and np.isfinite(r.p50_delta) and r.p50_delta > threshold + 1e-12:
+            what.append(f"p50 latency {r.p50_delta:+.1%}")
+        if pd.notna(r.tp_delta) and np.isfinite(r.tp_delta) and r.tp_delta < -threshold - 1e-12:
+            what.append(f"throughput {r.tp_delta:+.1%}")
+        if what:
+            regressions.append(f"{r.model} ({r.dataset} {r.size}px, {r.device} {r.precision}): {', '.join(what)}")
+            flag = "⚠ regression"
+        flags.append(flag or "")
+    cost["flag"] = flags
+    cost = cost.sort_values(COST_KEYS, kind="stable").reset_index(drop=True)
+    return Comparison(str(old), str(new), acc, cost, threshold, acc_threshold_pt, regressions)
