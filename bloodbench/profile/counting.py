@@ -1,25 +1,286 @@
-"""Cost counting with fvcore. fvcore counts one fused multiply-add as one "flop": a MAC."""
+"""Cost counting: MACs, FLOPs, params, model size, activations, forward-pass peak memory.
+
+Units: fvcore counts one fused multiply-add as one "flop", i.e. one **MAC**; we report
+``flops = 2 * macs`` everywhere. torch's ``FlopCounterMode`` counts real FLOPs (2 per MAC)
+for matmul/conv only, so it is an independent cross-check of the dominant terms: fvcore also
+counts batch-norm, pooling and upsampling, which is why the two differ by a few percent on
+models with many normalisation layers.
+"""
 
 from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator
 
 import torch
 from torch import nn
 
+from bloodbench.errors import BloodbenchError
 
+#: Relative MAC disagreement (fvcore vs FlopCounterMode/2) above which a cost report is flagged.
+DISAGREEMENT_THRESHOLD = 0.10
+_MB = 2**20
+
+
+# -- helpers ------------------------------------------------------------------------------
+@contextlib.contextmanager
+def quiet_fvcore() -> Iterator[None]:
+    """Silence fvcore's per-op logger warnings and jit-trace warnings for one analysis.
+
+    fvcore logs every unsupported operator on the console; we collect them instead
+    (``unsupported_ops``) and report them once. Importing fvcore also fires torch's
+    ``torch.jit.script`` FutureWarning, which says nothing about the user's model.
+    """
+    loggers = [logging.getLogger(n) for n in ("fvcore", "fvcore.nn.jit_analysis", "fvcore.nn.jit_handles")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, lvl in zip(loggers, levels):
+            lg.setLevel(lvl)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Counts are of inference (eval mode: BN uses running stats, dropout is a no-op)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _zeros(model: nn.Module, input_shape: tuple[int, ...], device: torch.device | str | None = None) -> torch.Tensor:
+    return torch.zeros(tuple(input_shape), device=device or _model_device(model))
+
+
+# -- params and size ------------------------------------------------------------------------
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
+    """Parameters, counting each shared (tied) tensor once, as ``model.parameters()`` does."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def model_size_mb(model: nn.Module) -> float:
+    """Bytes of the state_dict (parameters *and* buffers, e.g. BN running stats) in MiB.
+
+    This is what a checkpoint of the weights costs on disk/in memory, whatever the dtype.
+    """
+    seen: set[int] = set()
+    total = 0
+    for t in model.state_dict().values():
+        if not isinstance(t, torch.Tensor) or t.data_ptr() in seen and t.data_ptr() != 0:
+            continue
+        seen.add(t.data_ptr())
+        total += t.numel() * t.element_size()
+    return total / _MB
+
+
+# -- MACs -----------------------------------------------------------------------------------
+@dataclass
+class MacCount:
+    """fvcore's count of one forward pass: total, per module, per operator, unsupported ops."""
+
+    total: int
+    by_module: dict[str, int]
+    by_operator: dict[str, int]
+    unsupported_ops: dict[str, int]
+
+    def top_modules(self, k: int = 10) -> list[dict[str, Any]]:
+        """The ``k`` most expensive *innermost* modules (parents would double-count children)."""
+        nonzero = {m: c for m, c in self.by_module.items() if c and m}
+        leaves = [m for m in nonzero if not any(o.startswith(m + ".") for o in nonzero)]
+        leaves.sort(key=lambda m: -nonzero[m])
+        return [{"module": m, "macs": int(nonzero[m])} for m in leaves[:k]]
+
+
+def fvcore_macs(model: nn.Module, input_shape: tuple[int, ...], device: torch.device | str | None = None) -> MacCount:
+    """Run fvcore's ``FlopCountAnalysis`` quietly and keep everything it knows."""
+    with quiet_fvcore(), _eval_mode(model):
+        from fvcore.nn import FlopCountAnalysis
+
+        x = _zeros(model, input_shape, device)
+        analysis = FlopCountAnalysis(model, x)
+        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        try:
+            total = int(analysis.total())
+        except Exception as exc:  # jit tracing fails on data-dependent control flow
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BloodbenchError(f"cannot count MACs of {type(model).__name__}: fvcore's jit trace failed "
+                                  f"({first})") from exc
+        return MacCount(
+            total=total,
+            by_module={k: int(v) for k, v in analysis.by_module().items()},
+            by_operator={k: int(v) for k, v in analysis.by_operator().items()},
+            unsupported_ops={k: int(v) for k, v in sorted(analysis.unsupported_ops().items())},
+        )
 
 
 def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Multiply-accumulates of one forward pass on a zero tensor of ``input_shape`` (N, C, H, W)."""
-    from fvcore.nn import FlopCountAnalysis
+    return fvcore_macs(model, input_shape).total
 
-    was_training = model.training
-    model.eval()
-    try:
-        x = torch.zeros(input_shape, device=next(model.parameters()).device)
-        analysis = FlopCountAnalysis(model, x)
+
+def flopcounter_flops(model: nn.Module, input_shape: tuple[int, ...], device: torch.device | str | None = None) -> int:
+    """FLOPs by torch's ``FlopCounterMode`` (2 per MAC; matmul/conv/attention only)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with _eval_mode(model), torch.no_grad():
+        x = _zeros(model, input_shape, device)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model(x)
+    return int(counter.get_total_flops())
+
+
+def count_activations(model: nn.Module, input_shape: tuple[int, ...], device: torch.device | str | None = None) -> int:
+    """Output elements of conv/matmul/norm layers (fvcore): a proxy for activation memory traffic."""
+    with quiet_fvcore(), _eval_mode(model):
+        from fvcore.nn import ActivationCountAnalysis
+
+        analysis = ActivationCountAnalysis(model, _zeros(model, input_shape, device))
         analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         return int(analysis.total())
-    finally:
-        model.train(was_training)
+
+
+# -- memory ---------------------------------------------------------------------------------
+CUDA_PEAK_METHOD = "cuda_max_memory_allocated-baseline+state_dict+input"
+CPU_PEAK_METHOD = "torch_profiler_cpu_allocator_events+state_dict+input"
+
+
+def peak_forward_memory(model: nn.Module, input_shape: tuple[int, ...], precision: str = "fp32",
+                        channels_last: bool = False) -> tuple[float, str]:
+    """Peak memory (MiB) held while one forward pass runs: weights + input + live activations.
+
+    On CUDA it is the caching allocator's own peak (``max_memory_allocated`` after a reset)
+    above what was allocated before the call (so other tensors in the process do not count),
+    plus the bytes of the weights and input. On CPU no allocator peak counter exists
+    (tracemalloc does not see torch's allocator), so we replay the allocation/free events
+    that ``torch.profiler(profile_memory=True)`` records during the forward pass, take the
+    running maximum, and add the bytes already resident (state_dict and input). The second
+    element names the method so figures from different devices are not silently compared.
+    """
+    from bloodbench.profile.timing import autocast
+
+    device = _model_device(model)
+    with _eval_mode(model), torch.inference_mode(), autocast(device, precision):
+        x = _zeros(model, input_shape, device)
+        if channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        model(x)  # warm: lazy inits and cudnn autotuning must not count
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+            baseline = torch.cuda.memory_allocated(device)
+            model(x)
+            torch.cuda.synchronize(device)
+            peak = torch.cuda.max_memory_allocated(device) - baseline
+            return (peak + _resident_bytes(model, x)) / _MB, CUDA_PEAK_METHOD
+
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            model(x)
+        events = [e for e in prof.profiler.kineto_results.events()
+                  if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU]
+        events.sort(key=lambda e: e.start_ns())
+        live = peak = 0
+        for e in events:
+            live += e.nbytes()
+            peak = max(peak, live)
+        return (peak + _resident_bytes(model, x)) / _MB, CPU_PEAK_METHOD
+
+
+def _resident_bytes(model: nn.Module, x: torch.Tensor) -> float:
+    return model_size_mb(model) * _MB + x.numel() * x.element_size()
+
+
+# -- everything at once ---------------------------------------------------------------------
+@dataclass
+class CostBreakdown:
+    """Every count for one model and input shape, with units in the field names."""
+
+    input_shape: tuple[int, ...]
+    macs: int
+    flops: int
+    macs_flopcounter: int
+    macs_disagreement: float
+    disagreement_flagged: bool
+    params: int
+    trainable_params: int
+    model_size_mb: float
+    activations: int
+    unsupported_ops: dict[str, int]
+    top_modules: list[dict[str, Any]]
+    by_module: dict[str, int] = field(repr=False)
+    by_operator: dict[str, int] = field(default_factory=dict)
+    peak_memory_mb: float | None = None
+    peak_memory_method: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """One paragraph for humans; unsupported operators are listed here, once."""
+        lines = [f"{self.macs / 1e6:.2f} M MACs ({self.flops / 1e6:.2f} M FLOPs) for input {self.input_shape}, "
+                 f"{self.params / 1e6:.3f} M params, {self.model_size_mb:.2f} MiB weights"]
+        if self.disagreement_flagged:
+            lines.append(f"warning: fvcore and FlopCounterMode disagree by {self.macs_disagreement:.1%} "
+                         f"({self.macs} vs {self.macs_flopcounter} MACs)")
+        if self.unsupported_ops:
+            ops = ", ".join(f"{k} x{v}" for k, v in self.unsupported_ops.items())
+            lines.append(f"not counted by fvcore (treated as free): {ops}")
+        return "\n".join(lines)
+
+
+def relative_disagreement(a: float, b: float) -> float:
+    """|a - b| relative to the larger of the two (0 when both are 0)."""
+    hi = max(abs(a), abs(b))
+    return abs(a - b) / hi if hi else 0.0
+
+
+def cost_breakdown(model: nn.Module, input_shape: tuple[int, ...], memory: bool = True, top_k: int = 10,
+                   threshold: float = DISAGREEMENT_THRESHOLD) -> CostBreakdown:
+    """All cost counts of ``model`` on ``input_shape`` (on the model's device).
+
+    MACs are of the whole input shape: pass batch 1 for the per-image figure.
+    """
+    mc = fvcore_macs(model, input_shape)
+    fc_macs = flopcounter_flops(model, input_shape) // 2
+    dis = relative_disagreement(mc.total, fc_macs)
+    peak, method = peak_forward_memory(model, input_shape) if memory else (None, None)
+    return CostBreakdown(
+        input_shape=tuple(input_shape),
+        macs=mc.total,
+        flops=2 * mc.total,
+        macs_flopcounter=fc_macs,
+        macs_disagreement=dis,
+        disagreement_flagged=dis > threshold,
+        params=count_params(model),
+        trainable_params=count_params(model, trainable_only=True),
+        model_size_mb=model_size_mb(model),
+        activations=count_activations(model, input_shape),
+        unsupported_ops=dict(Counter(mc.unsupported_ops)),
+        top_modules=mc.top_modules(top_k),
+        by_module=mc.by_module,
+        by_operator=mc.by_operator,
+        peak_memory_mb=peak,
+        peak_memory_method=method,
+    )

@@ -1,0 +1,125 @@
+"""Inference latency and one training step of every registry model, as pytest-benchmark entries.
+
+The timed function synchronises CUDA itself, so a round is the full time of the work, not
+the kernel launches. Rounds are fixed up front from one calibration call (``benchmark.pedantic``)
+so the suite's duration is predictable: a few minutes on a 2-core CPU in the quick mode.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from bloodbench.data import dataset_info
+from bloodbench.envinfo import device_name
+from bloodbench.models import create_model
+from bloodbench.profile.counting import count_macs, count_params
+from bloodbench.profile.timing import autocast, make_input
+
+DATASET = "bloodmnist"
+
+
+@lru_cache(maxsize=None)
+def _costs(name: str, size: int) -> tuple[int, int]:
+    """Params and per-image forward MACs (fvcore), counted once per model and size on CPU."""
+    ds = dataset_info(DATASET, size)
+    model = create_model(name, in_channels=ds.n_channels, num_classes=ds.n_classes)
+    return count_params(model), count_macs(model, (1, ds.n_channels, size, size))
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _build(name: str, size: int, device: torch.device) -> tuple[nn.Module, Any]:
+    ds = dataset_info(DATASET, size)
+    torch.manual_seed(0)
+    return create_model(name, in_channels=ds.n_channels, num_classes=ds.n_classes).to(device), ds
+
+
+def _run(benchmark, plan, fn: Callable[[], Any], kind: str, name: str, size: int, ds, batch: int) -> None:
+    t0 = time.perf_counter()
+    fn()  # warm: lazy init, cudnn autotune, allocator growth
+    call_s = time.perf_counter() - t0
+    if call_s < 0.5:  # a cold call over-estimates; re-time the cheap ones, keep the slow ones quick
+        t0 = time.perf_counter()
+        fn()
+        call_s = time.perf_counter() - t0
+    rounds = plan.rounds(call_s, kind)
+
+    def setup():
+        _sync(plan.device)  # no queued work from outside the round may leak into it
+
+    benchmark.group = f"{kind}-{size}px-bs{batch}-{plan.device.type}-{plan.precision}"
+    # the calibration call(s) above already warmed a slow call; more warm-up would only cost time
+    warmup = plan.warmup_rounds if plan.full or call_s < 0.5 else 0
+    benchmark.pedantic(fn, setup=setup, rounds=rounds, iterations=1, warmup_rounds=warmup)
+
+    stats = getattr(benchmark, "stats", None)
+    data = list(getattr(getattr(stats, "stats", None), "data", None) or [])  # seconds per round
+    ms = np.asarray(data, dtype=float) * 1e3
+    pct = (lambda q: float(np.percentile(ms, q))) if len(ms) else (lambda q: None)
+    params, macs = _costs(name, size)
+    p50 = pct(50)
+    benchmark.extra_info.update({
+        "kind": kind, "model": name, "dataset": DATASET, "size": size, "in_channels": ds.n_channels,
+        "num_classes": ds.n_classes, "device": plan.device.type, "device_name": device_name(plan.device),
+        "precision": plan.precision, "batch_size": batch, "params": params, "macs": macs, "flops": 2 * macs,
+        "p50_ms": p50, "p90_ms": pct(90), "p99_ms": pct(99),
+        "images_per_s": batch / (p50 / 1e3) if p50 else None,
+    })
+
+
+def test_inference(benchmark, plan, model_name, size, infer_batch):
+    model, ds = _build(model_name, size, plan.device)
+    model.eval()
+    x = make_input((infer_batch, ds.n_channels, size, size), plan.device)
+
+    def forward():
+        with torch.inference_mode(), autocast(plan.device, plan.precision):
+            model(x)
+        _sync(plan.device)
+
+    _run(benchmark, plan, forward, "inference", model_name, size, ds, infer_batch)
+
+
+def test_train_step(benchmark, plan, model_name, size):
+    model, ds = _build(model_name, size, plan.device)
+    model.train()
+    batch = plan.train_batch
+    x = make_input((batch, ds.n_channels, size, size), plan.device)
+    y = torch.arange(batch, device=plan.device) % ds.n_classes
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)  # small lr: stays finite over many rounds
+    loss_fn = nn.CrossEntropyLoss()
+    scaler = torch.amp.GradScaler(plan.device.type, enabled=plan.precision == "fp16")
+
+    aux = getattr(model, "forward_with_aux", None)  # as the trainer does: e.g. autoencoder's decoder
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with autocast(plan.device, plan.precision):
+            if aux is not None:
+                logits, aux_loss = aux(x)
+                loss = loss_fn(logits, y) + aux_loss
+            else:
+                loss = loss_fn(model(x), y)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        _sync(plan.device)
+
+    _run(benchmark, plan, step, "train_step", model_name, size, ds, batch)
+
+
+@pytest.fixture(autouse=True)
+def _free_device_memory(plan):
+    yield
+    if plan.device.type == "cuda":
+        torch.cuda.empty_cache()

@@ -1,0 +1,127 @@
+"""``bloodbench profile MODEL... | --all``: cost counts, latency, throughput (and traces) per model."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from tabulate import tabulate
+from tqdm import tqdm
+
+from bloodbench.commands.common import add_results_option
+from bloodbench.data import SIZES
+from bloodbench.envinfo import resolve_device
+from bloodbench.errors import BloodbenchError
+from bloodbench.models import get_model_info, list_models
+from bloodbench.profile.counting import DISAGREEMENT_THRESHOLD
+from bloodbench.profile.timing import PRECISIONS, check_precision
+from bloodbench.results import ResultsStore
+
+
+def _batch_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--batch-sizes wants comma-separated integers, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"--batch-sizes wants integers >= 1, got {text!r}")
+    return sizes
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("profile", help="MACs, params, memory, latency and throughput of models",
+                       description="Profile registry models; each profile is a record in the results store. "
+                                   "MACs = fused multiply-adds (fvcore), FLOPs = 2 x MACs.")
+    p.add_argument("models", nargs="*", metavar="MODEL", help="registry model names (see `bloodbench models`)")
+    p.add_argument("--all", action="store_true", help="profile every registered model")
+    p.add_argument("--dataset", default="bloodmnist", help="MedMNIST 2D flag, for channels/classes")
+    p.add_argument("--size", type=int, default=28, choices=SIZES, help="image size in px (default: 28)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="autocast precision (fp16: CUDA only)")
+    p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model first")
+    p.add_argument("--batch-size", type=_positive, default=1, help="batch size of the latency figure (default: 1)")
+    p.add_argument("--batch-sizes", type=_batch_sizes, default=None,
+                   help="throughput sweep, e.g. 1,8,32 (default: 1..64 on cpu, 1..1024 on cuda)")
+    p.add_argument("--iters", type=_positive, default=50, help="timed latency calls (default: 50)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed warm-up calls (default: 10)")
+    p.add_argument("--threads", type=_positive, default=None, help="CPU threads (default: torch's current)")
+    p.add_argument("--trace", action="store_true", help="also write torch.profiler traces and top_ops.md")
+    p.add_argument("--trace-dir", default=None, help="trace folder (default: reports/traces)")
+    p.add_argument("--no-save", dest="save", action="store_false", help="print only, write no record")
+    add_results_option(p)
+    p.set_defaults(func=cmd_profile)
+
+
+def _fmt(value, scale: float = 1.0, digits: int = 2) -> str:
+    return "-" if value is None else f"{value / scale:.{digits}f}"
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    if args.all and args.models:
+        raise BloodbenchError("give model names or --all, not both")
+    names = list_models() if args.all else list(args.models)
+    if not names:
+        raise BloodbenchError("no model given: name one or more models, or use --all")
+    for name in names:  # fail on a typo before spending minutes on the others
+        get_model_info(name)
+    device = resolve_device(args.device)
+    check_precision(args.precision, device)
+    if args.warmup < 0:
+        raise BloodbenchError(f"--warmup must be >= 0 (got {args.warmup})")
+    os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # keep kineto's C++ log lines off the console
+    from bloodbench.profile.record import profile_model
+    from bloodbench.profile.trace import DEFAULT_TRACE_DIR
+
+    trace_dir = args.trace_dir or DEFAULT_TRACE_DIR
+    store = ResultsStore(args.results)
+    records, notes = [], []
+    bar = tqdm(names, desc="profile", unit="model", disable=None)
+    for name in bar:
+        def stage(s: str, name: str = name) -> None:
+            bar.set_postfix_str(f"{name}: {s}")
+
+        rec = profile_model(name, dataset=args.dataset, size=args.size, device=device, precision=args.precision,
+                            channels_last=args.channels_last, compile=args.compile, batch_size=args.batch_size,
+                            batch_sizes=args.batch_sizes, warmup=args.warmup, iters=args.iters,
+                            threads=args.threads, results=store.root, save=args.save, trace=args.trace,
+                            trace_dir=trace_dir, progress=stage)
+        records.append(rec)
+        if rec["unsupported_ops"]:
+            ops = ", ".join(f"{k} x{v}" for k, v in rec["unsupported_ops"].items())
+            notes.append(f"{name}: not counted by fvcore (elementwise/pooling, treated as free): {ops}")
+        if rec["macs_disagreement"] > DISAGREEMENT_THRESHOLD:
+            notes.append(f"{name}: fvcore and torch FlopCounterMode disagree by {rec['macs_disagreement']:.1%} "
+                         f"({rec['macs']:,} vs {rec['macs_flopcounter']:,} MACs)")
+    bar.close()
+
+    lat_bs = args.batch_size
+    rows = [[r["model"], _fmt(r["params"], 1e6), _fmt(r["macs"], 1e6, 1), _fmt(r["flops"], 1e6, 1),
+             _fmt(r["latency"]["p50_ms"], digits=3), _fmt(r["latency"]["p90_ms"], digits=3),
+             _fmt(r["latency"]["p99_ms"], digits=3), _fmt(r["peak_throughput"], digits=0),
+             _fmt(r["peak_memory_mb"], digits=1)] for r in records]
+    print(tabulate(rows, headers=["model", "params (M)", "MACs (M)", "FLOPs (M)", "p50 ms", "p90 ms", "p99 ms",
+                                  "peak img/s", "peak mem MB"], tablefmt="github"))
+    first = records[0]
+    print(f"\n{first['dataset']} {args.size}x{args.size}x{first['in_channels']}, {first['device_name']}, "
+          f"{args.precision}{', channels_last' if args.channels_last else ''}{', compiled' if args.compile else ''}. "
+          f"MACs per image (fvcore; FLOPs = 2 x MACs); latency at batch {lat_bs}; "
+          f"peak mem = {first['peak_memory_method']} (MiB).")
+    for note in notes:
+        print(f"note: {note}")
+    if args.save:
+        print(f"records: {store.root / 'profile'}")
+    if args.trace:
+        print(f"traces: {trace_dir}/<model>/ (tensorboard --logdir {trace_dir}; the plain <worker>.json opens in "
+              f"https://ui.perfetto.dev; top_ops.md per model)")
+    return 0

@@ -1,0 +1,298 @@
+"""Latency and throughput of a model's forward pass, measured the same way on CPU and CUDA.
+
+Rules that make the numbers comparable: warm-up before timing (lazy init, cudnn autotune,
+torch.compile), ``torch.inference_mode()``, one fixed and recorded CPU thread count, and on
+CUDA a synchronisation before each timed call plus CUDA events around it, so a figure is the
+full latency of one request (launch overhead included) and never just the launch time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from bloodbench.errors import BloodbenchError
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+DEFAULT_BATCH_SIZES = {"cpu": (1, 2, 4, 8, 16, 32, 64), "cuda": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)}
+#: The latency keys stored in a profile record (docs/ARCHITECTURE.md, "Profile record").
+LATENCY_KEYS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "n", "batch_size", "threads")
+
+
+# -- options ------------------------------------------------------------------------------
+def check_precision(precision: str, device: torch.device | str) -> None:
+    """Refuse precisions the device cannot run, before anything is built or timed."""
+    device = torch.device(device)
+    if precision not in PRECISIONS:
+        raise BloodbenchError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    if precision == "fp16" and device.type != "cuda":
+        raise BloodbenchError("fp16 autocast needs CUDA (CPU fp16 kernels are slow emulation): "
+                              "use --precision bf16 or fp32 on cpu")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise BloodbenchError(f"{torch.cuda.get_device_name(device)} does not support bf16: use fp16 or fp32")
+
+
+def autocast(device: torch.device | str, precision: str) -> contextlib.AbstractContextManager:
+    """Mixed precision as deployed: autocast over fp32 weights (no-op for fp32)."""
+    device = torch.device(device)
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=_DTYPES[precision])
+
+
+@contextlib.contextmanager
+def cpu_threads(threads: int | None) -> Iterator[int]:
+    """Pin torch's intra-op thread count for the measurement and restore it afterwards."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        if threads < 1:
+            raise BloodbenchError(f"--threads must be >= 1 (got {threads})")
+        torch.set_num_threads(threads)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+def prepare_model(model: nn.Module, device: torch.device | str, channels_last: bool = False,
+                  compile: bool = False) -> nn.Module:
+    """Move to device, eval mode, optional channels_last and torch.compile (compiles lazily)."""
+    device = torch.device(device)
+    model = model.to(device).eval()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if compile:
+        model = torch.compile(model)
+    return model
+
+
+def make_input(shape: Sequence[int], device: torch.device | str, channels_last: bool = False) -> torch.Tensor:
+    """Random normal input (zeros can hit fast paths some kernels have for them)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(tuple(shape), generator=gen).to(device)
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def _compiled_call(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except Exception as exc:
+        name = type(exc).__module__ + "." + type(exc).__name__
+        if "torch._dynamo" in name or "torch._inductor" in name or "BackendCompilerFailed" in name:
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else name
+            raise BloodbenchError(f"torch.compile failed ({first}): run without --compile") from exc
+        raise
+
+
+# -- timing core ----------------------------------------------------------------------------
+def _time_calls(fn: Callable[[], Any], n: int, device: torch.device) -> list[float]:
+    """Seconds of each of ``n`` isolated calls: CUDA events after a sync on CUDA, perf_counter on CPU."""
+    times = []
+    if device.type == "cuda":
+        for _ in range(n):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            torch.cuda.synchronize(device)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end) / 1e3)
+    else:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+@dataclass
+class LatencyMeasurement:
+    """Per-call times of one setting, carrying its own statistics (cf. torch.utils.benchmark.Measurement)."""
+
+    times_s: list[float] = field(repr=False)
+    batch_size: int
+    device: str
+    precision: str
+    threads: int
+    channels_last: bool = False
+    compile: bool = False
+    warmup: int = 0
+
+    def _ms(self) -> np.ndarray:
+        return np.asarray(self.times_s, dtype=float) * 1e3
+
+    def percentile_ms(self, q: float) -> float:
+        return float(np.percentile(self._ms(), q))
+
+    @property
+    def n(self) -> int:
+        return len(self.times_s)
+
+    @property
+    def p50_ms(self) -> float:
+        return self.percentile_ms(50)
+
+    median_ms = p50_ms
+
+    @property
+    def p90_ms(self) -> float:
+        return self.percentile_ms(90)
+
+    @property
+    def p99_ms(self) -> float:
+        return self.percentile_ms(99)
+
+    @property
+    def mean_ms(self) -> float:
+        return float(self._ms().mean())
+
+    @property
+    def std_ms(self) -> float:
+        return float(self._ms().std(ddof=1)) if self.n > 1 else 0.0
+
+    @property
+    def images_per_s(self) -> float:
+        """Per-request throughput at this batch size, from the median."""
+        return self.batch_size / (self.p50_ms / 1e3) if self.p50_ms > 0 else math.inf
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "p50_ms": self.p50_ms, "p90_ms": self.p90_ms, "p99_ms": self.p99_ms,
+            "mean_ms": self.mean_ms, "std_ms": self.std_ms, "n": self.n,
+            "batch_size": self.batch_size, "device": self.device, "precision": self.precision,
+            "threads": self.threads, "channels_last": self.channels_last, "compile": self.compile,
+            "warmup": self.warmup,
+        }
+
+    def __str__(self) -> str:
+        return (f"p50 {self.p50_ms:.3f} ms, p90 {self.p90_ms:.3f} ms, p99 {self.p99_ms:.3f} ms "
+                f"(n={self.n}, batch {self.batch_size}, {self.device}, {self.precision}, {self.threads} threads)")
+
+
+def measure(model: nn.Module, input_shape: Sequence[int], device: torch.device | str = "cpu",
+            precision: str = "fp32", warmup: int = 10, iters: int = 50, channels_last: bool = False,
+            compile: bool = False, threads: int | None = None, prepared: bool = False) -> LatencyMeasurement:
+    """Like :func:`measure_latency` but returns the :class:`LatencyMeasurement` object.
+
+    ``prepared=True`` says ``model`` already went through :func:`prepare_model` with these
+    options (so a compiled model is reused across latency and throughput).
+    """
+    device = torch.device(device)
+    check_precision(precision, device)
+    if iters < 1 or warmup < 0:
+        raise BloodbenchError(f"need iters >= 1 and warmup >= 0 (got {iters}, {warmup})")
+    with cpu_threads(threads if device.type == "cpu" else None) as nthreads:
+        m = model if prepared else prepare_model(model, device, channels_last, compile)
+        x = make_input(input_shape, device, channels_last)
+
+        def call() -> Any:
+            return m(x)
+
+        with torch.inference_mode(), autocast(device, precision):
+            # compile happens on the first call: always warm at least once
+            _compiled_call(lambda: _time_calls(call, max(1, warmup), device))
+            times = _time_calls(call, iters, device)
+    return LatencyMeasurement(times, int(input_shape[0]), device.type, precision, nthreads,
+                              channels_last, compile, warmup)
+
+
+def measure_latency(model: nn.Module, input_shape: Sequence[int], device: torch.device | str = "cpu",
+                    precision: str = "fp32", warmup: int = 10, iters: int = 50, channels_last: bool = False,
+                    compile: bool = False, threads: int | None = None) -> dict[str, Any]:
+    """Latency percentiles (ms) of ``model`` on a batch of ``input_shape`` (N, C, H, W).
+
+    ``threads`` pins the CPU thread count (None keeps torch's current setting; either way
+    the count used is recorded). Each call is timed on its own, so p99 is a real tail.
+    """
+    return measure(model, input_shape, device, precision, warmup, iters, channels_last, compile, threads).as_dict()
+
+
+# -- throughput -----------------------------------------------------------------------------
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def measure_throughput(model: nn.Module, size: int, in_channels: int = 3,
+                       batch_sizes: Sequence[int] | None = None, device: torch.device | str = "cpu",
+                       precision: str = "fp32", channels_last: bool = False, compile: bool = False,
+                       threads: int | None = None, warmup: int = 2, min_iters: int = 5,
+                       min_time_s: float = 0.25, stop_on_oom: bool = True, prepared: bool = False,
+                       progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+    """Images/s over a batch-size sweep: ``[{batch_size, images_per_s, oom}]``.
+
+    Each batch size runs at least ``min_iters`` calls and ``min_time_s`` seconds (bounded
+    calls back to back, one sync at the end: the sustained rate, not per-call latency).
+    A CUDA out-of-memory error is recorded as ``oom: True`` with the cache emptied; larger
+    batch sizes are then skipped (they would run out too) unless ``stop_on_oom=False``.
+    """
+    device = torch.device(device)
+    check_precision(precision, device)
+    if batch_sizes is None:
+        batch_sizes = DEFAULT_BATCH_SIZES["cuda" if device.type == "cuda" else "cpu"]
+    results: list[dict[str, Any]] = []
+    with cpu_threads(threads if device.type == "cpu" else None):
+        m = model if prepared else prepare_model(model, device, channels_last, compile)
+        for bs in sorted(set(int(b) for b in batch_sizes)):
+            if bs < 1:
+                raise BloodbenchError(f"batch sizes must be >= 1 (got {bs})")
+            oom = False
+            try:
+                rate = _sustained_rate(m, (bs, in_channels, size, size), device, precision, channels_last,
+                                       warmup, min_iters, min_time_s)
+            except Exception as exc:
+                if not _is_oom(exc):
+                    raise
+                oom = True
+            if oom:  # outside the except block, so the traceback's tensors are already released
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                    torch.cuda.empty_cache()
+                results.append({"batch_size": bs, "images_per_s": None, "oom": True})
+            else:
+                results.append({"batch_size": bs, "images_per_s": rate, "oom": False})
+            if progress:
+                progress(bs)
+            if oom and stop_on_oom:
+                break
+    return results
+
+
+def _sustained_rate(m: nn.Module, shape: tuple[int, ...], device: torch.device, precision: str,
+                    channels_last: bool, warmup: int, min_iters: int, min_time_s: float) -> float:
+    x = make_input(shape, device, channels_last)
+    with torch.inference_mode(), autocast(device, precision):
+        for _ in range(max(1, warmup)):
+            _compiled_call(lambda: m(x))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        n, chunk = 0, max(1, min_iters)
+        t0 = time.perf_counter()
+        while True:  # back-to-back chunks, one sync per chunk, until min_time_s has passed
+            for _ in range(chunk):
+                m(x)
+            n += chunk
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            elapsed = time.perf_counter() - t0
+            if elapsed >= min_time_s:
+                break
+            chunk = min(2 * chunk, 1024)
+    del x
+    return shape[0] * n / elapsed
+
+
+def peak_throughput(throughput: list[dict[str, Any]]) -> float | None:
+    rates = [r["images_per_s"] for r in throughput if not r["oom"] and r["images_per_s"]]
+    return max(rates) if rates else None

@@ -1,0 +1,228 @@
+"""Profiling correctness: counts against formulas and torchvision's metadata, record/CLI plumbing.
+
+No timing assertions here (the machine is shared); latency-vs-Timer agreement lives in
+benchmarks/test_latency_agreement.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import torch
+from torch import nn
+
+from bloodbench.cli import main
+from bloodbench.errors import BloodbenchError
+from bloodbench.profile import (
+    PROFILE_FIELDS,
+    cost_breakdown,
+    count_macs,
+    count_params,
+    flopcounter_flops,
+    fvcore_macs,
+    measure_latency,
+    measure_throughput,
+    model_size_mb,
+    profile_model,
+)
+from bloodbench.profile import timing
+from bloodbench.profile.record import COMMON_FIELDS
+from bloodbench.results import ResultsStore
+
+torchvision = pytest.importorskip("torchvision")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Two shared cores: one intra-op thread avoids OpenMP spin contention (and restores after)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# -- counts vs published numbers -------------------------------------------------------------
+# torchvision's meta["_ops"] is GMACs of conv + linear only, rounded to 3 decimals. fvcore also
+# counts batch-norm (2 per element with affine), adaptive average pooling and upsampling, so its
+# total is higher by up to ~5% on BN-heavy small models (efficientnet_b0 +4.1%,
+# mobilenet_v3_small +4.6%, densenet121 +1.1%, resnet18 +0.3%, vgg16 +0.0%). Its conv + linear
+# part must match the published figure up to that rounding.
+TORCHVISION_MODELS = ["resnet18", "vgg16", "densenet121", "efficientnet_b0", "mobilenet_v3_small"]
+TOTAL_TOLERANCE = 0.05
+
+
+@pytest.mark.parametrize("name", TORCHVISION_MODELS)
+def test_torchvision_macs_and_params_match_published_metadata(name):
+    meta = torchvision.models.get_model_weights(name).DEFAULT.meta
+    model = torchvision.models.get_model(name, weights=None)
+    assert count_params(model) == meta["num_params"]
+    mc = fvcore_macs(model, (1, 3, 224, 224))
+    ref = meta["_ops"] * 1e9
+    rounding = 0.0005e9 + 1e-3 * ref
+    dense = mc.by_operator.get("conv", 0) + mc.by_operator.get("linear", 0)
+    assert abs(dense - ref) <= rounding, (name, dense, ref)
+    assert ref - rounding <= mc.total <= ref * (1 + TOTAL_TOLERANCE) + rounding, (name, mc.total, ref)
+
+
+# -- hand-checkable counts -------------------------------------------------------------------
+def test_conv_macs_equal_formula_and_flopcounter_is_twice():
+    conv = nn.Conv2d(3, 8, kernel_size=3, padding=1)
+    shape = (2, 3, 10, 10)
+    expected = 2 * 8 * 10 * 10 * (3 * 3 * 3)  # outputs x (kernel volume x in_channels); bias not a MAC
+    assert count_macs(conv, shape) == expected
+    assert flopcounter_flops(conv, shape) == 2 * expected
+
+
+def test_linear_macs_equal_formula_and_flopcounter_is_twice():
+    lin = nn.Linear(20, 7)
+    assert count_macs(lin, (4, 20)) == 4 * 20 * 7
+    assert flopcounter_flops(lin, (4, 20)) == 2 * 4 * 20 * 7
+
+
+def test_cost_breakdown_fields_and_model_size():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 6 * 6, 5))
+    model[0].weight.requires_grad_(False)
+    c = cost_breakdown(model, (1, 3, 8, 8))
+    conv_macs, lin_macs = 4 * 6 * 6 * 27, 4 * 6 * 6 * 5
+    assert c.by_operator["conv"] == conv_macs and c.by_operator["linear"] == lin_macs
+    assert c.flops == 2 * c.macs
+    assert c.macs_flopcounter == conv_macs + lin_macs
+    assert 0 < c.macs_disagreement < 0.1 and not c.disagreement_flagged  # BN counted by fvcore only
+    assert c.params == 108 + 8 + 725 and c.trainable_params == 8 + 725
+    # state_dict = params + BN running mean/var (float32) + num_batches_tracked (int64)
+    assert model_size_mb(model) == pytest.approx(((108 + 8 + 725 + 8) * 4 + 8) / 2**20)
+    assert {m["module"] for m in c.top_modules} == {"0", "1", "4"}
+    assert c.top_modules[0] == {"module": "0", "macs": conv_macs}
+    assert c.activations > 0
+    assert c.peak_memory_mb >= c.model_size_mb and c.peak_memory_method
+
+
+class _Gated(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        return self.fc(x) * torch.sigmoid(x)
+
+
+def test_unsupported_ops_are_collected_not_printed(capsys, caplog):
+    with caplog.at_level(logging.DEBUG):
+        c = cost_breakdown(_Gated(), (2, 8), memory=False)
+    assert c.unsupported_ops == {"aten::mul": 1, "aten::sigmoid": 1}
+    assert c.macs == 2 * 8 * 8
+    out, err = capsys.readouterr()
+    assert out == "" and err == ""
+    assert not [r for r in caplog.records if r.name.startswith("fvcore") and r.levelno >= logging.WARNING]
+    assert "aten::sigmoid x1" in c.summary()
+
+
+# -- timing ----------------------------------------------------------------------------------
+def test_measure_latency_stats_are_sane():
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+    lat = measure_latency(model, (3, 16), warmup=2, iters=25, threads=1)
+    assert lat["n"] == 25 and lat["batch_size"] == 3
+    assert 0 < lat["p50_ms"] <= lat["p90_ms"] <= lat["p99_ms"]
+    assert lat["mean_ms"] > 0 and lat["std_ms"] >= 0
+    assert lat["device"] == "cpu" and lat["precision"] == "fp32" and lat["threads"] == 1
+
+
+def test_measure_latency_bf16_runs_and_threads_are_restored():
+    torch.set_num_threads(1)
+    lat = timing.measure(nn.Conv2d(3, 4, 3), (1, 3, 8, 8), precision="bf16", warmup=1, iters=3, threads=2)
+    assert lat.precision == "bf16" and lat.n == 3 and lat.threads == 2 and "p50" in str(lat)
+    assert torch.get_num_threads() == 1
+
+
+def test_fp16_on_cpu_is_a_clear_error():
+    with pytest.raises(BloodbenchError, match="fp16"):
+        measure_latency(nn.Linear(2, 2), (1, 2), precision="fp16")
+    with pytest.raises(BloodbenchError, match="precision"):
+        measure_latency(nn.Linear(2, 2), (1, 2), precision="int8")
+
+
+def test_throughput_sweep_shape():
+    rows = measure_throughput(nn.Conv2d(3, 4, 3), size=8, in_channels=3, batch_sizes=[2, 1], warmup=1,
+                              min_iters=2, min_time_s=0.01)
+    assert [r["batch_size"] for r in rows] == [1, 2]
+    assert all(not r["oom"] and r["images_per_s"] > 0 for r in rows)
+
+
+def test_throughput_records_oom_and_stops(monkeypatch):
+    real = timing._sustained_rate
+
+    def fake(m, shape, *args, **kwargs):
+        if shape[0] >= 4:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+        return real(m, shape, *args, **kwargs)
+
+    monkeypatch.setattr(timing, "_sustained_rate", fake)
+    rows = measure_throughput(nn.Conv2d(3, 4, 3), size=8, batch_sizes=[1, 2, 4, 8], warmup=1, min_iters=1,
+                              min_time_s=0.0)
+    assert [(r["batch_size"], r["oom"]) for r in rows] == [(1, False), (2, False), (4, True)]
+    assert rows[-1]["images_per_s"] is None
+
+
+# -- records and CLI -------------------------------------------------------------------------
+def test_profile_model_writes_a_complete_record(tmp_path):
+    rec = profile_model("baseline_cnn", size=28, device="cpu", batch_sizes=[1, 2], warmup=1, iters=5,
+                        threads=1, min_time_s=0.02, results=tmp_path)
+    df = ResultsStore(tmp_path).load("profile")
+    assert len(df) == 1
+    back = ResultsStore(tmp_path).records("profile")[0]
+    for key in PROFILE_FIELDS + COMMON_FIELDS:
+        assert key in back, key
+    assert back["run_id"] == f"baseline_cnn-bloodmnist-28-cpu-fp32-{back['config_hash']}"
+    assert back["in_channels"] == 3 and back["num_classes"] == 8
+    assert back["flops"] == 2 * back["macs"] and back["macs"] > 0
+    assert set(back["latency"]) == {"p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "n", "batch_size", "threads"}
+    assert back["latency"]["n"] == 5 and back["latency"]["threads"] == 1
+    assert [t["batch_size"] for t in back["throughput"]] == [1, 2]
+    assert back["peak_throughput"] == max(t["images_per_s"] for t in back["throughput"])
+    assert back["env"]["device"] == "cpu" and back["config"]["threads"] == 1
+    assert "latency.p50_ms" in df.columns and "env.torch" in df.columns
+    assert rec["run_id"] == back["run_id"]
+
+
+def test_cli_profile_with_trace(tmp_path, capsys):
+    res, traces = tmp_path / "res", tmp_path / "traces"
+    rc = main(["profile", "baseline_cnn", "--results", str(res), "--batch-sizes", "1,4", "--iters", "5",
+               "--warmup", "1", "--threads", "1", "--trace", "--trace-dir", str(traces)])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "baseline_cnn" in out and "MACs (M)" in out and "p99 ms" in out
+    assert len(ResultsStore(res).records("profile")) == 1
+    run = traces / "baseline_cnn"
+    tb = list(run.glob("*.pt.trace.json"))
+    assert len(tb) == 1
+    assert "traceEvents" in json.loads(tb[0].read_text())
+    plain = [p for p in run.glob("*.json") if not p.name.endswith(".pt.trace.json")]
+    assert len(plain) == 1 and "traceEvents" in json.loads(plain[0].read_text())
+    top = (run / "top_ops.md").read_text()
+    assert "self CPU (ms)" in top and "aten::" in top
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["profile", "baseline_cnn", "--precision", "fp16", "--device", "cpu"], "fp16"),
+    (["profile", "no_such_model"], "unknown model"),
+    (["profile", "baseline_cnn", "--batch-sizes", "1,x"], "--batch-sizes"),
+    (["profile"], "no model"),
+])
+def test_cli_bad_options_exit_2_with_one_line(argv, needle, capsys):
+    try:
+        rc = main(argv)
+    except SystemExit as exc:  # argparse-level errors exit from the parser
+        rc = exc.code
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and needle in err and err.count("\n") == 1
+
+
+def test_cli_cuda_without_cuda_is_an_error(capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["profile", "baseline_cnn", "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "CUDA" in err and err.count("\n") == 1
