@@ -108,7 +108,7 @@ def test_early_stopping_reports_converged(tmp_path, blood):
     (["train", "resnet81"], "unknown model 'resnet81': did you mean resnet18"),
     (["train", "baseline_cnn", "--size", "32"], "invalid choice: 32"),
     (["train", "baseline_cnn", "--batch-size", "0"], "--batch-size must be at least 1"),
-    (["train", "baseline_cnn", "--precision", "fp16", "--device", "cpu"], "fp16 needs CUDA"),
+    (["train", "baseline_cnn", "--precision", "fp16", "--device", "cpu"], "fp16 autocast needs CUDA"),
     (["evaluate", "baseline_cnn"], "no finished training run"),
 ])
 def test_bad_options_are_one_line_errors(argv, message, capsys, real_data_dir, tmp_path):

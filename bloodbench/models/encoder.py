@@ -9,18 +9,21 @@ from __future__ import annotations
 from torch import nn
 
 from bloodbench.models._api import register_model
-from bloodbench.models.blocks import ClassifierHead, ConvBNAct, SqueezeExcitation
+from bloodbench.models.blocks import CBAM, ClassifierHead, ConvBNAct, SqueezeExcitation
+
+
+GATES = {"se": SqueezeExcitation, "cbam": CBAM}
 
 
 class EncoderCNN(nn.Module):
     """Double conv-BN-ReLU blocks with max-pool between and widths doubling, then GAP + head.
 
-    ``se=True`` appends SqueezeExcitation to every block; one class so both variants
-    differ only by that gate.
+    ``gate`` appends a channel gate to every block (``"se"``: squeeze-and-excitation,
+    ``"cbam"``: channel+spatial attention); one class so the variants differ only by it.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, widths=(32, 64, 128, 256), se: bool = False,
-                 dropout: float = 0.3, se_reduction: int = 16) -> None:
+    def __init__(self, in_channels: int, num_classes: int, widths=(32, 64, 128, 256), gate: str | None = None,
+                 dropout: float = 0.3, reduction: int = 16) -> None:
         super().__init__()
         stages: list[nn.Module] = []
         c = in_channels
@@ -29,8 +32,8 @@ class EncoderCNN(nn.Module):
             # output: clean Grad-CAM target. 28 px -> 28, 14, 7, 3 with four stages.
             layers: list[nn.Module] = [nn.MaxPool2d(2)] if i > 0 else []
             layers += [ConvBNAct(c, w), ConvBNAct(w, w)]
-            if se:
-                layers.append(SqueezeExcitation(w, reduction=se_reduction))
+            if gate is not None:
+                layers.append(GATES[gate](w, reduction=reduction))
             stages.append(nn.Sequential(*layers))
             c = w
         self.features = nn.Sequential(*stages)
@@ -52,7 +55,7 @@ _RECIPE = {"optimizer": "adamw", "lr": 3e-3, "weight_decay": 5e-4, "epochs": 30,
     target_layer="features.3",
 )
 def encoder_cnn(in_channels: int = 3, num_classes: int = 8, **kwargs) -> nn.Module:
-    return EncoderCNN(in_channels, num_classes, se=False, **kwargs)
+    return EncoderCNN(in_channels, num_classes, gate=None, **kwargs)
 
 
 @register_model(
@@ -63,4 +66,4 @@ def encoder_cnn(in_channels: int = 3, num_classes: int = 8, **kwargs) -> nn.Modu
     target_layer="features.3",
 )
 def encoder_cnn_se(in_channels: int = 3, num_classes: int = 8, **kwargs) -> nn.Module:
-    return EncoderCNN(in_channels, num_classes, se=True, **kwargs)
+    return EncoderCNN(in_channels, num_classes, gate="se", **kwargs)

@@ -8,11 +8,11 @@ from typing import Any
 from bloodbench.data import SIZES
 from bloodbench.errors import BloodbenchError
 from bloodbench.models import get_model_info
+from bloodbench.profile.timing import PRECISIONS
 from bloodbench.results import config_hash
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "onecycle", "plateau", "none")
-PRECISIONS = ("fp32", "bf16", "fp16")
 CLASS_WEIGHTING = ("none", "loss", "sampler")
 MONITORS = ("val_acc", "val_loss", "val_auc")
 # Options that change where or how fast a run goes, not what it learns: left out of the hash

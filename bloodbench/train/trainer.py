@@ -7,7 +7,6 @@ uint8, batches are index slices, normalisation and augmentation are whole-batch 
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from bloodbench.errors import BloodbenchError
 from bloodbench.metrics import bootstrap_ci, classification_metrics
 from bloodbench.models import create_model, get_model_info
 from bloodbench.profile import count_params
+from bloodbench.profile.timing import autocast, check_precision
 from bloodbench.results import ResultsStore, utc_now
 from bloodbench.train.checkpoint import load_checkpoint, save_checkpoint
 from bloodbench.train.config import TrainConfig
@@ -36,15 +36,6 @@ EpochCallback = Callable[[int, dict], None]
 
 class TrainingDiverged(BloodbenchError):
     """The loss became NaN/inf; the record is written with status ``diverged`` first."""
-
-
-def autocast(device: torch.device, precision: str):
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if precision == "fp16" and device.type != "cuda":
-        raise BloodbenchError("--precision fp16 needs CUDA: use bf16 or fp32 on the CPU")
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def model_outputs(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -156,8 +147,7 @@ class Trainer:
         self.store = ResultsStore(results)
         self.run_dir = self.store.run_dir(cfg.run_id)
         self.device = resolve_device(cfg.device)
-        if cfg.precision == "fp16" and self.device.type != "cuda":
-            raise BloodbenchError("--precision fp16 needs CUDA: use bf16 or fp32 on the CPU")
+        check_precision(cfg.precision, self.device)
         self.data_dir, self.verify, self.progress = data_dir, verify, progress
         self._data = data
 
