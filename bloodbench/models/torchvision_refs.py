@@ -30,8 +30,8 @@ def _replace_first_conv(features: nn.Sequential, in_channels: int, small_input: 
                                old.padding[0])
 
 
-_RECIPE = {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4, "epochs": 40, "batch_size": 128,
-           "label_smoothing": 0.1, "patience": 8}
+_RECIPE = {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4, "epochs": 30, "batch_size": 128,
+           "label_smoothing": 0.1, "patience": 6}
 
 
 @register_model(
@@ -44,6 +44,13 @@ _RECIPE = {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4, "epochs": 40,
 def mobilenet_v3_small(in_channels: int = 3, num_classes: int = 8, small_input: bool = True, **kwargs) -> nn.Module:
     model = torchvision.models.mobilenet_v3_small(weights=None, num_classes=num_classes, **kwargs)
     _replace_first_conv(model.features, in_channels, small_input)
+    if small_input:
+        # torchvision's BN momentum 0.01 suits ImageNet's 600-epoch recipe; over a 12k-image,
+        # tens-of-epochs run the running statistics lag the weights and eval-mode accuracy
+        # collapses (seen here: train acc 0.88, val acc 0.17 after 4 epochs). 0.1 is PyTorch's default.
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.momentum = 0.1
     return model
 
 
