@@ -7,6 +7,8 @@ record has a unique file name).
 
 from __future__ import annotations
 
+import os
+import platform
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -66,7 +68,9 @@ def execute(jobs: list[Job], dataset: str, size: int, results: str | None, data_
     started = utc_now()
     log: dict[str, Any] = {"started_at": started, "dataset": dataset, "size": size, "env": environment("cpu"),
                            "jobs": [], "skipped": len(jobs) - len(pending)}
-    log_path = store.root / "runs" / f"run-{started.replace(':', '').replace('+0000', 'Z')}.json"
+    # host and pid in the name: runs started in the same second (parallel queues) keep separate logs
+    stamp = started.replace(":", "").replace("+0000", "Z")
+    log_path = store.root / "runs" / f"run-{stamp}-{platform.node() or 'host'}-{os.getpid()}.json"
     data_cache = None
     bar = tqdm(pending, desc="bloodbench run", unit="job", disable=not progress or None)
     t_all = time.perf_counter()
