@@ -94,7 +94,7 @@ def execute(jobs: list[Job], dataset: str, size: int, results: str | None, data_
                 profile_model(job.model, dataset=dataset, size=size, device=job.device, results=results)
         finally:
             seconds = time.perf_counter() - t0
-            log["jobs"].append({"kind": job.kind, "model": job.model, "seed": job.seed, "device": job.device,
+            log["jobs"].append({"kind": job.kind, "model": job.model, "seed": job.seed, "device": resolve_device(job.device).type,
                                 "run_id": job.run_id, "seconds": round(seconds, 2), "status": status})
             log["wall_seconds"] = round(time.perf_counter() - t_all, 2)
             import json
