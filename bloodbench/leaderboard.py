@@ -587,7 +587,8 @@ def load_leaderboard(results: str | os.PathLike | None = None, *,
     """
     root = resolve_results_dir(results)
     if results and not root.is_dir():
-        raise BloodbenchError(f"results directory {root} does not exist")
+        raise BloodbenchError(f"results directory {root} does not exist: check the path, or leave --results "
+                              f"out to use the committed reports/results")
     store = ResultsStore(root)
     train = store.records("train") if root.is_dir() else []
     profiles = store.records("profile") if root.is_dir() else []
