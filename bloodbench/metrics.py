@@ -12,7 +12,8 @@ import numpy as np
 from sklearn import metrics as skm
 
 
-def _check(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:
+def check_scores(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:
+    """``y_true`` as int (N,) and ``y_score`` as float (N, C), or a ValueError saying why not."""
     y_true = np.asarray(y_true).reshape(-1).astype(np.int64)
     y_score = np.asarray(y_score, dtype=np.float64)
     if y_score.ndim != 2 or len(y_score) != len(y_true):
@@ -34,7 +35,7 @@ def auc_ovr(y_true: np.ndarray, y_score: np.ndarray) -> float:
 
 def classification_metrics(y_true, y_score, class_names: Sequence[str] | None = None) -> dict:
     """acc, auc, macro/weighted F1, macro precision/recall, per-class table, confusion matrix."""
-    y_true, y_score = _check(y_true, y_score)
+    y_true, y_score = check_scores(y_true, y_score)
     n_classes = y_score.shape[1]
     labels = list(range(n_classes))
     y_pred = y_score.argmax(axis=1)
@@ -55,7 +56,7 @@ def classification_metrics(y_true, y_score, class_names: Sequence[str] | None = 
 
 def bootstrap_ci(y_true, y_score, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, list[float]]:
     """Percentile bootstrap confidence intervals for test accuracy and macro-F1."""
-    y_true, y_score = _check(y_true, y_score)
+    y_true, y_score = check_scores(y_true, y_score)
     y_pred = y_score.argmax(axis=1)
     labels = list(range(y_score.shape[1]))
     rng = np.random.default_rng(seed)

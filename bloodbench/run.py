@@ -7,6 +7,7 @@ record has a unique file name).
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import time
@@ -60,6 +61,33 @@ def plan(models: Sequence[str], seeds: Sequence[int], dataset: str, size: int, r
     return jobs
 
 
+def past_job_seconds(results: str | None) -> dict[tuple[str, str], float]:
+    """Mean seconds per (kind, model) from earlier run logs, training records filling the gaps."""
+    store = ResultsStore(results)
+    seen: dict[tuple[str, str], list[float]] = {}
+    for path in sorted((store.root / "runs").glob("run-*.json")):
+        try:
+            jobs = json.loads(path.read_text()).get("jobs", [])
+        except (OSError, ValueError):
+            continue  # a log being written right now by another queue
+        for j in jobs:
+            if isinstance(j, dict) and j.get("seconds"):
+                seen.setdefault((j.get("kind"), j.get("model")), []).append(float(j["seconds"]))
+    for rec in store.iter_records("train"):
+        if rec.get("status") == "finished" and ("train", rec["model"]) not in seen and rec.get("train_seconds"):
+            seen.setdefault(("train", rec["model"]), []).append(float(rec["train_seconds"]))
+    return {k: sum(v) / len(v) for k, v in seen.items()}
+
+
+def estimate_seconds(jobs: Sequence[Job], past: dict[tuple[str, str], float]) -> list[float]:
+    """A guess per job for the ETA: its model's past mean, else the mean of its kind, else a minute."""
+    by_kind: dict[str, list[float]] = {}
+    for (kind, _), sec in past.items():
+        by_kind.setdefault(kind, []).append(sec)
+    fallback = {k: sum(v) / len(v) for k, v in by_kind.items()}
+    return [past.get((j.kind, j.model)) or fallback.get(j.kind) or 60.0 for j in jobs]
+
+
 def execute(jobs: list[Job], dataset: str, size: int, results: str | None, data_dir: str | None,
             verify: bool = True, progress: bool = True) -> dict[str, Any]:
     """Run the pending jobs in order; a log of where the time went is kept in ``<results>/runs/``."""
@@ -72,10 +100,14 @@ def execute(jobs: list[Job], dataset: str, size: int, results: str | None, data_
     stamp = started.replace(":", "").replace("+0000", "Z")
     log_path = store.root / "runs" / f"run-{stamp}-{platform.node() or 'host'}-{os.getpid()}.json"
     data_cache = None
-    bar = tqdm(pending, desc="bloodbench run", unit="job", disable=not progress or None)
+    # The bar counts estimated seconds, not jobs: a ResNet run and a profile are not one unit each,
+    # and tqdm's rate (estimated s per real s) corrects the ETA as real jobs finish.
+    estimates = estimate_seconds(pending, past_job_seconds(results))
+    bar = tqdm(total=round(sum(estimates)), desc="bloodbench run", unit="est-s", disable=not progress or None,
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} est. s [{elapsed}<{remaining}] {postfix}")
     t_all = time.perf_counter()
-    for job in bar:
-        bar.set_postfix_str(job.label())
+    for i, (job, estimate) in enumerate(zip(pending, estimates)):
+        bar.set_postfix_str(f"job {i + 1}/{len(pending)}: {job.label()}")
         t0 = time.perf_counter()
         status = "ok"
         try:
@@ -97,10 +129,10 @@ def execute(jobs: list[Job], dataset: str, size: int, results: str | None, data_
             log["jobs"].append({"kind": job.kind, "model": job.model, "seed": job.seed, "device": resolve_device(job.device).type,
                                 "run_id": job.run_id, "seconds": round(seconds, 2), "status": status})
             log["wall_seconds"] = round(time.perf_counter() - t_all, 2)
-            import json
-
             atomic_write_text(log_path, json.dumps(log, indent=1) + "\n")
-        tqdm.write(f"{job.label()}: {status} ({seconds:.0f}s)")
+            bar.update(round(estimate))
+        tqdm.write(f"{job.label()}: {status} ({seconds:.0f}s, estimated {estimate:.0f}s)")
+    bar.close()
     return log
 
 

@@ -19,6 +19,14 @@ def real_data_dir() -> Path:
     return REAL_DATA_DIR
 
 
+@pytest.fixture(scope="session")
+def blood(real_data_dir):
+    """The real BloodMNIST 28 px, loaded once for the whole session."""
+    from bloodbench import data
+
+    return data.load_dataset("bloodmnist", 28, real_data_dir)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Keep md5 verdict caches and results out of the user's home and the repo."""

@@ -15,11 +15,6 @@ BLOOD_COUNTS = {"train": 11959, "val": 1712, "test": 3421}
 BLOOD_TRAIN_CLASS_COUNTS = [852, 2181, 1085, 2026, 849, 993, 2330, 1643]
 
 
-@pytest.fixture(scope="module")
-def blood(real_data_dir):
-    return data.load_dataset("bloodmnist", 28, real_data_dir)
-
-
 def test_real_bloodmnist_shapes_counts_and_md5(blood):
     assert blood.md5_verdict.startswith("ok")
     assert blood.info.n_classes == 8 and blood.info.n_channels == 3
@@ -62,8 +57,7 @@ def test_grayscale_made_file_gets_one_channel(tmp_path):
 
 def test_data_dir_precedence(tmp_path, monkeypatch):
     monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path / "env"))
-    assert data.resolve_data_dir("/explicit") == data.resolve_data_dir("/explicit")
-    assert str(data.resolve_data_dir("/explicit")) == "/explicit"
+    assert data.resolve_data_dir(tmp_path / "explicit") == tmp_path / "explicit"  # beats the env var
     assert data.resolve_data_dir() == tmp_path / "env"
     monkeypatch.delenv(data.DATA_DIR_ENV)
     assert data.resolve_data_dir().name == ".medmnist"
@@ -86,6 +80,32 @@ def test_truncated_file_is_an_error(small_npz_dir):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(BloodbenchError, match="truncated or corrupt"):
         data.load_dataset("bloodmnist", 64, small_npz_dir, verify=False)
+
+
+def test_corrupt_compressed_stream_is_an_error(small_npz_dir):
+    """Bytes flipped inside a member (zip directory intact) fail in zlib, not in the zip reader."""
+    path = small_npz_dir / "bloodmnist_64.npz"
+    raw = bytearray(path.read_bytes())
+    raw[1000:1512] = bytes(512)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(BloodbenchError, match="truncated or corrupt"):
+        data.load_dataset("bloodmnist", 64, small_npz_dir, verify=False)
+
+
+def test_md5_verdict_is_recomputed_when_the_file_changes(tmp_path):
+    path = write_medmnist_npz(tmp_path / "bloodmnist_64.npz", 64)
+    md5 = data.file_md5(path)
+    assert data.verify_md5(path, md5) == "ok"
+    assert data.verify_md5(path, md5) == "ok (cached)"
+    write_medmnist_npz(path, 64, seed=1)  # new content, new size/mtime: the cached verdict no longer applies
+    with pytest.raises(BloodbenchError, match="md5"):
+        data.verify_md5(path, md5)
+
+
+def test_multi_label_dataset_is_refused_clearly():
+    with pytest.raises(BloodbenchError, match="chestmnist is a multi-label.*single-label.*bloodmnist"):
+        data.dataset_info("chestmnist")
+    assert "chestmnist" not in data.available_flags() and "bloodmnist" in data.available_flags()
 
 
 def test_bad_flag_and_size(tmp_path):

@@ -28,6 +28,20 @@ def test_run_trains_profiles_then_skips(tmp_path, real_data_dir):
     assert all(j.done for j in again)
 
 
+def test_eta_estimates_come_from_past_runs(tmp_path):
+    (tmp_path / "runs").mkdir()
+    log = {"jobs": [{"kind": "train", "model": "baseline_cnn", "seconds": 100.0},
+                    {"kind": "train", "model": "baseline_cnn", "seconds": 300.0},
+                    {"kind": "profile", "model": "baseline_cnn", "seconds": 20.0}]}
+    (tmp_path / "runs" / "run-a.json").write_text(json.dumps(log))
+    (tmp_path / "runs" / "run-b.json").write_text("{half written")  # another queue mid-write: ignored
+    past = run.past_job_seconds(str(tmp_path))
+    assert past == {("train", "baseline_cnn"): 200.0, ("profile", "baseline_cnn"): 20.0}
+    jobs = [run.Job("train", "baseline_cnn", 0), run.Job("train", "resnet18", 0), run.Job("profile", "vgg11")]
+    assert run.estimate_seconds(jobs, past) == [200.0, 200.0, 20.0]  # unknown model: its kind's mean
+    assert run.estimate_seconds(jobs, {}) == [60.0, 60.0, 60.0]
+
+
 def test_run_dry_run_lists_pending_jobs(tmp_path, capsys):
     assert main(["run", "--models", "baseline_cnn,resnet18", "--seeds", "0,1", "--results", str(tmp_path),
                  "--profile-devices", "cpu", "--dry-run"]) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from bloodbench import data
 from bloodbench.cli import main
@@ -11,11 +12,6 @@ from bloodbench.train import TrainConfig, Trainer, TrainingDiverged
 
 TINY = dict(model_kwargs={"widths": [8, 16]}, limit_train=256, batch_size=64, epochs=3, patience=3,
             schedule="cosine", warmup_epochs=0, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def blood(real_data_dir):
-    return data.load_dataset("bloodmnist", 28, real_data_dir)
 
 
 def _strip_times(record: dict) -> dict:
@@ -94,6 +90,32 @@ def test_nan_loss_marks_the_run_diverged(tmp_path, blood):
         Trainer(cfg, results=tmp_path, data=blood, progress=False, n_boot=50).fit()
     rec = ResultsStore(tmp_path).get("train", cfg.run_id)
     assert rec["status"] == "diverged" and rec["stop_reason"] == "diverged"
+
+
+def test_weights_blowing_up_under_a_clipped_loss_mark_the_run_diverged(tmp_path, blood):
+    """Gradient clipping keeps the loss finite while the weights go NaN: caught at validation."""
+    cfg = TrainConfig.build("baseline_cnn", **{**TINY, "epochs": 2, "lr": 1e12, "optimizer": "sgd",
+                                               "schedule": "none"})
+    assert cfg.grad_clip
+    with pytest.raises(TrainingDiverged, match="diverged"):
+        Trainer(cfg, results=tmp_path, data=blood, progress=False, n_boot=50).fit()
+    rec = ResultsStore(tmp_path).get("train", cfg.run_id)
+    assert rec["status"] == "diverged" and rec["stop_reason"] == "diverged"
+
+
+def test_cuda_runs_default_to_bf16_and_channels_last(monkeypatch):
+    from bloodbench.train import config
+
+    cpu = TrainConfig.build("baseline_cnn", device="cpu")
+    assert (cpu.precision, cpu.channels_last) == ("fp32", False)
+    monkeypatch.setattr(config, "resolve_device", lambda device: torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    gpu = TrainConfig.build("baseline_cnn", device="cuda")
+    assert (gpu.precision, gpu.channels_last) == ("bf16", True)
+    assert gpu.run_id != cpu.run_id  # bf16 training is a different run, never mistaken for the fp32 one
+    explicit = TrainConfig.build("baseline_cnn", device="cuda", precision="fp32", channels_last=False)
+    assert (explicit.precision, explicit.channels_last) == ("fp32", False)
+    assert explicit.run_id == cpu.run_id
 
 
 def test_early_stopping_reports_converged(tmp_path, blood):

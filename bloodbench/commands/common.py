@@ -7,10 +7,15 @@ import argparse
 from bloodbench.data import SIZES
 
 
-def add_data_options(p: argparse.ArgumentParser, size: bool = True) -> None:
+def add_dataset_options(p: argparse.ArgumentParser, size: bool = True) -> None:
+    """Which dataset and size a command is about (no file access needed)."""
     p.add_argument("--dataset", default="bloodmnist", help="MedMNIST 2D flag (default: bloodmnist)")
     if size:
         p.add_argument("--size", type=int, default=28, choices=SIZES, help="image size in px (default: 28)")
+
+
+def add_data_options(p: argparse.ArgumentParser, size: bool = True) -> None:
+    add_dataset_options(p, size)
     p.add_argument("--data-dir", default=None,
                    help="folder with the MedMNIST .npz files (default: $BLOODBENCH_DATA_DIR, then ~/.medmnist)")
     p.add_argument("--no-verify", dest="verify", action="store_false",

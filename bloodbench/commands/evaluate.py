@@ -8,8 +8,7 @@ import json
 import numpy as np
 from tabulate import tabulate
 
-from bloodbench.commands.common import add_results_option
-from bloodbench.data import SIZES
+from bloodbench.commands.common import add_dataset_options, add_format_option, add_results_option
 from bloodbench.errors import BloodbenchError
 from bloodbench.metrics import bootstrap_ci, classification_metrics
 from bloodbench.results import ResultsStore
@@ -19,10 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="test metrics of a finished run (from its saved predictions)")
     p.add_argument("model")
     p.add_argument("--seed", type=int, default=None, help="default: every finished seed")
-    p.add_argument("--dataset", default="bloodmnist")
-    p.add_argument("--size", type=int, default=28, choices=SIZES)
+    add_dataset_options(p)
     add_results_option(p)
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    add_format_option(p)
     p.set_defaults(func=cmd_evaluate)
 
 

@@ -38,8 +38,10 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--limit-train", type=int, default=None, help="use only the first N training images (smoke runs)")
     h = p.add_argument_group("execution")
     h.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    h.add_argument("--precision", choices=PRECISIONS, default=None, help="autocast precision (fp16: CUDA only)")
-    h.add_argument("--channels-last", action="store_true", default=None)
+    h.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="autocast precision (default: fp32 on CPU, bf16 on CUDA; fp16: CUDA only)")
+    h.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="channels_last memory format (default: on for CUDA, off for CPU)")
     h.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     h.add_argument("--force", action="store_true", help="retrain even if a finished record exists")
     h.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")

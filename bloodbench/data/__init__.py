@@ -9,6 +9,7 @@ from bloodbench.data.medmnist_data import (
     MedMNISTData,
     Split,
     available_flags,
+    file_md5,
     dataset_info,
     download,
     load_dataset,
@@ -18,6 +19,6 @@ from bloodbench.data.medmnist_data import (
 
 __all__ = [
     "DATA_DIR_ENV", "SIZES", "SPLITS", "DatasetInfo", "MedMNISTData", "Split", "Normalizer", "TensorBatches",
-    "augment_batch", "available_flags", "class_weights", "dataset_info", "download", "epoch_generator",
+    "augment_batch", "available_flags", "class_weights", "dataset_info", "download", "epoch_generator", "file_md5",
     "load_dataset", "resolve_data_dir", "verify_md5",
 ]

@@ -6,10 +6,12 @@ md5 sums, file names) so a new MedMNIST flag works without code changes here.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +32,13 @@ def _medmnist_info() -> dict:
     return INFO
 
 
+def _is_multi_label(info: dict) -> bool:
+    return info["task"].startswith("multi-label")
+
+
 def available_flags() -> list[str]:
-    """MedMNIST 2D dataset flags (the 3D volumes are out of scope)."""
-    return sorted(f for f in _medmnist_info() if not f.endswith("3d"))
+    """Single-label MedMNIST 2D dataset flags (3D volumes and multi-label ChestMNIST are out of scope)."""
+    return sorted(f for f, i in _medmnist_info().items() if not f.endswith("3d") and not _is_multi_label(i))
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,11 @@ def dataset_info(flag: str = "bloodmnist", size: int = 28) -> DatasetInfo:
     if size not in SIZES:
         raise BloodbenchError(f"image size {size} is not available: choose one of {', '.join(map(str, SIZES))}")
     info = info_all[flag]
+    if _is_multi_label(info):
+        raise BloodbenchError(
+            f"{flag} is a {info['task']} dataset; bloodbench benchmarks single-label classifiers: "
+            f"choose one of {', '.join(available_flags())}"
+        )
     suffix = "" if size == 28 else f"_{size}"
     labels = info["label"]
     return DatasetInfo(
@@ -104,6 +115,28 @@ def file_md5(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def _read_cache(cache_path: Path) -> dict:
+    try:
+        return json.loads(cache_path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _remember_verdict(cache_path: Path, key: str, md5: str) -> None:
+    """Merge one verdict into the cache under a lock, so parallel runs do not drop each other's."""
+    from bloodbench.results import atomic_write_text
+
+    try:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(cache_path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            cache = _read_cache(cache_path)
+            cache[key] = md5
+            atomic_write_text(cache_path, json.dumps(cache, indent=0, sort_keys=True))
+    except OSError:
+        pass  # a read-only cache only costs a re-hash next time
+
+
 def verify_md5(path: Path, expected: str) -> str:
     """Check ``path`` against ``expected``; returns "ok" or "ok (cached)".
 
@@ -113,11 +146,7 @@ def verify_md5(path: Path, expected: str) -> str:
     st = path.stat()
     key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
     cache_path = _cache_file()
-    try:
-        cache = json.loads(cache_path.read_text())
-    except (OSError, ValueError):
-        cache = {}
-    if cache.get(key) == expected:
+    if _read_cache(cache_path).get(key) == expected:
         return "ok (cached)"
     actual = file_md5(path)
     if actual != expected:
@@ -125,14 +154,7 @@ def verify_md5(path: Path, expected: str) -> str:
             f"{path} has md5 {actual}, expected {expected}: the file is corrupt or not the official one; "
             f"delete it and run `bloodbench data download`, or pass --no-verify for a file you made yourself"
         )
-    cache[key] = expected
-    try:
-        from bloodbench.results import atomic_write_text
-
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(cache_path, json.dumps(cache, indent=0, sort_keys=True))
-    except OSError:
-        pass  # a read-only cache only costs a re-hash next time
+    _remember_verdict(cache_path, key, expected)
     return "ok"
 
 
@@ -204,7 +226,7 @@ def load_dataset(
                 if images.shape[1:3] != (size, size):
                     raise ValueError(f"{split} images are {images.shape[1]}x{images.shape[2]}, expected {size}x{size}")
                 out[split] = Split(_to_nchw(images, info.n_channels), torch.from_numpy(labels))
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise BloodbenchError(
             f"{path} is truncated or corrupt ({msg}): delete it and run `bloodbench data download "

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+import torch
+
 from bloodbench.data import SIZES
+from bloodbench.envinfo import resolve_device
 from bloodbench.errors import BloodbenchError
 from bloodbench.models import get_model_info
 from bloodbench.profile.timing import PRECISIONS
@@ -18,6 +21,16 @@ MONITORS = ("val_acc", "val_loss", "val_auc")
 # Options that change where or how fast a run goes, not what it learns: left out of the hash
 # so the same run started on another machine is recognised as the same run.
 NOT_HASHED = ("device", "channels_last", "compile", "eval_batch_size")
+
+
+def device_defaults(device: str) -> dict[str, Any]:
+    """On CUDA, train as a GPU user would: bf16 autocast (fp16 where bf16 is missing) and channels_last.
+
+    On CPU nothing changes (fp32, NCHW), so CPU records keep their config hash.
+    """
+    if resolve_device(device).type != "cuda":
+        return {}
+    return {"precision": "bf16" if torch.cuda.is_bf16_supported() else "fp16", "channels_last": True}
 
 
 @dataclass
@@ -52,10 +65,11 @@ class TrainConfig:
 
     @classmethod
     def build(cls, model: str, **overrides: Any) -> "TrainConfig":
-        """Defaults, then the registry recipe for ``model``, then non-None ``overrides``."""
+        """Defaults, then the device's defaults, then the registry recipe, then non-None ``overrides``."""
         info = get_model_info(model)
         names = {f.name for f in fields(cls)}
-        values: dict[str, Any] = {k: v for k, v in info.recipe.items() if k in names}
+        values: dict[str, Any] = device_defaults(overrides.get("device") or cls.device)
+        values.update({k: v for k, v in info.recipe.items() if k in names})
         values.update({k: v for k, v in overrides.items() if v is not None})
         unknown = set(values) - names
         if unknown:

@@ -244,20 +244,22 @@ class Trainer:
                 break
             val_scores = predict(model, ds["val"], norm, self.device, cfg.eval_batch_size, cfg.precision,
                                  cfg.channels_last)
+            if not np.isfinite(val_scores).all():  # finite (clipped) loss, but the weights blew up
+                stop_reason, diverged_msg = "diverged", f"validation outputs became non-finite at epoch {epoch + 1}"
+                break
             y_val = ds["val"].labels.numpy()
             val_m = classification_metrics(y_val, val_scores)
             val_loss = float(F.nll_loss(torch.log(torch.from_numpy(val_scores).clamp_min(1e-12)),
                                         torch.from_numpy(y_val)))
+            monitored = {"val_acc": val_m["acc"], "val_loss": val_loss, "val_auc": val_m["auc"]}[cfg.monitor]
             if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                sched.step(val_loss if cfg.monitor == "val_loss" else val_m["acc"] if cfg.monitor == "val_acc"
-                           else val_m["auc"])
+                sched.step(monitored)
             seconds = time.perf_counter() - t0
             train_seconds += seconds
             row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
                    "val_acc": val_m["acc"], "val_auc": val_m["auc"], "val_f1_macro": val_m["f1_macro"],
                    "lr": opt.param_groups[0]["lr"], "epoch_seconds": round(seconds, 3)}
             history.append(row)
-            monitored = {"val_acc": val_m["acc"], "val_loss": val_loss, "val_auc": val_m["auc"]}[cfg.monitor]
             if stopper.update(monitored, epoch + 1):
                 save_checkpoint(best_path, self._model_ckpt(model, norm, info, epoch + 1))
             state = self._model_ckpt(model, norm, info, epoch)
@@ -317,7 +319,7 @@ class Trainer:
                 value = loss.item()
                 if not math.isfinite(value):
                     return value, float("nan"), False
-                bar.set_postfix(loss=f"{value:.3f}")
+                bar.set_postfix(loss=f"{value:.3f}", acc=f"{float(correct) / seen:.3f}")
         mean_loss = float(loss_sum) / max(seen, 1)
         if not math.isfinite(mean_loss):
             return mean_loss, float("nan"), False
@@ -337,8 +339,9 @@ class Trainer:
         val_m = test_m = None
         artifacts: dict[str, str] = {}
         if best_path.is_file():
-            model.load_state_dict(load_checkpoint(best_path, map_location=self.device)["model_state"])
-            ck_norm = Normalizer.from_split(self._train_split(ds))  # the normaliser the weights were trained with
+            best = load_checkpoint(best_path, map_location=self.device)
+            model.load_state_dict(best["model_state"])
+            ck_norm = Normalizer(**{k: tuple(v) for k, v in best["normalizer"].items()})  # what the weights saw
             val_scores = predict(model, ds["val"], ck_norm, self.device, cfg.eval_batch_size, cfg.precision,
                                  cfg.channels_last)
             val_m = classification_metrics(ds["val"].labels.numpy(), val_scores, info.class_names)
