@@ -5,8 +5,9 @@ Run with an explicit path (pyproject's testpaths only names tests/)::
     pytest benchmarks/ --benchmark-json out.json                 # quick: 28 px, few rounds, 1 CPU thread
     pytest benchmarks/ --bb-full --bb-device cuda --benchmark-json gpu.json
 
-Each benchmark's ``extra_info`` has the keys in ``EXTRA_INFO_KEYS`` (the leaderboard
-ingests them; keep them stable).
+Each benchmark fills its ``extra_info`` through the ``record_info`` fixture, which refuses an
+entry missing a key of its kind (``KIND_KEYS``): inference and train_step entries carry
+``EXTRA_INFO_KEYS``, the shape the leaderboard ingests, so it cannot drift silently.
 """
 
 from __future__ import annotations
@@ -19,15 +20,34 @@ import pytest
 import torch
 
 from bloodbench.data import SIZES
-from bloodbench.envinfo import resolve_device
+from bloodbench.envinfo import git_commit, resolve_device
 from bloodbench.errors import BloodbenchError
 from bloodbench.models import list_models
 from bloodbench.profile.timing import PRECISIONS, check_precision
 
-EXTRA_INFO_KEYS = (
-    "kind", "model", "dataset", "size", "in_channels", "num_classes", "device", "device_name", "precision",
-    "batch_size", "params", "macs", "flops", "p50_ms", "p90_ms", "p99_ms", "images_per_s",
+#: Keys of every entry, whatever it measures.
+COMMON_KEYS = ("kind", "model", "dataset", "size", "device", "device_name", "precision", "batch_size")
+#: Keys of the per-model entries the leaderboard ingests (``bloodbench.leaderboard.benchmark_frame``).
+EXTRA_INFO_KEYS = COMMON_KEYS + (
+    "in_channels", "num_classes", "params", "macs", "flops", "p50_ms", "p90_ms", "p99_ms", "images_per_s",
 )
+KIND_KEYS = {
+    "inference": EXTRA_INFO_KEYS,
+    "train_step": EXTRA_INFO_KEYS,
+    "epoch_time": COMMON_KEYS + ("images", "loop_epoch_s", "pure_epoch_s", "ratio", "target_ratio", "meets_target"),
+    "latency_agreement": COMMON_KEYS + ("threads", "ours_p50_ms", "timer_median_ms", "ratio", "ratio_bounds"),
+}
+
+
+def check_extra_info(info: dict) -> dict:
+    """``info`` if it has every key of its kind; a missing key fails the benchmark, not the ingest later."""
+    kind = info.get("kind")
+    if kind not in KIND_KEYS:
+        raise ValueError(f"extra_info kind {kind!r} is not one of {', '.join(KIND_KEYS)}")
+    missing = [k for k in KIND_KEYS[kind] if k not in info]
+    if missing:
+        raise ValueError(f"{kind} extra_info lacks {', '.join(missing)} (see KIND_KEYS in benchmarks/conftest.py)")
+    return info
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -119,13 +139,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("infer_batch", plan.infer_batches, ids=[f"bs{b}" for b in plan.infer_batches])
 
 
+@pytest.fixture
+def record_info(benchmark):
+    """``record_info(**info)``: check ``info`` against its kind's keys, then store it as extra_info."""
+    def fill(**info) -> None:
+        benchmark.extra_info.update(check_extra_info(info))
+
+    return fill
+
+
 @pytest.fixture(scope="session")
 def plan(request: pytest.FixtureRequest) -> Plan:
     return _plan(request.config)
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
-    """GPU, CUDA, cuDNN and torch versions: pytest-benchmark only records the CPU."""
+    """GPU, CUDA, cuDNN and torch versions and our commit: pytest-benchmark only records the CPU."""
     cuda = torch.cuda.is_available()
     machine_info["torch"] = torch.__version__
     machine_info["torch_threads"] = torch.get_num_threads()
@@ -143,3 +172,4 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
         machine_info["gpu_name"] = None
     machine_info["bb_device"] = config.getoption("--bb-device")
     machine_info["bb_full"] = bool(config.getoption("--bb-full"))
+    machine_info["git_commit"] = git_commit()

@@ -1,8 +1,11 @@
 """Training-loop overhead: a real epoch of the trainer against pure forward+backward+step.
 
-The trainer's data path (uint8 tensors on the device, index batches, whole-batch
-normalisation and augmentation) should cost little on top of the model's own compute;
-``extra_info["ratio"]`` (target <= 1.10) is the figure to watch.
+The trainer's epoch adds its data path (uint8 tensors on the device, index batches,
+whole-batch normalisation and augmentation), gradient clipping and the LR schedule to the
+model's own compute. ``extra_info`` records ``ratio`` = loop / pure median epoch time, the
+``target_ratio`` (1.10) and ``meets_target``. It is a measurement, not a test: nothing fails
+when the target is missed, because on a shared CPU the ratio moves with the other load.
+Both epochs run the same model, optimiser, batch size and ``--bb-precision`` autocast.
 """
 
 from __future__ import annotations
@@ -16,11 +19,14 @@ import torch
 import torch.nn.functional as F
 
 from bloodbench.data import load_dataset
+from bloodbench.envinfo import device_name
+from bloodbench.profile.timing import autocast
 from bloodbench.train import TrainConfig, Trainer
 
 # Images per measured epoch: the whole training split on a GPU, a slice of it on 2 CPU cores
 # (resnet18's CIFAR stem costs ~0.46 GMACs per 28 px image, 20x baseline_cnn).
 CPU_IMAGES = {"baseline_cnn": 1024, "resnet18": 256}
+TARGET_RATIO = 1.10
 
 
 @pytest.fixture(scope="module")
@@ -29,30 +35,28 @@ def blood():
     return load_dataset("bloodmnist", 28, os.environ.get("BLOODBENCH_DATA_DIR") or shared)
 
 
-def _device(request) -> str:
-    opt = request.config.getoption("--bb-device", default="auto")
-    return "cuda" if opt in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
-
-
 @pytest.mark.parametrize("model", ["baseline_cnn", "resnet18"])
-def test_epoch_time_vs_pure_compute(benchmark, request, blood, model):
-    device = _device(request)
-    limit = None if device == "cuda" else CPU_IMAGES[model]
-    cfg = TrainConfig.build(model, device=device, limit_train=limit, batch_size=128)
+def test_epoch_time_vs_pure_compute(benchmark, record_info, plan, blood, model):
+    device = plan.device
+    limit = None if device.type == "cuda" else CPU_IMAGES[model]
+    cfg = TrainConfig.build(model, device=device.type, limit_train=limit, batch_size=128, precision=plan.precision,
+                            channels_last=False)
     trainer = Trainer(cfg, results=None, data=blood, progress=False)
     st = trainer.setup()
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
 
-    # Pure compute: the same model, optimiser and batch size on batches built beforehand.
+    # Pure compute: the same model, optimiser, batch size and autocast on batches built beforehand.
     batches = [(st.norm(x).contiguous(), y) for x, y in st.batches(torch.Generator(device=device).manual_seed(0))]
 
     def pure_epoch():
         st.model.train()
         for x, y in batches:
-            loss = F.cross_entropy(st.model(x), y, label_smoothing=cfg.label_smoothing)
+            with autocast(device, cfg.precision):
+                loss = F.cross_entropy(st.model(x).float(), y, label_smoothing=cfg.label_smoothing)
             st.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            st.opt.step()
+            st.scaler.scale(loss).backward()
+            st.scaler.step(st.opt)
+            st.scaler.update()
         sync()
 
     def loop_epoch():
@@ -70,9 +74,10 @@ def test_epoch_time_vs_pure_compute(benchmark, request, blood, model):
     benchmark.pedantic(loop_epoch, rounds=rounds, iterations=1, warmup_rounds=0)
     loop_median = benchmark.stats.stats.median
     pure_median = sorted(pure)[len(pure) // 2]
-    benchmark.extra_info.update({
-        "kind": "epoch_time", "model": model, "dataset": "bloodmnist", "size": 28, "device": device,
-        "device_name": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-        "images": len(st.batches) * cfg.batch_size, "batch_size": cfg.batch_size,
-        "loop_epoch_s": loop_median, "pure_epoch_s": pure_median, "ratio": loop_median / pure_median,
-    })
+    ratio = loop_median / pure_median
+    record_info(
+        kind="epoch_time", model=model, dataset=cfg.dataset, size=cfg.size, device=device.type,
+        device_name=device_name(device), precision=cfg.precision, batch_size=cfg.batch_size,
+        images=len(st.batches) * cfg.batch_size, loop_epoch_s=loop_median, pure_epoch_s=pure_median, ratio=ratio,
+        target_ratio=TARGET_RATIO, meets_target=ratio <= TARGET_RATIO,
+    )

@@ -11,16 +11,14 @@ import time
 from functools import lru_cache
 from typing import Any, Callable
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from bloodbench.data import dataset_info
 from bloodbench.envinfo import device_name
-from bloodbench.models import create_model
 from bloodbench.profile.counting import count_macs, count_params
-from bloodbench.profile.timing import autocast, make_input
+from bloodbench.profile.record import build_model
+from bloodbench.profile.timing import LatencyMeasurement, autocast, make_input
 
 DATASET = "bloodmnist"
 
@@ -28,8 +26,7 @@ DATASET = "bloodmnist"
 @lru_cache(maxsize=None)
 def _costs(name: str, size: int) -> tuple[int, int]:
     """Params and per-image forward MACs (fvcore), counted once per model and size on CPU."""
-    ds = dataset_info(DATASET, size)
-    model = create_model(name, in_channels=ds.n_channels, num_classes=ds.n_classes)
+    model, ds = build_model(name, DATASET, size)
     return count_params(model), count_macs(model, (1, ds.n_channels, size, size))
 
 
@@ -38,13 +35,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _build(name: str, size: int, device: torch.device) -> tuple[nn.Module, Any]:
-    ds = dataset_info(DATASET, size)
-    torch.manual_seed(0)
-    return create_model(name, in_channels=ds.n_channels, num_classes=ds.n_classes).to(device), ds
-
-
-def _run(benchmark, plan, fn: Callable[[], Any], kind: str, name: str, size: int, ds, batch: int) -> None:
+def _run(benchmark, record_info, plan, fn: Callable[[], Any], kind: str, name: str, size: int, ds,
+         batch: int) -> None:
     t0 = time.perf_counter()
     fn()  # warm: lazy init, cudnn autotune, allocator growth
     call_s = time.perf_counter() - t0
@@ -64,22 +56,24 @@ def _run(benchmark, plan, fn: Callable[[], Any], kind: str, name: str, size: int
 
     stats = getattr(benchmark, "stats", None)
     data = list(getattr(getattr(stats, "stats", None), "data", None) or [])  # seconds per round
-    ms = np.asarray(data, dtype=float) * 1e3
-    pct = (lambda q: float(np.percentile(ms, q))) if len(ms) else (lambda q: None)
     params, macs = _costs(name, size)
-    p50 = pct(50)
-    benchmark.extra_info.update({
-        "kind": kind, "model": name, "dataset": DATASET, "size": size, "in_channels": ds.n_channels,
-        "num_classes": ds.n_classes, "device": plan.device.type, "device_name": device_name(plan.device),
-        "precision": plan.precision, "batch_size": batch, "params": params, "macs": macs, "flops": 2 * macs,
-        "p50_ms": p50, "p90_ms": pct(90), "p99_ms": pct(99),
-        "images_per_s": batch / (p50 / 1e3) if p50 else None,
-    })
+    record_info(
+        kind=kind, model=name, dataset=DATASET, size=size, in_channels=ds.n_channels, num_classes=ds.n_classes,
+        device=plan.device.type, device_name=device_name(plan.device), precision=plan.precision, batch_size=batch,
+        params=params, macs=macs, flops=2 * macs, **_latency_info(data, batch, plan),
+    )
 
 
-def test_inference(benchmark, plan, model_name, size, infer_batch):
-    model, ds = _build(model_name, size, plan.device)
-    model.eval()
+def _latency_info(seconds: list[float], batch: int, plan) -> dict[str, float | None]:
+    """Percentiles and images/s of the rounds, computed as profile records compute them."""
+    if not seconds:  # --benchmark-disable: nothing was timed
+        return dict.fromkeys(("p50_ms", "p90_ms", "p99_ms", "images_per_s"))
+    lat = LatencyMeasurement(seconds, batch, plan.device.type, plan.precision, torch.get_num_threads())
+    return {"p50_ms": lat.p50_ms, "p90_ms": lat.p90_ms, "p99_ms": lat.p99_ms, "images_per_s": lat.images_per_s}
+
+
+def test_inference(benchmark, record_info, plan, model_name, size, infer_batch):
+    model, ds = build_model(model_name, DATASET, size, plan.device)
     x = make_input((infer_batch, ds.n_channels, size, size), plan.device)
 
     def forward():
@@ -87,11 +81,11 @@ def test_inference(benchmark, plan, model_name, size, infer_batch):
             model(x)
         _sync(plan.device)
 
-    _run(benchmark, plan, forward, "inference", model_name, size, ds, infer_batch)
+    _run(benchmark, record_info, plan, forward, "inference", model_name, size, ds, infer_batch)
 
 
-def test_train_step(benchmark, plan, model_name, size):
-    model, ds = _build(model_name, size, plan.device)
+def test_train_step(benchmark, record_info, plan, model_name, size):
+    model, ds = build_model(model_name, DATASET, size, plan.device)
     model.train()
     batch = plan.train_batch
     x = make_input((batch, ds.n_channels, size, size), plan.device)
@@ -115,7 +109,7 @@ def test_train_step(benchmark, plan, model_name, size):
         scaler.update()
         _sync(plan.device)
 
-    _run(benchmark, plan, step, "train_step", model_name, size, ds, batch)
+    _run(benchmark, record_info, plan, step, "train_step", model_name, size, ds, batch)
 
 
 @pytest.fixture(autouse=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+from importlib import metadata
 import random
 import subprocess
 from functools import lru_cache
@@ -64,6 +65,14 @@ def git_commit() -> str | None:
         return None
 
 
+def package_version(name: str) -> str | None:
+    """Installed version of ``name``, None if absent: counts depend on fvcore's and torchvision's versions."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def environment(device: torch.device | str = "cpu") -> dict:
     """Device, library versions, commit: the provenance block of every record."""
     device = torch.device(device)
@@ -73,6 +82,8 @@ def environment(device: torch.device | str = "cpu") -> dict:
         "cpu_name": cpu_name(),
         "cpu_threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "torchvision": package_version("torchvision"),
+        "fvcore": package_version("fvcore"),
         "cuda": torch.version.cuda if device.type == "cuda" else None,
         "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
         "python": platform.python_version(),

@@ -13,7 +13,7 @@ from bloodbench.data import SIZES
 from bloodbench.envinfo import resolve_device
 from bloodbench.errors import BloodbenchError
 from bloodbench.models import get_model_info, list_models
-from bloodbench.profile.counting import DISAGREEMENT_THRESHOLD
+from bloodbench.profile.counting import unsupported_ops_note
 from bloodbench.profile.timing import PRECISIONS, check_precision
 from bloodbench.results import ResultsStore
 
@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--iters", type=_positive, default=50, help="timed latency calls (default: 50)")
     p.add_argument("--warmup", type=int, default=10, help="untimed warm-up calls (default: 10)")
     p.add_argument("--threads", type=_positive, default=None, help="CPU threads (default: torch's current)")
-    p.add_argument("--trace", action="store_true", help="also write torch.profiler traces and top_ops.md")
+    p.add_argument("--trace", action="store_true", help="also write torch.profiler traces and a top-operators table")
     p.add_argument("--trace-dir", default=None, help="trace folder (default: reports/traces)")
     p.add_argument("--no-save", dest="save", action="store_false", help="print only, write no record")
     add_results_option(p)
@@ -65,6 +65,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _fmt(value, scale: float = 1.0, digits: int = 2) -> str:
     return "-" if value is None else f"{value / scale:.{digits}f}"
+
+
+def _record_notes(rec: dict) -> list[str]:
+    """What the table cannot show: skipped operators, a MAC cross-check failure, out-of-memory steps."""
+    notes = []
+    if rec["unsupported_ops"]:
+        notes.append(unsupported_ops_note(rec["unsupported_ops"]))
+    if rec["macs_disagreement_flagged"]:
+        notes.append(f"fvcore and torch FlopCounterMode disagree by {rec['macs_disagreement']:.1%} "
+                     f"({rec['macs']:,} vs {rec['macs_flopcounter']:,} MACs)")
+    oom_batches = ", ".join(str(t["batch_size"]) for t in rec["throughput"] if t["oom"])
+    stages = [f"throughput (batch {oom_batches})" if s == "throughput" else s for s in rec["oom_stages"]]
+    if stages:
+        notes.append(f"out of memory in {'; '.join(stages)}: no figure recorded there")
+    return notes
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
@@ -97,12 +112,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
                             threads=args.threads, results=store.root, save=args.save, trace=args.trace,
                             trace_dir=trace_dir, progress=stage)
         records.append(rec)
-        if rec["unsupported_ops"]:
-            ops = ", ".join(f"{k} x{v}" for k, v in rec["unsupported_ops"].items())
-            notes.append(f"{name}: not counted by fvcore (elementwise/pooling, treated as free): {ops}")
-        if rec["macs_disagreement"] > DISAGREEMENT_THRESHOLD:
-            notes.append(f"{name}: fvcore and torch FlopCounterMode disagree by {rec['macs_disagreement']:.1%} "
-                         f"({rec['macs']:,} vs {rec['macs_flopcounter']:,} MACs)")
+        notes += [f"{name}: {n}" for n in _record_notes(rec)]
     bar.close()
 
     lat_bs = args.batch_size
@@ -111,17 +121,18 @@ def cmd_profile(args: argparse.Namespace) -> int:
              _fmt(r["latency"]["p99_ms"], digits=3), _fmt(r["peak_throughput"], digits=0),
              _fmt(r["peak_memory_mb"], digits=1)] for r in records]
     print(tabulate(rows, headers=["model", "params (M)", "MACs (M)", "FLOPs (M)", "p50 ms", "p90 ms", "p99 ms",
-                                  "peak img/s", "peak mem MB"], tablefmt="github"))
+                                  "peak img/s", "peak mem MiB"], tablefmt="github"))
     first = records[0]
+    method = next((r["peak_memory_method"] for r in records if r["peak_memory_method"]), "not measured")
     print(f"\n{first['dataset']} {args.size}x{args.size}x{first['in_channels']}, {first['device_name']}, "
           f"{args.precision}{', channels_last' if args.channels_last else ''}{', compiled' if args.compile else ''}. "
           f"MACs per image (fvcore; FLOPs = 2 x MACs); latency at batch {lat_bs}; "
-          f"peak mem = {first['peak_memory_method']} (MiB).")
+          f"peak mem = {method} (MiB).")
     for note in notes:
         print(f"note: {note}")
     if args.save:
         print(f"records: {store.root / 'profile'}")
     if args.trace:
         print(f"traces: {trace_dir}/<model>/ (tensorboard --logdir {trace_dir}; the plain <worker>.json opens in "
-              f"https://ui.perfetto.dev; top_ops.md per model)")
+              f"https://ui.perfetto.dev; <worker>.top_ops.md per setting)")
     return 0

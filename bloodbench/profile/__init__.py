@@ -1,6 +1,14 @@
 """Profiling: cost counting (MACs, params, memory), latency, throughput, traces.
 
-Units: MACs are fused multiply-adds as fvcore counts them; FLOPs = 2 x MACs.
+Units: MACs are fused multiply-adds as fvcore counts them; FLOPs = 2 x MACs; sizes and
+memory are MiB (2^20 bytes) although fields say ``_mb``.
+
+Against torchvision's published metadata (``python -m bloodbench.profile.torchvision_check``,
+docs/PROFILING.md): params match exactly, and fvcore's conv + linear MACs match ``_ops``
+(labelled GFLOPS, really GMACs). fvcore's *total* is up to ~5% higher (mobilenet_v3_small
++4.6%, efficientnet_b0 +4.1%) because it also counts batch-norm, pooling and upsampling,
+which ``_ops`` leaves out. ``model_size_mb`` is the state_dict in MiB, within 1% below
+``_file_size`` (labelled MB, really MiB), the gap being the file's framing.
 """
 
 from bloodbench.profile.counting import (
@@ -15,7 +23,7 @@ from bloodbench.profile.counting import (
     model_size_mb,
     peak_forward_memory,
 )
-from bloodbench.profile.record import PROFILE_FIELDS, profile_config, profile_model, profile_run_id
+from bloodbench.profile.record import PROFILE_FIELDS, build_model, profile_config, profile_model, profile_run_id
 from bloodbench.profile.timing import (
     PRECISIONS,
     LatencyMeasurement,
@@ -28,7 +36,7 @@ from bloodbench.profile.trace import DEFAULT_TRACE_DIR, TraceResult, trace_model
 
 __all__ = [
     "CostBreakdown", "DEFAULT_TRACE_DIR", "LatencyMeasurement", "MacCount", "PRECISIONS", "PROFILE_FIELDS",
-    "TraceResult", "cost_breakdown", "count_activations", "count_macs", "count_params", "flopcounter_flops",
+    "TraceResult", "build_model", "cost_breakdown", "count_activations", "count_macs", "count_params", "flopcounter_flops",
     "fvcore_macs", "measure", "measure_latency", "measure_throughput", "model_size_mb", "peak_forward_memory",
     "peak_throughput", "profile_config", "profile_model", "profile_run_id", "trace_model",
 ]

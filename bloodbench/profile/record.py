@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
+from torch import nn
 
-from bloodbench.data import dataset_info
+from bloodbench.data import DatasetInfo, dataset_info
 from bloodbench.envinfo import device_name, environment, resolve_device
 from bloodbench.models import create_model, get_model_info
 from bloodbench.profile.counting import cost_breakdown, peak_forward_memory
@@ -25,6 +26,7 @@ from bloodbench.profile.timing import (
     measure_throughput,
     peak_throughput,
     prepare_model,
+    unless_oom,
 )
 from bloodbench.results import ResultsStore, config_hash, utc_now
 
@@ -32,8 +34,8 @@ from bloodbench.results import ResultsStore, config_hash, utc_now
 PROFILE_FIELDS = (
     "device", "device_name", "precision", "channels_last", "compile", "params", "trainable_params",
     "model_size_mb", "macs", "flops", "macs_flopcounter", "macs_disagreement", "activations",
-    "peak_memory_mb", "peak_memory_method", "unsupported_ops", "top_modules", "latency", "throughput",
-    "peak_throughput",
+    "macs_disagreement_flagged", "peak_memory_mb", "peak_memory_method", "unsupported_ops", "top_modules",
+    "latency", "throughput", "peak_throughput", "oom_stages",
 )
 COMMON_FIELDS = (
     "schema", "kind", "run_id", "model", "model_info", "dataset", "size", "in_channels", "num_classes",
@@ -63,6 +65,23 @@ def profile_config(dataset: str = "bloodmnist", size: int = 28, device: str | to
     }
 
 
+def build_model(name: str, dataset: str = "bloodmnist", size: int = 28,
+                device: str | torch.device = "cpu") -> tuple[nn.Module, DatasetInfo]:
+    """Registry model sized for ``dataset`` at ``size`` px, seeded and in eval mode.
+
+    Channels and classes come from ``dataset_info`` (no data file needed); the fixed seed makes
+    every profile and benchmark time the same weights.
+    """
+    ds = dataset_info(dataset, size)
+    torch.manual_seed(0)
+    return create_model(name, in_channels=ds.n_channels, num_classes=ds.n_classes).to(device).eval(), ds
+
+
+def _latency_after_oom(batch_size: int, threads: int | None) -> dict[str, Any]:
+    """The latency block of a setting that ran out of memory: same keys, no figures."""
+    return {**dict.fromkeys(LATENCY_KEYS), "batch_size": batch_size, "threads": threads}
+
+
 def profile_run_id(model: str, config: dict[str, Any]) -> str:
     return (f"{model}-{config['dataset']}-{config['size']}-{config['device']}-{config['precision']}-"
             f"{config_hash(config)}")
@@ -80,27 +99,28 @@ def profile_model(name: str, dataset: str = "bloodmnist", size: int = 28, device
     Channels and classes come from ``dataset_info`` (no data file needed). MACs/FLOPs are per
     image (batch 1); peak memory and latency are at ``batch_size``; throughput sweeps
     ``batch_sizes``. ``progress`` is called with a short stage name before each stage.
+    A CUDA out-of-memory error in the memory, latency or throughput step is recorded (stage
+    names in ``oom_stages``, figures ``None``) instead of losing the whole profile.
     """
     info = get_model_info(name)  # unknown model: BloodbenchError before any work
     dev = resolve_device(str(device)) if not isinstance(device, torch.device) else device
     check_precision(precision, dev)
-    ds = dataset_info(dataset, size)
     step = progress or (lambda stage: None)
     created_at = utc_now()
-    with cpu_threads(threads if dev.type == "cpu" else None):
+    with cpu_threads(threads if dev.type == "cpu" else None) as nthreads:
         config = profile_config(dataset, size, dev, precision, channels_last, compile, batch_size, batch_sizes,
                                 warmup, iters, threads, min_time_s)
-        torch.manual_seed(0)
-        model = create_model(name, in_channels=ds.n_channels, num_classes=ds.n_classes).to(dev).eval()
+        model, ds = build_model(name, dataset, size, dev)
+        shape = (batch_size, ds.n_channels, size, size)
         step("counting")
         costs = cost_breakdown(model, (1, ds.n_channels, size, size), memory=False)
         step("memory")
-        peak_mb, peak_method = peak_forward_memory(model, (batch_size, ds.n_channels, size, size), precision,
-                                                   channels_last)
+        memory, memory_oom = unless_oom(lambda: peak_forward_memory(model, shape, precision, channels_last), dev)
+        peak_mb, peak_method = memory or (None, None)
         prepared = prepare_model(model, dev, channels_last, compile)
         step("latency")
-        lat = measure(prepared, (batch_size, ds.n_channels, size, size), dev, precision, warmup, iters,
-                      channels_last, compile, threads, prepared=True)
+        lat, latency_oom = unless_oom(lambda: measure(prepared, shape, dev, precision, warmup, iters, channels_last,
+                                                      compile, threads, prepared=True), dev)
         step("throughput")
         thr = measure_throughput(prepared, size, ds.n_channels, config["batch_sizes"], dev, precision,
                                  channels_last, compile, threads, min_time_s=min_time_s, prepared=True)
@@ -108,10 +128,11 @@ def profile_model(name: str, dataset: str = "bloodmnist", size: int = 28, device
             step("trace")
             from bloodbench.profile.trace import DEFAULT_TRACE_DIR, trace_model
 
-            trace_model(model, (batch_size, ds.n_channels, size, size), trace_dir or DEFAULT_TRACE_DIR, name,
-                        dev, precision, channels_last, compile)
+            trace_model(model, shape, trace_dir or DEFAULT_TRACE_DIR, name, dev, precision, channels_last, compile)
         env = environment(dev)
-    latency = lat.as_dict()
+    latency = lat.as_dict() if lat is not None else _latency_after_oom(batch_size, nthreads)
+    oom_stages = [stage for stage, oom in (("memory", memory_oom), ("latency", latency_oom),
+                                           ("throughput", any(r["oom"] for r in thr))) if oom]
     record: dict[str, Any] = {
         "kind": "profile",
         "run_id": profile_run_id(name, config),
@@ -137,6 +158,7 @@ def profile_model(name: str, dataset: str = "bloodmnist", size: int = 28, device
         "flops": costs.flops,
         "macs_flopcounter": costs.macs_flopcounter,
         "macs_disagreement": costs.macs_disagreement,
+        "macs_disagreement_flagged": costs.disagreement_flagged,
         "activations": costs.activations,
         "peak_memory_mb": peak_mb,
         "peak_memory_method": peak_method,
@@ -145,6 +167,7 @@ def profile_model(name: str, dataset: str = "bloodmnist", size: int = 28, device
         "latency": {k: latency[k] for k in LATENCY_KEYS},
         "throughput": thr,
         "peak_throughput": peak_throughput(thr),
+        "oom_stages": oom_stages,
     }
     del model, prepared
     gc.collect()

@@ -12,7 +12,7 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 DEFAULT_BATCH_SIZES = {"cpu": (1, 2, 4, 8, 16, 32, 64), "cuda": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)}
 #: The latency keys stored in a profile record (docs/ARCHITECTURE.md, "Profile record").
 LATENCY_KEYS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "n", "batch_size", "threads")
+T = TypeVar("T")
 
 
 # -- options ------------------------------------------------------------------------------
@@ -217,55 +218,67 @@ def measure_latency(model: nn.Module, input_shape: Sequence[int], device: torch.
     return measure(model, input_shape, device, precision, warmup, iters, channels_last, compile, threads).as_dict()
 
 
-# -- throughput -----------------------------------------------------------------------------
+# -- out of memory --------------------------------------------------------------------------
 def _is_oom(exc: BaseException) -> bool:
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         return True
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
+def free_after_oom(device: torch.device | str) -> None:
+    """Hand cached blocks back so the next, possibly smaller, allocation can fit."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+
+
+def unless_oom(fn: Callable[[], T], device: torch.device | str) -> tuple[T | None, bool]:
+    """``(fn(), False)``, or ``(None, True)`` if it ran out of memory; other errors propagate.
+
+    One setting running out of memory is a result to record (the batch is too big for this
+    device), not a reason to lose the figures of every other setting.
+    """
+    try:
+        return fn(), False
+    except Exception as exc:
+        if not _is_oom(exc):
+            raise
+    free_after_oom(device)  # outside the except block: the traceback's tensors are released by now
+    return None, True
+
+
+# -- throughput -----------------------------------------------------------------------------
 def measure_throughput(model: nn.Module, size: int, in_channels: int = 3,
                        batch_sizes: Sequence[int] | None = None, device: torch.device | str = "cpu",
                        precision: str = "fp32", channels_last: bool = False, compile: bool = False,
                        threads: int | None = None, warmup: int = 2, min_iters: int = 5,
-                       min_time_s: float = 0.25, stop_on_oom: bool = True, prepared: bool = False,
+                       min_time_s: float = 0.25, prepared: bool = False,
                        progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
-    """Images/s over a batch-size sweep: ``[{batch_size, images_per_s, oom}]``.
+    """Images/s over a batch-size sweep: ``[{batch_size, images_per_s, oom}]``, one row per size.
 
     Each batch size runs at least ``min_iters`` calls and ``min_time_s`` seconds (bounded
     calls back to back, one sync at the end: the sustained rate, not per-call latency).
-    A CUDA out-of-memory error is recorded as ``oom: True`` with the cache emptied; larger
-    batch sizes are then skipped (they would run out too) unless ``stop_on_oom=False``.
+    A CUDA out-of-memory error is recorded as ``oom: True`` (``images_per_s: None``) with the
+    cache emptied, and the sweep goes on: a larger batch may still fit once the cache is freed,
+    and no batch size asked for silently disappears from the result.
     """
     device = torch.device(device)
     check_precision(precision, device)
     if batch_sizes is None:
         batch_sizes = DEFAULT_BATCH_SIZES["cuda" if device.type == "cuda" else "cpu"]
+    sizes = sorted(set(int(b) for b in batch_sizes))
+    if sizes and sizes[0] < 1:
+        raise BloodbenchError(f"batch sizes must be >= 1 (got {sizes[0]})")
     results: list[dict[str, Any]] = []
     with cpu_threads(threads if device.type == "cpu" else None):
         m = model if prepared else prepare_model(model, device, channels_last, compile)
-        for bs in sorted(set(int(b) for b in batch_sizes)):
-            if bs < 1:
-                raise BloodbenchError(f"batch sizes must be >= 1 (got {bs})")
-            oom = False
-            try:
-                rate = _sustained_rate(m, (bs, in_channels, size, size), device, precision, channels_last,
-                                       warmup, min_iters, min_time_s)
-            except Exception as exc:
-                if not _is_oom(exc):
-                    raise
-                oom = True
-            if oom:  # outside the except block, so the traceback's tensors are already released
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                    torch.cuda.empty_cache()
-                results.append({"batch_size": bs, "images_per_s": None, "oom": True})
-            else:
-                results.append({"batch_size": bs, "images_per_s": rate, "oom": False})
+        for bs in sizes:
+            rate, oom = unless_oom(lambda: _sustained_rate(m, (bs, in_channels, size, size), device, precision,
+                                                           channels_last, warmup, min_iters, min_time_s), device)
+            results.append({"batch_size": bs, "images_per_s": rate, "oom": oom})
             if progress:
                 progress(bs)
-            if oom and stop_on_oom:
-                break
     return results
 
 

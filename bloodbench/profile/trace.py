@@ -6,10 +6,11 @@ Layout of one model's trace folder (``<trace_dir>/<model>/``, one TensorBoard "r
                                          (`tensorboard --logdir <trace_dir>`, torch-tb-profiler)
     <worker>.json                        the same chrome-trace JSON under a plain name, for
                                          https://ui.perfetto.dev or chrome://tracing
-    top_ops.md                           top operators by self CPU (and self CUDA) time
+    <worker>.top_ops.md                  top operators by self CPU (and self CUDA) time
 
-``<worker>`` is ``<size>px-<device>-<precision>``, so several settings of one model appear
-as separate workers of the same run in TensorBoard.
+``<worker>`` is ``<size>px-<device>-<precision>`` (plus ``-channels_last`` / ``-compiled``), so
+several settings of one model appear as separate workers of the same run in TensorBoard and
+each setting keeps its own files instead of overwriting another's.
 """
 
 from __future__ import annotations
@@ -77,6 +78,13 @@ def top_ops_markdown(key_averages: Any, title: str, cuda: bool, top_k: int = 20)
     return "\n".join(out) + "\n"
 
 
+def worker_name(input_shape: Sequence[int], device: torch.device, precision: str, channels_last: bool = False,
+                compile: bool = False) -> str:
+    """The per-setting name of a trace's files: one model's settings must not overwrite each other."""
+    tags = ["channels_last"] * bool(channels_last) + ["compiled"] * bool(compile)
+    return "-".join([f"{input_shape[-1]}px", device.type, precision, *tags])
+
+
 def trace_model(model: nn.Module, input_shape: Sequence[int], trace_dir: str | Path, name: str,
                 device: torch.device | str = "cpu", precision: str = "fp32", channels_last: bool = False,
                 compile: bool = False, active: int = 3, top_k: int = 20) -> TraceResult:
@@ -90,7 +98,7 @@ def trace_model(model: nn.Module, input_shape: Sequence[int], trace_dir: str | P
 
     run_dir = Path(trace_dir) / name
     run_dir.mkdir(parents=True, exist_ok=True)
-    worker = f"{input_shape[-1]}px-{device.type}-{precision}"
+    worker = worker_name(input_shape, device, precision, channels_last, compile)
     cuda = device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     before = set(run_dir.glob("*.pt.trace.json"))
@@ -117,6 +125,6 @@ def trace_model(model: nn.Module, input_shape: Sequence[int], trace_dir: str | P
     title = (f"{name}: top operators, input {tuple(input_shape)}, {device.type}, {precision}"
              f"{', channels_last' if channels_last else ''}{', compiled' if compile else ''} "
              f"({active} steps, {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))})")
-    top_ops = run_dir / "top_ops.md"
+    top_ops = run_dir / f"{worker}.top_ops.md"
     top_ops.write_text(top_ops_markdown(prof.key_averages(), title, cuda, top_k))
     return TraceResult(run_dir, tb_trace, perfetto, top_ops)
