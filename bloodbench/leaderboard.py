@@ -17,13 +17,13 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
-from tabulate import tabulate
 
 from bloodbench.errors import BloodbenchError
+from bloodbench.formatting import fmt, machine_device_name, md_table, mean_std
 from bloodbench.results import ResultsStore, resolve_results_dir
 
 KEYS = ["model", "dataset", "size"]
@@ -122,9 +122,75 @@ def train_frame(records: Iterable[dict]) -> pd.DataFrame:
     return df.drop_duplicates(KEYS + ["seed"], keep="last").reset_index(drop=True)
 
 
-def unfinished_runs(records: Iterable[dict]) -> list[str]:
-    """Training runs still marked running: worth a footnote, never a number."""
-    return sorted({r["model"] for r in records if r.get("kind", "train") == "train" and r.get("status") != "finished"})
+def _run_key(rec: dict) -> tuple[str, str, int, Any]:
+    """(model, dataset, size, seed): what a rerun of the same seed shares."""
+    return rec["model"], rec["dataset"], int(rec["size"]), rec.get("seed")
+
+
+def unfinished_runs(records: Iterable[dict]) -> dict[tuple[str, str, str, int], list]:
+    """Seeds whose training did not finish, by (status, model, dataset, size): worth a footnote, never a number.
+
+    The trainer marks a run "finished" or "diverged"; a seed that was rerun to completion is
+    left out, since its finished run is in the table.
+    """
+    runs = [r for r in records if r.get("kind", "train") == "train"]
+    done = {_run_key(r) for r in runs if r.get("status") == "finished"}
+    seeds: dict[tuple[str, str, str, int], set] = {}
+    for r in runs:
+        if r.get("status") != "finished" and _run_key(r) not in done:
+            seeds.setdefault((str(r.get("status") or "no status"), *_run_key(r)[:3]), set()).add(r.get("seed"))
+    return {k: sorted(v, key=lambda s: (s is None, s)) for k, v in sorted(seeds.items())}
+
+
+def _record_problem(rec: dict) -> str | None:
+    """Why a record cannot be joined on (model, dataset, size), or None."""
+    missing = [k for k in KEYS if rec.get(k) in (None, "")]
+    if missing:
+        return f"no {', '.join(map(repr, missing))} field"
+    try:
+        int(rec["size"])
+    except (TypeError, ValueError):
+        return f"size {rec['size']!r} is not an integer"
+    return None
+
+
+def check_records(records: Iterable[dict], kind: str, store: ResultsStore | None = None) -> list[dict]:
+    """The records, each checked for the keys rows are joined on: a malformed file is named in
+    one line instead of surfacing as a KeyError."""
+    records = list(records)
+    for rec in records:
+        problem = _record_problem(rec)
+        if problem:
+            run_id = rec.get("run_id")
+            where = (store.record_path(kind, run_id) if store and run_id else f"of run {run_id}" if run_id
+                     else f"under {store.root / kind}" if store else "without a run_id")
+            raise BloodbenchError(f"malformed {kind} record {where}: {problem}; fix or delete it")
+    return records
+
+
+def store_records(root: Path, kind: str) -> list[dict]:
+    """Checked records of one kind in a results dir (none if the dir does not exist)."""
+    store = ResultsStore(root)
+    return check_records(store.records(kind), kind, store) if root.is_dir() else []
+
+
+def read_results(results: str | os.PathLike | None = None,
+                 benchmark_json: Sequence[str | os.PathLike] = ()) -> tuple[Path, list[dict], list[dict]]:
+    """(root, train records, profile records), or one line saying why there is nothing to show.
+
+    Shared by ``leaderboard`` and ``report`` so both fail the same way: a ``--results`` dir
+    that does not exist, or no records at all and no benchmark JSON to take cost from.
+    """
+    root = resolve_results_dir(results)
+    if results and not root.is_dir():
+        raise BloodbenchError(f"results directory {root} does not exist: check the path, or leave --results "
+                              f"out to use the committed reports/results")
+    train, profiles = store_records(root, "train"), store_records(root, "profile")
+    if not train and not profiles and not benchmark_json:
+        what = f"no results in {root}" if root.is_dir() else f"results directory {root} does not exist"
+        raise BloodbenchError(f"{what}: run `bloodbench run` (or `bloodbench train` and `bloodbench profile`), "
+                              f"or point --results at a results directory")
+    return root, train, profiles
 
 
 def profile_frame(records: Iterable[dict]) -> pd.DataFrame:
@@ -166,16 +232,32 @@ def read_benchmark_json(path: str | os.PathLike) -> dict:
     return data
 
 
-def _machine_device_name(machine: dict, device: str | None) -> str | None:
-    if device == "cuda":
-        gpu = machine.get("gpu") or machine.get("gpu_name")
-        if isinstance(gpu, dict):
-            gpu = gpu.get("name")
-        return gpu
-    cpu = machine.get("cpu")
-    if isinstance(cpu, dict):
-        cpu = cpu.get("brand_raw") or cpu.get("brand")
-    return cpu or machine.get("processor")
+def _benchmark_entries(path: str | os.PathLike, data: dict) -> Iterator[tuple[str, dict, dict]]:
+    """(where, extra_info, stats) per benchmark, each checked to be an object, so a stray value in
+    the file is a one-line error naming it instead of an AttributeError."""
+    for i, bench in enumerate(data["benchmarks"]):
+        where = f"{path}: benchmarks[{i}]"
+        if not isinstance(bench, dict):
+            raise BloodbenchError(f"{where} is {bench!r:.40}, not an object")
+        parts = {name: bench.get(name) or {} for name in ("extra_info", "stats")}
+        for name, part in parts.items():
+            if not isinstance(part, dict):
+                raise BloodbenchError(f"{where}.{name} is {part!r:.40}, not an object")
+        yield where, parts["extra_info"], parts["stats"]
+
+
+def _int_field(extra: dict, key: str, default: int, where: str) -> int:
+    """An integer ``extra_info`` field (28, 28.0 or "28"), or a one-line error naming the entry."""
+    value = extra.get(key)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not number.is_integer():
+        raise BloodbenchError(f"{where}.extra_info.{key} is {value!r}, not an integer")
+    return int(number)
 
 
 def benchmark_frame(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
@@ -187,14 +269,12 @@ def benchmark_frame(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
     entries = []
     for path in paths:
         data = read_benchmark_json(path)
-        machine = data.get("machine_info") or {}
+        machine = data.get("machine_info") if isinstance(data.get("machine_info"), dict) else {}
         when = str(data.get("datetime") or "")
-        for bench in data["benchmarks"]:
-            extra = bench.get("extra_info") or {}
+        for where, extra, stats in _benchmark_entries(path, data):
             if extra.get("kind", "inference") != "inference" or not extra.get("model"):
                 continue
-            stats = bench.get("stats") or {}
-            batch = int(extra.get("batch_size") or 1)
+            batch = _int_field(extra, "batch_size", 1, where)
             median_s = _num(stats.get("median"))
             p50 = _num(extra.get("p50_ms"))
             if math.isnan(p50) and not math.isnan(median_s):
@@ -205,9 +285,9 @@ def benchmark_frame(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
             device = extra.get("device") or "cpu"
             entries.append({
                 "model": extra["model"], "dataset": extra.get("dataset", "bloodmnist"),
-                "size": int(extra.get("size", 28)), "device": device,
+                "size": _int_field(extra, "size", 28, where), "device": device,
                 "precision": extra.get("precision") or PREFERRED_PRECISION,
-                "device_name": extra.get("device_name") or _machine_device_name(machine, device),
+                "device_name": extra.get("device_name") or machine_device_name(machine, device),
                 "params": _num(extra.get("params")), "macs": _num(extra.get("macs")),
                 "flops": _num(extra.get("flops")), "batch_size": batch,
                 "p50": p50, "p90": _num(extra.get("p90_ms")), "p99": _num(extra.get("p99_ms")),
@@ -368,7 +448,23 @@ class Leaderboard:
             return "no profile records: cost columns are empty"
         names = "; ".join(self.device_names) or "unnamed device"
         prec = self.precision or f"{PREFERRED_PRECISION} preferred"
-        return f"cost on {self.device}: {names} ({prec})"
+        return f"cost on {self.device}: {names} ({prec}); {self.cost_sources()}"
+
+    def cost_sources(self) -> str:
+        """Which rows' cost came from pytest-benchmark JSON and which from profile records:
+        a benchmark file takes a row over when it is newer, and the reader should know."""
+        rows = self.rows.dropna(subset=["cost_source"])
+        bench = rows[rows["cost_source"] != "profile"]
+        if bench.empty:
+            return "source: profile records"
+        one_source = rows["cost_source"].nunique() == 1  # then naming the rows says nothing
+        parts = []
+        for source, g in bench.groupby("cost_source", sort=True):
+            which = "" if one_source else f" for {', '.join(sorted(set(g['model'])))}"
+            parts.append(f"pytest-benchmark {str(source).removeprefix('benchmark:')}{which}")
+        if len(bench) < len(rows):
+            parts.append("profile records for the other rows")
+        return "source: " + "; ".join(parts)
 
     # -- machine-readable -----------------------------------------------------------------
     def to_records(self) -> list[dict[str, Any]]:
@@ -402,36 +498,33 @@ class Leaderboard:
     # -- human-readable ------------------------------------------------------------------
     def display_frame(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Formatted strings with unit-honest headers."""
-        def pm(mean, std, scale=1.0, digits=2):
-            if pd.isna(mean):
-                return ""
-            s = f"{mean * scale:.{digits}f}"
-            return s + (f" ± {std * scale:.{digits}f}" if pd.notna(std) else "")
-
-        def num(v, fmt):
-            return "" if pd.isna(v) else format(v, fmt)
-
         def front(on, by):
             if pd.isna(on):
                 return ""
             return "✓" if on else f"by {by}"
 
+        def col(name, spec, scale=1.0):
+            return [fmt(v, spec, scale) for v in rows[name]]
+
+        def spread(metric, spec, scale=1.0):
+            return [mean_std(m, s, spec, scale) for m, s in zip(rows[f"{metric}_mean"], rows[f"{metric}_std"])]
+
         out = pd.DataFrame({
             "model": [f"{r.model}{self.markers.get((r.model, r.dataset, int(r.size)), '')}" for r in rows.itertuples()],
-            "seeds": [num(v, ".0f") for v in rows["seeds"]],
+            "seeds": col("seeds", ".0f"),
             # Accuracy is a fraction in the records; percent reads better.
-            "test acc (%)": [pm(m, s, scale=100) for m, s in zip(rows["acc_mean"], rows["acc_std"])],
-            "F1 macro": [pm(m, s, digits=3) for m, s in zip(rows["f1_macro_mean"], rows["f1_macro_std"])],
-            "AUC": [pm(m, s, digits=3) for m, s in zip(rows["auc_mean"], rows["auc_std"])],
-            "params (M)": [num(v / 1e6, ".3f") for v in rows["params"]],
-            "MACs (M)": [num(v / 1e6, ".2f") for v in rows["macs"]],
-            "FLOPs (M) = 2×MACs": [num(v / 1e6, ".2f") for v in rows["flops"]],
-            "p50 latency (ms)": [num(v, ".3f") for v in rows["latency_p50_ms"]],
-            "p99 latency (ms)": [num(v, ".3f") for v in rows["latency_p99_ms"]],
-            "throughput (img/s)": [num(v, ",.0f") for v in rows["throughput"]],
-            "peak mem (MB)": [num(v, ".1f") for v in rows["peak_memory_mb"]],
-            "train time (s)": [num(v, ",.0f") for v in rows["train_seconds_mean"]],
-            "epochs": [num(v, ".1f") for v in rows["epochs_mean"]],
+            "test acc (%)": spread("acc", ".2f", 100),
+            "F1 macro": spread("f1_macro", ".3f"),
+            "AUC": spread("auc", ".3f"),
+            "params (M)": col("params", ".3f", 1e-6),
+            "MACs (M)": col("macs", ".2f", 1e-6),
+            "FLOPs (M) = 2×MACs": col("flops", ".2f", 1e-6),
+            "p50 latency (ms)": col("latency_p50_ms", ".3f"),
+            "p99 latency (ms)": col("latency_p99_ms", ".3f"),
+            "throughput (img/s)": col("throughput", ",.0f"),
+            "peak mem (MiB)": col("peak_memory_mb", ".1f"),
+            "train time (s)": col("train_seconds_mean", ",.0f"),
+            "epochs": col("epochs_mean", ".1f"),
             "stop": list(rows["stop_reasons"].fillna("")),
             "Pareto MACs": [front(o, b) for o, b in zip(rows["pareto_macs"], rows["dominated_by_macs"])],
             "Pareto latency": [front(o, b) for o, b in zip(rows["pareto_latency"], rows["dominated_by_latency"])],
@@ -439,8 +532,8 @@ class Leaderboard:
         return out
 
     def group_markdown(self, rows: pd.DataFrame) -> str:
-        return tabulate(self.display_frame(rows), headers="keys", tablefmt="github", showindex=False,
-                        disable_numparse=True)
+        table = self.display_frame(rows)
+        return md_table(table.to_numpy().tolist(), list(table.columns))
 
     def to_markdown(self, heading_level: int = 3) -> str:
         parts = [f"_{self.device_label()}_", ""]
@@ -475,6 +568,51 @@ class Leaderboard:
 SUPERSCRIPTS = "¹²³⁴⁵⁶⁷⁸⁹"
 
 
+def _footnotes(merged: pd.DataFrame, device: str | None, precision: str | None,
+               pending: pd.DataFrame) -> tuple[list[str], dict[tuple, str]]:
+    """Name every gap so an empty cell is never mistaken for a zero, nor a diverged seed forgotten.
+
+    ``pending``: unfinished seeds (see :func:`unfinished_runs`) as status, model, dataset,
+    size, seeds rows. Returns the footnotes and the superscript markers of the rows concerned.
+    """
+    multi = merged[["dataset", "size"]].drop_duplicates().shape[0] > 1
+
+    def where(d: str, s: int) -> str:
+        return f"{d} {s}px" if multi else ""
+
+    gaps: list[tuple[str, dict[tuple, str]]] = []
+    if device is not None:
+        no_cost = merged[merged["cost_source"].isna() & merged["seeds"].notna()]
+        label = f"{device}" + (f" {precision}" if precision else "")
+        gaps.append((f"no profile on {label} for", {tuple(r): "" for r in no_cost[KEYS].itertuples(index=False)}))
+    else:
+        gaps.append(("no profile records for", {tuple(r): "" for r in merged[KEYS].itertuples(index=False)}))
+    untrained = merged[merged["seeds"].isna()]
+    gaps.append(("not trained (no finished run)", {tuple(r): "" for r in untrained[KEYS].itertuples(index=False)}))
+    shown = {(m, d, int(s)) for m, d, s in merged[KEYS].itertuples(index=False)}
+    by_status: dict[str, dict[tuple, str]] = {}
+    for status, m, d, s, seeds in pending.itertuples(index=False):
+        label = "seed" + ("s" if len(seeds) > 1 else "") + " " + ", ".join(str(x) for x in seeds)
+        by_status.setdefault(status, {})[(m, d, int(s))] = label
+    for status, keys in sorted(by_status.items()):
+        text = "diverged in training" if status == "diverged" else f"training {status}"
+        gaps.append((f"{text}, not averaged in", keys))
+
+    footnotes, markers = [], {}
+    for text, keys in gaps:
+        if not keys:
+            continue
+        mark = SUPERSCRIPTS[len(footnotes)]
+        names = []
+        for m, d, s in sorted(keys, key=lambda k: (k[0], k[1], int(k[2]))):
+            detail = ", ".join(x for x in (where(d, int(s)), keys[(m, d, s)]) if x)
+            names.append(f"{m} ({detail})" if detail else m)
+            if (m, d, int(s)) in shown:
+                markers[(m, d, int(s))] = markers.get((m, d, int(s)), "") + mark
+        footnotes.append(f"{mark} {text}: {', '.join(names)}")
+    return footnotes, markers
+
+
 def build_leaderboard(
     train_records: Iterable[dict],
     profile_records: Iterable[dict] = (),
@@ -488,10 +626,10 @@ def build_leaderboard(
     sort: str | None = None,
 ) -> Leaderboard:
     """The leaderboard from records in memory (see :func:`load_leaderboard` for a results dir)."""
-    train_records = list(train_records)
+    train_records = check_records(train_records, "train")
     sort_col, ascending = _resolve_sort(sort)
     train = train_frame(train_records)
-    costs = cost_frame(profile_records, benchmark_json)
+    costs = cost_frame(check_records(profile_records, "profile"), benchmark_json)
 
     def keep(df: pd.DataFrame) -> pd.DataFrame:
         if df.empty:
@@ -499,7 +637,7 @@ def build_leaderboard(
         mask = pd.Series(True, index=df.index)
         if dataset:
             mask &= df["dataset"] == dataset
-        if size:
+        if size is not None:
             mask &= df["size"] == int(size)
         if models:
             mask &= df["model"].isin(list(models))
@@ -508,7 +646,7 @@ def build_leaderboard(
     train, costs = keep(train), keep(costs)
     if train.empty and costs.empty:
         what = ", ".join(f"{k}={v}" for k, v in (("dataset", dataset), ("size", size),
-                                                  ("models", ",".join(models or []) or None)) if v)
+                                                  ("models", ",".join(models or []) or None)) if v is not None)
         raise BloodbenchError(f"no finished training or profile records match {what or 'anything'}"
                               + (": drop a filter" if what else ""))
 
@@ -550,30 +688,9 @@ def build_leaderboard(
     merged = merged.sort_values(["dataset", "size", sort_col, "model"], ascending=[True, True, ascending, True],
                                 na_position="last", kind="stable").reset_index(drop=True)
 
-    # Footnotes: name every gap so an empty cell is never mistaken for a zero.
-    multi = merged[["dataset", "size"]].drop_duplicates().shape[0] > 1
-    gaps: list[tuple[str, list[tuple]]] = []
-    if device is not None:
-        no_cost = merged[merged["cost_source"].isna() & merged["seeds"].notna()]
-        label = f"{device}" + (f" {precision}" if precision else "")
-        gaps.append((f"no profile on {label} for", [tuple(r) for r in no_cost[KEYS].itertuples(index=False)]))
-    else:
-        gaps.append(("no profile records for", [tuple(r) for r in merged[KEYS].itertuples(index=False)]))
-    untrained = merged[merged["seeds"].isna()]
-    gaps.append(("not trained (no finished run)", [tuple(r) for r in untrained[KEYS].itertuples(index=False)]))
-    running = [m for m in unfinished_runs(train_records) if m not in set(merged["model"])]
-    footnotes, markers = [], {}
-    for text, keys in gaps:
-        if not keys:
-            continue
-        mark = SUPERSCRIPTS[len(footnotes)]
-        names = [f"{m} ({d} {s}px)" if multi else m for m, d, s in sorted(keys, key=lambda k: (k[0], k[1], int(k[2])))]
-        footnotes.append(f"{mark} {text}: {', '.join(names)}")
-        for k in keys:
-            markers[(k[0], k[1], int(k[2]))] = markers.get((k[0], k[1], int(k[2])), "") + mark
-    if running:
-        footnotes.append(f"{SUPERSCRIPTS[len(footnotes)]} training still running, not shown: {', '.join(running)}")
-
+    pending = pd.DataFrame([(st, m, d, sz, seeds) for (st, m, d, sz), seeds in unfinished_runs(train_records).items()],
+                           columns=["status", *KEYS, "seeds"])
+    footnotes, markers = _footnotes(merged, device, precision, keep(_typed(pending)))
     names = sorted(chosen["device_name"].dropna().unique()) if not chosen.empty else []
     return Leaderboard(merged[COLUMNS], device, names, precision, footnotes, markers)
 
@@ -582,17 +699,7 @@ def load_leaderboard(results: str | os.PathLike | None = None, *,
                      benchmark_json: Sequence[str | os.PathLike] = (), **options: Any) -> Leaderboard:
     """The leaderboard of a results dir (default: the committed ``reports/results``).
 
-    Fails with one line when there is nothing to show: a missing or empty results dir
-    and no benchmark JSON.
+    Fails with one line when there is nothing to show (see :func:`read_results`).
     """
-    root = resolve_results_dir(results)
-    if results and not root.is_dir():
-        raise BloodbenchError(f"results directory {root} does not exist: check the path, or leave --results "
-                              f"out to use the committed reports/results")
-    store = ResultsStore(root)
-    train = store.records("train") if root.is_dir() else []
-    profiles = store.records("profile") if root.is_dir() else []
-    if not train and not profiles and not benchmark_json:
-        raise BloodbenchError(f"no results in {root}: run `bloodbench run` (or `bloodbench train` and "
-                              f"`bloodbench profile`), or point --results at a results directory")
+    _, train, profiles = read_results(results, benchmark_json)
     return build_leaderboard(train, profiles, benchmark_json=benchmark_json, **options)

@@ -28,14 +28,25 @@ from bloodbench.errors import BloodbenchError
 SCHEMA_VERSION = 1
 RESULTS_ENV = "BLOODBENCH_RESULTS"
 DEFAULT_RESULTS = Path("reports") / "results"
+# The committed store of the checkout this package runs from (``pip install -e .``); in an
+# installed copy this path does not exist and the default stays relative to the cwd.
+REPO_RESULTS = Path(__file__).resolve().parents[1] / DEFAULT_RESULTS
 KINDS = ("train", "profile")
 
 
 def resolve_results_dir(results: str | os.PathLike | None = None) -> Path:
-    """``--results`` beats ``$BLOODBENCH_RESULTS`` beats ``reports/results`` (the committed store)."""
+    """``--results`` beats ``$BLOODBENCH_RESULTS`` beats ``reports/results`` (the committed store).
+
+    The default is ``reports/results`` under the cwd when there is one, else the repository's
+    own, so a command run from another folder still finds the committed results.
+    """
     if results:
         return Path(results).expanduser()
-    return Path(os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS)
+    if os.environ.get(RESULTS_ENV):
+        return Path(os.environ[RESULTS_ENV]).expanduser()
+    if not DEFAULT_RESULTS.is_dir() and REPO_RESULTS.is_dir():
+        return REPO_RESULTS
+    return DEFAULT_RESULTS
 
 
 def utc_now() -> str:

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from medmnist.info import INFO
 
 from bloodbench.results import ResultsStore, config_hash
 
-CLASS_NAMES = ["basophil", "eosinophil", "erythroblast", "immature granulocytes",
-               "lymphocyte", "monocyte", "neutrophil", "platelet"]
+# The real names, as the trainer records them: one is 70 characters long, and plots and
+# tables must cope with it.
+CLASS_NAMES = [name for _, name in sorted(INFO["bloodmnist"]["label"].items(), key=lambda kv: int(kv[0]))]
 TEST_SUPPORT = [122, 312, 155, 290, 122, 142, 333, 235]  # BloodMNIST test split, halved
 
 GPU = "NVIDIA H100 80GB HBM3"

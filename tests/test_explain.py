@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
+from records_factory import CLASS_NAMES
 from torch import nn
 
 from bloodbench.cli import main
@@ -12,6 +15,7 @@ from bloodbench.data import Normalizer, load_dataset
 from bloodbench.errors import BloodbenchError
 from bloodbench.explain import (
     OUTPUT_FILES,
+    coarse_map_note,
     confused_pairs,
     expected_calibration_error,
     grad_cam,
@@ -21,6 +25,7 @@ from bloodbench.explain import (
     resolve_target_layer,
     select_examples,
 )
+from bloodbench.explain.report import errors_markdown
 from bloodbench.models import _api, create_model, get_model_info, list_models
 from bloodbench.results import ResultsStore
 from bloodbench.train.checkpoint import save_checkpoint
@@ -155,9 +160,81 @@ def test_ece_matches_hand_computation():
     assert expected_calibration_error(y_true, y_score, n_bins=1) == pytest.approx(0.14, abs=1e-9)
 
 
+def test_calibration_rejects_mismatched_scores_with_the_shapes():
+    with pytest.raises(ValueError, match=r"y_score must be \(N, C\) with N=3, got \(2, 4\)"):
+        reliability_bins([0, 1, 2], np.full((2, 4), 0.25))
+    with pytest.raises(ValueError, match="no samples"):
+        expected_calibration_error([], np.zeros((0, 4)))
+
+
 def test_ece_zero_for_certain_and_correct():
     y_score = np.eye(4)[[0, 1, 2, 3, 1]]  # confidence exactly 1.0 lands in the last bin
     assert expected_calibration_error([0, 1, 2, 3, 1], y_score) == 0.0
+
+
+def _strided_cnn(strides: list[int]) -> nn.Sequential:
+    """Conv blocks with the given strides, then a head: block i's map is 28 / prod(strides[:i+1])."""
+    layers, c = [], 3
+    for s in strides:
+        layers.append(nn.Sequential(nn.Conv2d(c, 8, 3, stride=s, padding=1), nn.ReLU()))
+        c = 8
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 8))
+
+
+def test_coarse_map_note_names_the_deepest_layer_of_at_least_7x7():
+    model = _strided_cnn([2, 1, 2, 2])  # maps 14, 14, 7, 4
+    note = coarse_map_note(model, "3", (4, 4), (1, 3, 28, 28))
+    assert note == ("Grad-CAM layer 3 gives a 4x4 map at 28 px, too coarse to localise much; "
+                    "for a finer map try --layer 2 (7x7)")
+    assert coarse_map_note(_strided_cnn([1, 1, 2, 2]), "3", (7, 7), (1, 3, 28, 28)) is None  # 7x7 is fine
+    assert coarse_map_note(_strided_cnn([2, 2, 1]), "2", (5, 5), (1, 3, 20, 20)) is None  # only <= 4x4 is noted
+    note = coarse_map_note(_strided_cnn([8, 1]), "1", (4, 4), (1, 3, 28, 28))
+    assert note.endswith(": no conv layer keeps a 7x7 map at this size")
+    assert model.training  # the probing pass leaves the model's mode alone
+
+
+def test_coarse_map_note_for_a_registry_model(tiny_trained):
+    model, _ = tiny_trained
+    note = coarse_map_note(model, "features.3", (3, 3), (1, 3, 28, 28))
+    assert note.startswith("Grad-CAM layer features.3 gives a 3x3 map at 28 px")
+    finer = note.split("--layer ")[1].split(" ")[0]
+    cams, _ = grad_cam(model, torch.zeros(1, 3, 28, 28), finer)  # the suggestion is a usable --layer
+    assert cams.shape == (1, 28, 28)
+
+
+def _table_rows(md: str) -> list[list[str]]:
+    """Each markdown table as its rows, cells split on unescaped pipes."""
+    tables, current = [], []
+    for line in md.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(re.split(r"(?<!\\)\|", line.strip())[1:-1])
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+def assert_tables_well_formed(md: str) -> None:
+    tables = _table_rows(md)
+    assert tables, "no markdown table found"
+    for rows in tables:
+        assert len(rows) >= 2 and set("".join(rows[1])) <= set("-: "), rows[:2]  # header, then separator
+        assert {len(r) for r in rows} == {len(rows[0])}, rows[:2]
+
+
+def test_errors_markdown_tables_are_well_formed():
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 8, 400)
+    y_score = rng.dirichlet(np.ones(8), 400).astype(np.float32)
+    y_score[np.arange(300), y_true[:300]] += 2.0  # mostly right, some wrong
+    y_score /= y_score.sum(1, keepdims=True)
+    record = {"run_id": "m-bloodmnist-28-s0-x", "dataset": "bloodmnist", "size": 28, "seed": 0}
+    note = "Grad-CAM layer features.3 gives a 3x3 map at 28 px, too coarse to localise much"
+    md = errors_markdown("m", record, y_true, y_score, CLASS_NAMES, reliability_bins(y_true, y_score),
+                         "features.3", (3, 3), 15, CLASS_NAMES[3], note)
+    assert_tables_well_formed(md)
+    assert len(_table_rows(md)) == 3  # per-class errors, confused pairs, calibration
+    assert "abs gap |" in md and f"  - note: {note}" in md
 
 
 # -- error analysis ---------------------------------------------------------------------
@@ -252,6 +329,11 @@ def test_cli_end_to_end_writes_the_five_outputs(tmp_path, tiny_trained, tiny_pre
         assert f"({name})" in md
     assert "| true " in md and "share of true class" in md
     assert f"ECE {ece:.4f}" in captured.out
+    assert_tables_well_formed(md)
+    # The default layer's 3x3 map is noted, once on stderr and in errors.md, with a finer --layer.
+    notes = [line for line in captured.err.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and "3x3 map" in notes[0] and "--layer features.2.1 (7x7)" in notes[0]
+    assert f"  - {notes[0]}" in md
 
     # --class narrows the example grids; an unknown class lists the class names
     rc = main(["explain", "baseline_cnn", "--n", "2", "--class", "Neut", "--data-dir", str(real_data_dir),
@@ -263,6 +345,10 @@ def test_cli_end_to_end_writes_the_five_outputs(tmp_path, tiny_trained, tiny_pre
                "--results", str(tmp_path / "results"), "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "choose one of basophil" in err
+    rc = main(["explain", "baseline_cnn", "--n", "2", "--data-dir", str(real_data_dir),
+               "--results", str(tmp_path / "results"), "--out", "/dev/null/x"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err == "error: cannot use /dev/null/x as the output folder: Not a directory\n"
 
 
 def _one_line_error(capsys) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import statistics
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -21,7 +22,8 @@ def base_records() -> list[dict]:
     """Hand-made case: on (acc, MACs) big, mid, small are on the front, bad is dominated by mid.
 
     On (acc, latency) small (0.6 ms) is slower than mid (0.5 ms) and less accurate, so mid
-    dominates it there too. ``noprof`` has training only; ``untrained`` a profile only.
+    dominates it there too. ``noprof`` has training only; ``untrained`` a profile only;
+    ``half`` only diverged, and mid's seed 2 diverged.
     """
     recs = []
     for model, accs in ACCS.items():
@@ -30,7 +32,8 @@ def base_records() -> list[dict]:
                                      stop_reason="epoch_budget" if seed == 1 else "converged",
                                      train_seconds=100.0 + 10 * seed, epochs=10 + seed))
     recs.append(train_record("noprof", 0, 0.91))
-    recs.append(train_record("half", 0, 0.97, status="running"))
+    recs.append(train_record("half", 0, 0.97, status="diverged"))  # only a diverged run: no row
+    recs.append(train_record("mid", 2, 0.12, status="diverged"))  # a diverged seed next to finished ones
     recs += [
         profile_record("big", macs=50_000_000, p50=1.0, throughput=20_000),
         profile_record("mid", macs=10_000_000, p50=0.5, throughput=40_000),
@@ -77,7 +80,8 @@ def test_aggregates_seeds_exactly(results):
     assert big["train_seconds_mean"] == pytest.approx(110.0)
     assert big["epochs_mean"] == pytest.approx(11.0)
     assert big["stop_reasons"] == "converged ×2, epoch_budget"
-    assert "half" not in rows  # a running run is never averaged in
+    assert "half" not in rows  # a diverged run is never averaged in
+    assert rows["mid"]["seeds"] == 2 and rows["mid"]["acc_mean"] == pytest.approx(statistics.mean(ACCS["mid"]))
 
 
 def test_rerun_seed_counts_once_newest_wins(tmp_path):
@@ -134,10 +138,19 @@ def test_gap_footnotes(results, capsys):
     assert rc == 0
     assert "¹ no profile on cuda for: noprof" in out
     assert "² not trained (no finished run): untrained" in out
-    assert "training still running, not shown: half" in out
-    assert "| noprof¹" in out and "| untrained²" in out
+    assert "³ diverged in training, not averaged in: half (seed 0), mid (seed 2)" in out
+    assert "| noprof¹" in out and "| untrained²" in out and "| mid³" in out
     rc, out, _ = run_cli(capsys, "leaderboard", "--results", str(results), "--device", "cpu")
     assert "no profile on cpu for: bad, mid, noprof, small" in out
+
+
+def test_diverged_seed_rerun_to_completion_is_not_footnoted():
+    recs = [train_record("m", 0, 0.3, status="diverged", created_at="2025-01-01T00:00:00+00:00"),
+            train_record("m", 0, 0.9, epochs=20), train_record("m", 1, 0.2, status="diverged"),
+            train_record("m", 2, 0.2, status="diverged")]
+    board = build_leaderboard(recs, [profile_record("m", macs=1_000_000, p50=0.1, throughput=1000)])
+    assert board.footnotes == ["¹ diverged in training, not averaged in: m (seeds 1, 2)"]
+    assert by_model(board)["m"]["seeds"] == 1
 
 
 def test_formats_parse(results, capsys):
@@ -212,9 +225,36 @@ def test_benchmark_json_ingestion(tmp_path, capsys):
     assert cpu["beta"]["latency_p50_ms"] == 3.0 and cpu["alpha"]["latency_p50_ms"] is None
     rc, out, _ = run_cli(capsys, "leaderboard", "--results", str(tmp_path / "r"), "--benchmark-json", str(bench))
     assert rc == 0 and "| alpha" in out
+    assert out.startswith("_cost on cuda: NVIDIA H100 80GB HBM3 (fp32 preferred); source: pytest-benchmark "
+                          "bench.json_\n")
+    # Next to profile records, the line says which rows the benchmark file took over.
+    write_store(tmp_path / "r", [train_record("gamma", 0, 0.9),
+                                 profile_record("gamma", macs=1_000_000, p50=0.3, throughput=5000)])
+    out = run_cli(capsys, "leaderboard", "--results", str(tmp_path / "r"), "--benchmark-json", str(bench))[1]
+    assert "; source: pytest-benchmark bench.json for alpha, beta; profile records for the other rows_" in out
+    assert "source: profile records_" in run_cli(capsys, "leaderboard", "--results", str(tmp_path / "r"))[1]
     # From a benchmark file alone (the default results dir does not exist): cost rows, untrained.
     rc, out, _ = run_cli(capsys, "leaderboard", "--benchmark-json", str(bench), "--format", "json")
     assert rc == 0 and {r["model"] for r in json.loads(out)} == {"alpha", "beta"}
+
+
+def _entry_with(**extra) -> dict:
+    entry = benchmark_entry("alpha", batch_size=1, p50=0.8, images_per_s=1250, macs=3_000_000)
+    entry["extra_info"].update(extra)
+    return entry
+
+
+@pytest.mark.parametrize("benchmarks, message", [
+    ([1], "benchmarks[0] is 1, not an object"),
+    ([{"extra_info": "model=alpha"}], "benchmarks[0].extra_info is 'model=alpha', not an object"),
+    ([_entry_with(), _entry_with(size="abc")], "benchmarks[1].extra_info.size is 'abc', not an integer"),
+    ([_entry_with(batch_size=2.5)], "benchmarks[0].extra_info.batch_size is 2.5, not an integer"),
+])
+def test_malformed_benchmark_entries_are_one_line_errors(tmp_path, capsys, benchmarks, message):
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"benchmarks": benchmarks}))
+    rc, out, err = run_cli(capsys, "leaderboard", "--benchmark-json", str(path))
+    assert rc == 2 and out == "" and err == f"error: {path}: {message}\n"
 
 
 def test_bad_benchmark_json_is_one_line_error(tmp_path, capsys):
@@ -223,6 +263,30 @@ def test_bad_benchmark_json_is_one_line_error(tmp_path, capsys):
     assert rc == 2 and err.startswith("error:") and err.count("\n") == 1 and "Traceback" not in err
     rc, out, err = run_cli(capsys, "leaderboard", "--benchmark-json", str(tmp_path / "missing.json"))
     assert rc == 2 and "not found" in err
+
+
+@pytest.mark.parametrize("field", ["model", "size"])
+def test_record_without_a_key_names_its_file(results, capsys, field):
+    path = next(iter(sorted((results / "train").glob("big-*/record.json"))))
+    rec = json.loads(path.read_text())
+    if field == "model":
+        del rec["model"]
+    else:
+        rec["size"] = "big"
+    path.write_text(json.dumps(rec))
+    rc, out, err = run_cli(capsys, "leaderboard", "--results", str(results))
+    assert rc == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith(f"error: malformed train record {path}: ")
+    assert ("no 'model' field" if field == "model" else "size 'big' is not an integer") in err
+
+
+def test_size_must_be_a_real_size(results, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["leaderboard", "--results", str(results), "--size", "0"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and "invalid choice: 0" in err and "28, 64" in err
+    with pytest.raises(BloodbenchError, match="no finished training or profile records match size=0"):
+        load_leaderboard(results, size=0)  # the API filters on 0 too, rather than ignoring it
 
 
 @pytest.mark.parametrize("make", ["missing", "empty"])
@@ -240,6 +304,28 @@ def test_default_results_dir_comes_from_env(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("BLOODBENCH_RESULTS", str(tmp_path / "published"))
     rc, out, _ = run_cli(capsys, "leaderboard")
     assert rc == 0 and "| big" in out
+
+
+def test_default_results_dir_falls_back_to_the_repository(tmp_path, monkeypatch, capsys):
+    """--results > $BLOODBENCH_RESULTS > ./reports/results > the checkout's reports/results."""
+    import bloodbench
+    from bloodbench import results as results_mod
+
+    assert results_mod.REPO_RESULTS == Path(bloodbench.__file__).resolve().parents[1] / "reports" / "results"
+    write_store(tmp_path / "repo", [train_record("from_repo", 0, 0.9)])
+    monkeypatch.setattr(results_mod, "REPO_RESULTS", tmp_path / "repo")
+    monkeypatch.delenv("BLOODBENCH_RESULTS")
+    monkeypatch.chdir(tmp_path)  # another cwd, without reports/results
+    assert results_mod.resolve_results_dir() == tmp_path / "repo"
+    rc, out, _ = run_cli(capsys, "leaderboard")
+    assert rc == 0 and "| from_repo" in out
+
+    write_store(tmp_path / "reports" / "results", [train_record("from_cwd", 0, 0.9)])
+    assert "| from_cwd" in run_cli(capsys, "leaderboard")[1]
+    write_store(tmp_path / "env", [train_record("from_env", 0, 0.9)])
+    monkeypatch.setenv("BLOODBENCH_RESULTS", str(tmp_path / "env"))
+    assert "| from_env" in run_cli(capsys, "leaderboard")[1]
+    assert "| from_repo" in run_cli(capsys, "leaderboard", "--results", str(tmp_path / "repo"))[1]
 
 
 def test_unknown_device_is_a_clear_error(results):

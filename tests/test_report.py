@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
+import numpy as np
+import pandas as pd
 import pytest
 from records_factory import (
+    CLASS_NAMES,
     GPU,
     benchmark_entry,
     profile_record,
@@ -15,7 +19,8 @@ from records_factory import (
 )
 
 from bloodbench.cli import main
-from bloodbench.report import compare, write_report
+from bloodbench.report import compare, plots, write_report
+from bloodbench.formatting import md_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -135,6 +140,80 @@ def test_report_cli_empty_results(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("case", ["missing results", "bad out", "malformed record"])
+def test_report_bad_input_is_one_line_error(tmp_path, capsys, case):
+    write_store(tmp_path / "r", records())
+    results, out = tmp_path / "r", tmp_path / "out"
+    if case == "missing results":
+        results = tmp_path / "nonexistent"
+        expected = f"results directory {results} does not exist"
+    elif case == "bad out":
+        out = tmp_path / "file" / "x"
+        (tmp_path / "file").write_text("a file, not a folder")
+        expected = f"cannot use {out} as the output folder: Not a directory"
+    else:
+        path = sorted((results / "profile").glob("beta-*.json"))[0]
+        path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "model"}))
+        expected = f"malformed profile record {path}: no 'model' field"
+    rc = main(["report", "--results", str(results), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1 and expected in err
+    assert not out.exists()
+
+
+def test_compare_to_an_unusable_out_is_one_line_error(tmp_path, capsys):
+    write_store(tmp_path / "r", records())
+    rc = main(["report", "--results", str(tmp_path / "r"), "--compare", str(tmp_path / "r"),
+               "--out", "/dev/null/x"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err == "error: cannot use /dev/null/x as the output folder: Not a directory\n"
+
+
+def test_readme_names_the_cost_source(tmp_path):
+    write_store(tmp_path / "r", records())
+    bench = write_benchmark_json(tmp_path / "bench.json", [
+        benchmark_entry("alpha", batch_size=1, p50=0.9, images_per_s=1100, macs=50_000_000)])
+    write_report(tmp_path / "r", tmp_path / "out", benchmark_json=[bench])
+    readme = (tmp_path / "out" / "README.md").read_text()
+    assert "; source: pytest-benchmark bench.json for alpha; profile records for the other rows_" in readme
+
+
+def test_md_table_escapes_pipes_so_rows_keep_their_cells():
+    table = md_table([["a|b", "1"]], ["name", "|gap|"], numeric_from=1)
+    assert [len(re.split(r"(?<!\\)\|", line)) for line in table.splitlines()] == [4, 4, 4]
+
+
+def test_confusion_matrix_is_readable_with_real_class_names():
+    cm = np.array(train_record("alpha", 0, 0.9)["test"]["confusion_matrix"]) * 6  # four-digit counts
+    fig = plots.confusion_matrix(cm, CLASS_NAMES, "alpha: test confusion matrix (summed over 3 seeds)")
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    ax, cbar = fig.axes
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == [t.get_text() for t in ax.get_yticklabels()] and "immature granulocytes" in labels
+    assert max(map(len, labels)) <= 22  # not the 70-character name
+    assert ax.get_window_extent(renderer).width / fig.dpi >= 0.6 * len(cm)  # cells wide enough for "1,234"
+    assert not fig._suptitle.get_window_extent(renderer).overlaps(cbar.get_window_extent(renderer))
+
+
+def test_params_axis_under_a_decade_labels_values_above_one_million():
+    rows = pd.DataFrame({"model": ["a", "b", "c"], "family": ["x", "y", "y"], "acc_mean": [0.967, 0.972, 0.958],
+                         "acc_std": [0.001, 0.004, None], "params": [662_000, 1_188_000, 1_526_000]})
+    fig = plots.scatter_tradeoff(rows, "params", xscale=1e-6, xlabel="parameters (M)", title="t")
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()
+    shown = [float(t.get_text()) for t in ax.get_xticklabels() if lo <= t.get_position()[0] <= hi]
+    assert len(shown) >= 4 and any(v > 1 for v in shown)  # was 0.6 ... 1 and nothing above
+
+
+def test_training_curves_have_whole_epoch_ticks():
+    fig = plots.training_curves([(0, train_record("alpha", 0, 0.9, epochs=5)["history"])], "t")
+    fig.draw_without_rendering()
+    for ax in fig.axes:
+        ticks = ax.get_xticks()
+        assert len(ticks) >= 3 and all(float(t).is_integer() for t in ticks)
 
 
 def test_compare_results_dirs_flags_regressions(tmp_path, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from bloodbench.commands.common import add_data_options, add_results_option
 
@@ -15,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--class", dest="class_name", default=None, metavar="NAME",
                    help="only examples of this true class (case-insensitive prefix, e.g. 'neut')")
     p.add_argument("--layer", default=None, metavar="DOTTED.PATH",
-                   help="Grad-CAM target module (default: the registry's target_layer)")
+                   help="Grad-CAM target module (default: the registry's target_layer, the last conv block; "
+                        "a note names a finer one when that map is 4x4 or smaller)")
     p.add_argument("--bins", type=int, default=15, help="confidence bins for ECE (default: 15)")
     add_data_options(p)
     add_results_option(p)
@@ -29,6 +31,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     res = explain(args.model, seed=args.seed, n=args.n, class_name=args.class_name, layer=args.layer,
                   dataset=args.dataset, size=args.size, data_dir=args.data_dir, verify=args.verify,
                   results=args.results, out=args.out, n_bins=args.bins)
+    if res["note"]:
+        print(f"note: {res['note']}", file=sys.stderr)
     print(f"{res['run_id']}: test accuracy {res['accuracy']:.4f} ({res['n_wrong']} wrong), "
           f"ECE {res['ece']:.4f}, Grad-CAM layer {res['layer']}")
     for path in res["paths"].values():

@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 from bloodbench.commands.common import add_results_option
+from bloodbench.data import SIZES
 from bloodbench.leaderboard import FORMATS, load_leaderboard
+from bloodbench.formatting import output_dir
 from bloodbench.results import atomic_write_text
 
 
@@ -27,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("leaderboard", help="join training and profile results into an accuracy-vs-cost table")
     add_cost_options(p)
     p.add_argument("--dataset", default=None, help="only this dataset (default: all)")
-    p.add_argument("--size", type=int, default=None, help="only this image size (default: all)")
+    p.add_argument("--size", type=int, default=None, choices=SIZES, help="only this image size (default: all)")
     p.add_argument("--models", default=None, help="only these models, comma-separated")
     p.add_argument("--sort", default="acc",
                    help="column to sort by within each dataset/size: acc (default), f1, auc, latency, p99, "
@@ -44,7 +46,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                              sort=args.sort)
     text = board.render(args.format)
     if args.output:
-        atomic_write_text(Path(args.output), text)
+        path = Path(args.output)
+        atomic_write_text(output_dir(path.parent) / path.name, text)
         print(f"wrote {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)

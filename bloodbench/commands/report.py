@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.compare is not None:
-        from bloodbench.report.compare import compare
+        from bloodbench.report import compare
+        from bloodbench.formatting import output_dir
 
         if len(args.compare) > 2:
             raise BloodbenchError("--compare takes OLD (against the current results) or OLD NEW, not more")
@@ -38,12 +39,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         result = compare(old, new, threshold=args.threshold, acc_threshold_pt=args.acc_threshold,
                          device=args.device, precision=args.precision)
         text = result.to_markdown()
-        atomic_write_text(out / "compare.md", text)
+        atomic_write_text(output_dir(out) / "compare.md", text)
         sys.stdout.write(text)
         print(f"wrote {out / 'compare.md'}", file=sys.stderr)
         return 1 if (args.fail_on_regression and result.regressions) else 0
 
-    from bloodbench.report.build import write_report
+    from bloodbench.report import write_report
 
     paths = write_report(args.results, out, benchmark_json=args.benchmark_json, device=args.device,
                          precision=args.precision)

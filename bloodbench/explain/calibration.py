@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bloodbench.metrics import check_scores
+
 DEFAULT_BINS = 15
 
 
@@ -29,19 +31,11 @@ class ReliabilityBins:
         return int(self.count.sum())
 
 
-def _check(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    y_true = np.asarray(y_true).reshape(-1).astype(np.int64)
-    y_score = np.asarray(y_score, dtype=np.float64)
-    if y_score.ndim != 2 or y_score.shape[0] != y_true.shape[0] or y_true.size == 0:
-        raise ValueError(f"y_score must be (N, C) with N = len(y_true) > 0, got {y_score.shape} and {y_true.shape}")
-    return y_true, y_score
-
-
 def reliability_bins(y_true, y_score, n_bins: int = DEFAULT_BINS) -> ReliabilityBins:
     """Bin the top-label confidences and compare each bin's accuracy with its mean confidence."""
     if n_bins < 1:
         raise ValueError("n_bins must be >= 1")
-    y_true, y_score = _check(y_true, y_score)
+    y_true, y_score = check_scores(y_true, y_score)
     conf = y_score.max(1)
     correct = (y_score.argmax(1) == y_true).astype(np.float64)
     edges = np.linspace(0.0, 1.0, n_bins + 1)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from bloodbench.errors import BloodbenchError
+from bloodbench.formatting import short_name
 
 
 def load_predictions(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -26,13 +27,6 @@ def load_predictions(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if y_score.ndim != 2 or len(y_score) != len(y_true) or len(y_true) == 0:
         raise BloodbenchError(f"{path}: y_score {y_score.shape} does not match y_true {y_true.shape}")
     return y_true, y_score
-
-
-def short_name(name: str, width: int = 22) -> str:
-    """Class names fit in a plot title: BloodMNIST's 'immature granulocytes(myelocytes, ...)'
-    becomes 'immature granulocytes'."""
-    name = name.split("(")[0].strip() or name
-    return name if len(name) <= width else name[: width - 1] + "…"
 
 
 def match_class(query: str, class_names: list[str] | tuple[str, ...]) -> int:

@@ -15,6 +15,9 @@ from torch import nn
 
 from bloodbench.errors import BloodbenchError
 
+COARSE_SIDE = 4  # maps of at most 4x4 get a note: every CAM looks like the same blob
+FINE_SIDE = 7    # the suggested --layer keeps at least a 7x7 map
+
 
 def _logits(out) -> torch.Tensor:
     """Models return logits; tolerate ``(logits, aux...)`` and ``{"logits": ...}`` too."""
@@ -32,31 +35,42 @@ def conv_layer_names(model: nn.Module) -> list[str]:
     return [n for n, m in model.named_modules() if n and any(isinstance(s, nn.Conv2d) for s in m.modules())]
 
 
+def _output_shapes(model: nn.Module, names: list[str], input_shape: tuple[int, ...]) -> list[tuple[str, tuple]]:
+    """(name, output shape) of the named modules, in the order their forward passes finish.
+
+    One no-grad pass on zeros in eval mode (so batch-norm statistics are left alone); the
+    model's train/eval mode is restored afterwards.
+    """
+    seen: list[tuple[str, tuple]] = []
+
+    def record(name: str):
+        return lambda m, i, o: seen.append((name, tuple(o.shape))) if isinstance(o, torch.Tensor) else None
+
+    handles = [model.get_submodule(n).register_forward_hook(record(n)) for n in names]
+    was_training = model.training
+    try:
+        p = next(model.parameters(), None)
+        with torch.no_grad():
+            model.eval()(torch.zeros(input_shape, device=p.device if p is not None else "cpu"))
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return seen
+
+
 def _last_spatial_conv(model: nn.Module, input_shape: tuple[int, ...]) -> str | None:
     """The last Conv2d executed whose output is still spatial (H*W > 1).
 
     Execution order rather than definition order, and the spatial test skips the 1x1
     convs inside squeeze-excitation gates, whose maps would be a single pixel.
     """
-    seen: list[str] = []
-    handles = []
-    for name, mod in model.named_modules():
-        if isinstance(mod, nn.Conv2d):
-            def hook(m, i, o, name=name):
-                if isinstance(o, torch.Tensor) and o.ndim == 4 and o.shape[-1] * o.shape[-2] > 1:
-                    seen.append(name)
-            handles.append(mod.register_forward_hook(hook))
-    if not handles:
+    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
         return None
-    try:
-        p = next(model.parameters(), None)
-        x = torch.zeros(input_shape, device=p.device if p is not None else "cpu")
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return seen[-1] if seen else None
+    spatial = [n for n, shape in _output_shapes(model, convs, input_shape)
+               if len(shape) == 4 and shape[-1] * shape[-2] > 1]
+    return spatial[-1] if spatial else None
 
 
 def resolve_target_layer(model: nn.Module, layer: str | None, model_name: str = "the model",
@@ -79,18 +93,37 @@ def resolve_target_layer(model: nn.Module, layer: str | None, model_name: str = 
 
 def feature_map_size(model: nn.Module, layer: str, input_shape: tuple[int, ...]) -> tuple[int, int]:
     """(h, w) of the target layer's map: the resolution the CAM really has before upsampling."""
-    shapes: list[tuple[int, ...]] = []
-    handle = model.get_submodule(layer).register_forward_hook(
-        lambda m, i, o: shapes.append(tuple(o.shape)) if isinstance(o, torch.Tensor) else None)
-    try:
-        p = next(model.parameters(), None)
-        with torch.no_grad():
-            model.eval()(torch.zeros(input_shape, device=p.device if p is not None else "cpu"))
-    finally:
-        handle.remove()
+    shapes = [shape for _, shape in _output_shapes(model, [layer], input_shape)]
     if not shapes:
         raise BloodbenchError(f"layer {layer!r} never ran in the forward pass: choose another --layer")
     return tuple(_as_spatial(torch.empty(shapes[-1], device="meta"), layer).shape[-2:])
+
+
+def finer_layer(model: nn.Module, input_shape: tuple[int, ...],
+                min_side: int = FINE_SIDE) -> tuple[str, tuple[int, int]] | None:
+    """(name, (h, w)) of the deepest conv-holding module whose map is still >= ``min_side`` a side.
+
+    Deepest means the last to finish its forward pass, so a whole block wins over the convs
+    inside it: the finest map that has still seen most of the network. None if no such module.
+    """
+    fine = [(name, shape[-2:]) for name, shape in _output_shapes(model, conv_layer_names(model), input_shape)
+            if len(shape) == 4 and min(shape[-2:]) >= min_side]
+    return (fine[-1][0], tuple(fine[-1][1])) if fine else None
+
+
+def coarse_map_note(model: nn.Module, layer: str, fmap: tuple[int, int],
+                    input_shape: tuple[int, ...]) -> str | None:
+    """One line when the Grad-CAM map is at most 4x4, where it is a blob whatever the image,
+    naming a finer ``--layer`` to try; None when the map is fine enough."""
+    if max(fmap) > COARSE_SIDE:
+        return None
+    note = (f"Grad-CAM layer {layer} gives a {fmap[0]}x{fmap[1]} map at {input_shape[-1]} px, "
+            f"too coarse to localise much")
+    finer = finer_layer(model, input_shape)
+    if finer is None:
+        return note + f": no conv layer keeps a {FINE_SIDE}x{FINE_SIDE} map at this size"
+    name, (h, w) = finer
+    return note + f"; for a finer map try --layer {name} ({h}x{w})"
 
 
 def _as_spatial(act: torch.Tensor, layer: str) -> torch.Tensor:

@@ -8,7 +8,6 @@ each panel is at least ``MIN_PANEL_PX`` pixels wide.
 
 from __future__ import annotations
 
-import io
 import math
 import textwrap
 from pathlib import Path
@@ -22,7 +21,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from bloodbench.explain.calibration import ReliabilityBins
-from bloodbench.explain.errors import short_name
+from bloodbench.formatting import png_bytes, short_name
 from bloodbench.results import atomic_write_bytes
 
 MIN_PANEL_PX = 112
@@ -32,9 +31,7 @@ OK_COLOR, BAD_COLOR = "#1a7f37", "#c62828"
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, facecolor="white")
-    atomic_write_bytes(Path(path), buf.getvalue())
+    atomic_write_bytes(Path(path), png_bytes(fig, DPI, facecolor="white"))
     return Path(path)
 
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tabulate import tabulate
 
 from bloodbench.errors import BloodbenchError
 from bloodbench.explain import plots
@@ -22,10 +21,10 @@ from bloodbench.explain.errors import (
     match_class,
     per_class_errors,
     select_examples,
-    short_name,
 )
-from bloodbench.explain.gradcam import feature_map_size, grad_cam, resolve_target_layer
-from bloodbench.results import ResultsStore, atomic_write_text
+from bloodbench.explain.gradcam import coarse_map_note, feature_map_size, grad_cam, resolve_target_layer
+from bloodbench.formatting import md_table, output_dir, short_name
+from bloodbench.results import ResultsStore, atomic_write_text, resolve_results_dir
 
 OUTPUT_FILES = ("gradcam_correct.png", "gradcam_wrong.png", "errors.md", "reliability.png", "misclassified.png")
 DEFAULT_OUT = Path("reports") / "explain"
@@ -37,8 +36,7 @@ def train_hint(model: str, seed: int | None, dataset: str, size: int, results: P
         cmd += f" --dataset {dataset}"
     if size != 28:
         cmd += f" --size {size}"
-    if results is not None and os.environ.get("BLOODBENCH_RESULTS") != str(results) \
-            and Path(results) != Path("reports") / "results":
+    if results is not None and Path(results) != resolve_results_dir():
         cmd += f" --results {results}"
     return f"`{cmd}`"
 
@@ -59,14 +57,9 @@ def find_train_run(store: ResultsStore, model: str, dataset: str = "bloodmnist",
     return max(runs, key=lambda r: (str(r.get("created_at", "")), str(r.get("written_at", "")), r["run_id"]))
 
 
-def _md_table(rows: list[list], headers: list[str], n_text: int = 1) -> str:
-    """Text columns left, numbers right; numbers pre-formatted so tabulate does not re-round them."""
-    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True,
-                    colalign=["left"] * n_text + ["right"] * (len(headers) - n_text))
-
-
 def errors_markdown(model: str, record: dict, y_true: np.ndarray, y_score: np.ndarray, class_names,
-                    bins, layer: str, fmap: tuple[int, int], n_bins: int, class_filter: str | None) -> str:
+                    bins, layer: str, fmap: tuple[int, int], n_bins: int, class_filter: str | None,
+                    note: str | None = None) -> str:
     """errors.md: ECE, per-class error rates, confused pairs, and links to the PNGs."""
     pred = y_score.argmax(1)
     n, n_wrong = len(y_true), int((pred != y_true).sum())
@@ -83,21 +76,21 @@ def errors_markdown(model: str, record: dict, y_true: np.ndarray, y_score: np.nd
         f"- Grad-CAM target layer: `{layer}`, a {fmap[0]}x{fmap[1]} feature map upsampled to "
         f"{record.get('size')}x{record.get('size')} (maps for the predicted class)",
     ]
-    if fmap[0] * fmap[1] <= 4:
-        lines.append("  - the map is very coarse: pass `--layer` with an earlier block for finer localisation")
+    if note:
+        lines.append(f"  - note: {note}")
     if class_filter:
         lines.append(f"- example grids restricted to true class **{short_name(class_filter, 40)}**")
     lines += ["", "## Per-class error rates", ""]
     names = [short_name(c, 40) for c in class_names]  # the long parenthetical would triple the table width
     pc = per_class_errors(y_true, y_score, names)
-    lines.append(_md_table([[r["class"], r["support"], r["errors"],
-                             "n/a" if np.isnan(r["error_rate"]) else f"{r['error_rate']:.3f}"] for r in pc],
-                           ["true class", "support", "errors", "error rate"]))
+    lines.append(md_table([[r["class"], r["support"], r["errors"],
+                            "n/a" if np.isnan(r["error_rate"]) else f"{r['error_rate']:.3f}"] for r in pc],
+                          ["true class", "support", "errors", "error rate"], numeric_from=1))
     lines += ["", "## Most-confused class pairs", ""]
     pairs = confused_pairs(y_true, y_score, names, top=10)
     if pairs:
-        lines.append(_md_table([[r["true"], r["predicted"], r["count"], f"{r['share']:.3f}"] for r in pairs],
-                               ["true", "predicted", "count", "share of true class"], n_text=2))
+        lines.append(md_table([[r["true"], r["predicted"], r["count"], f"{r['share']:.3f}"] for r in pairs],
+                              ["true", "predicted", "count", "share of true class"], numeric_from=2))
     else:
         lines.append("No misclassifications.")
     lines += ["", "## Calibration", "", f"ECE = {bins.ece:.4f}", "",
@@ -105,7 +98,8 @@ def errors_markdown(model: str, record: dict, y_true: np.ndarray, y_score: np.nd
     rows = [[f"({lo:.3f}, {hi:.3f}]", int(c), f"{a:.3f}", f"{cf:.3f}", f"{abs(a - cf):.3f}"]
             for lo, hi, c, a, cf in zip(bins.edges[:-1], bins.edges[1:], bins.count, bins.accuracy, bins.confidence)
             if c > 0]
-    lines.append(_md_table(rows, ["confidence bin", "images", "accuracy", "mean confidence", "|gap|"]))
+    lines.append(md_table(rows, ["confidence bin", "images", "accuracy", "mean confidence", "abs gap"],
+                          numeric_from=1))
     lines += ["", "## Figures", "",
               "- [Grad-CAM, most confident correct predictions](gradcam_correct.png)",
               "- [Grad-CAM, most confident wrong predictions](gradcam_wrong.png)",
@@ -158,9 +152,9 @@ def explain(model: str, *, seed: int | None = None, n: int = 16, class_name: str
     input_shape = (1, int(ckpt["in_channels"]), size, size)
     layer_name, _ = resolve_target_layer(net, layer or info.target_layer, model, input_shape)
     fmap = feature_map_size(net, layer_name, input_shape)
+    note = coarse_map_note(net, layer_name, fmap, input_shape)
 
-    out_dir = Path(out) if out else DEFAULT_OUT / model
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = output_dir(out if out else DEFAULT_OUT / model)
     pred, conf = y_score.argmax(1), y_score.max(1)
     cname = None if class_idx is None else class_names[class_idx]
     suffix = "" if cname is None else f", true class {short_name(cname)}"
@@ -192,9 +186,9 @@ def explain(model: str, *, seed: int | None = None, n: int = 16, class_name: str
     bins = reliability_bins(y_true, y_score, n_bins)
     paths["reliability.png"] = plots.reliability_diagram(out_dir / "reliability.png", bins,
                                                          f"{model} reliability diagram ({dataset} test)")
-    md = errors_markdown(model, record, y_true, y_score, class_names, bins, layer_name, fmap, n_bins, cname)
+    md = errors_markdown(model, record, y_true, y_score, class_names, bins, layer_name, fmap, n_bins, cname, note)
     atomic_write_text(out_dir / "errors.md", md)
     paths["errors.md"] = out_dir / "errors.md"
-    return {"run_id": record["run_id"], "out_dir": out_dir, "layer": layer_name, "ece": bins.ece,
+    return {"run_id": record["run_id"], "out_dir": out_dir, "layer": layer_name, "note": note, "ece": bins.ece,
             "accuracy": float((pred == y_true).mean()), "n_wrong": int((pred != y_true).sum()),
             "paths": {k: paths[k] for k in OUTPUT_FILES}}

@@ -14,7 +14,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from tabulate import tabulate
 
 from bloodbench.errors import BloodbenchError
 from bloodbench.leaderboard import (
@@ -23,10 +22,19 @@ from bloodbench.leaderboard import (
     build_leaderboard,
     cost_frame,
     read_benchmark_json,
+    read_results,
     train_frame,
 )
 from bloodbench.report import plots
-from bloodbench.results import ResultsStore, atomic_write_bytes, resolve_results_dir
+from bloodbench.formatting import (
+    fmt,
+    machine_cpu_name,
+    machine_gpu_name,
+    md_table,
+    mean_std,
+    output_dir,
+)
+from bloodbench.results import atomic_write_bytes
 
 EXPLAIN_FILES = [
     ("gradcam_correct.png", "Grad-CAM on correctly classified test images"),
@@ -35,16 +43,6 @@ EXPLAIN_FILES = [
     ("reliability.png", "reliability diagram (calibration)"),
     ("errors.md", "error analysis"),
 ]
-
-
-def _md(rows: list[list[Any]], headers: list[str]) -> str:
-    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
-
-
-def _fmt(v: Any, spec: str, scale: float = 1.0) -> str:
-    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
-        return ""
-    return format(float(v) * scale, spec)
 
 
 def _slug(*parts: Any) -> str:
@@ -98,10 +96,8 @@ def environment_table(records: list[dict], benchmarks: list[dict]) -> str:
         mi = b.get("machine_info") or {}
         envs.append({"torch": mi.get("torch"), "cuda": mi.get("cuda"), "cudnn": mi.get("cudnn"),
                      "python": mi.get("python_version"), "cpu_threads": mi.get("torch_threads")})
-        cpu = mi.get("cpu")
-        cpus.append(cpu.get("brand_raw") if isinstance(cpu, dict) else cpu)
-        gpu = mi.get("gpu")
-        gpus.append(gpu.get("name") if isinstance(gpu, dict) else gpu)
+        cpus.append(machine_cpu_name(mi))
+        gpus.append(machine_gpu_name(mi))
         commits.append((b.get("commit_info") or {}).get("id"))
         for bench in b.get("benchmarks", []):
             extra = bench.get("extra_info") or {}
@@ -122,7 +118,7 @@ def environment_table(records: list[dict], benchmarks: list[dict]) -> str:
         ["git commits", _uniq(commits)],
         ["records dated", f"{dates[0]} … {dates[-1]}" if dates else "—"],
     ]
-    return _md(rows, ["", "measured on"])
+    return md_table(rows, ["", "measured on"])
 
 
 # --------------------------------------------------------------------------------------
@@ -152,13 +148,13 @@ def _explain_links(out: Path, name: str) -> list[str]:
 def _cost_tables(profiles: pd.DataFrame) -> list[str]:
     rows = []
     for r in profiles.sort_values(["device", "precision", "source", "created_at"], kind="stable").itertuples():
-        rows.append([r.device, r.device_name or "", r.precision, _fmt(r.latency_p50_ms, ".3f"),
-                     _fmt(r.latency_p90_ms, ".3f"), _fmt(r.latency_p99_ms, ".3f"), _fmt(r.throughput, ",.0f"),
-                     _fmt(r.peak_memory_mb, ".1f"), r.source, str(r.created_at)[:10]])
+        rows.append([r.device, r.device_name or "", r.precision, fmt(r.latency_p50_ms, ".3f"),
+                     fmt(r.latency_p90_ms, ".3f"), fmt(r.latency_p99_ms, ".3f"), fmt(r.throughput, ",.0f"),
+                     fmt(r.peak_memory_mb, ".1f"), r.source, str(r.created_at)[:10]])
     if not rows:
         return ["_Not profiled yet: `bloodbench profile --all`._", ""]
-    return [_md(rows, ["device", "device name", "precision", "p50 latency (ms)", "p90 latency (ms)",
-                       "p99 latency (ms)", "peak throughput (img/s)", "peak mem (MB)", "source", "date"]), "",
+    return [md_table(rows, ["device", "device name", "precision", "p50 latency (ms)", "p90 latency (ms)",
+                            "p99 latency (ms)", "peak throughput (img/s)", "peak mem (MiB)", "source", "date"]), "",
             "Latency: batch 1, per image. Throughput: best images/s over the batch sizes tried.", ""]
 
 
@@ -171,11 +167,11 @@ def _top_modules(profile_recs: list[dict]) -> list[str]:
         return []
     total = float(rec.get("macs") or 0) or sum(float(m.get("macs") or 0) for m in rec["top_modules"])
     mods = sorted(rec["top_modules"], key=lambda m: (-float(m.get("macs") or 0), str(m.get("module"))))[:10]
-    rows = [[f"`{m.get('module')}`", _fmt(m.get("macs"), ",.2f", 1e-6),
-             _fmt(float(m.get("macs") or 0) / total if total else None, ".1%")] for m in mods]
+    rows = [[f"`{m.get('module')}`", fmt(m.get("macs"), ",.2f", 1e-6),
+             fmt(float(m.get("macs") or 0) / total if total else None, ".1%")] for m in mods]
     lines = ["**Where the MACs go** (top modules, fvcore; total "
-             f"{_fmt(rec.get('macs'), ',.2f', 1e-6)} M MACs/image, {_fmt(rec.get('params'), ',.0f')} params):", "",
-             _md(rows, ["module", "MACs (M)", "share"]), ""]
+             f"{fmt(rec.get('macs'), ',.2f', 1e-6)} M MACs/image, {fmt(rec.get('params'), ',.0f')} params):", "",
+             md_table(rows, ["module", "MACs (M)", "share"]), ""]
     unsupported = rec.get("unsupported_ops") or {}
     if unsupported:
         lines += ["Ops fvcore does not count: " + ", ".join(f"`{k}` ×{v}" for k, v in sorted(unsupported.items())),
@@ -187,8 +183,8 @@ def model_card(name: str, train_recs: list[dict], profile_recs: list[dict], cost
                w: _Writer) -> None:
     meta = model_meta(name, train_recs + profile_recs)
     lines = [f"# {name}", "", f"[← leaderboard](../README.md)", "",
-             _md([["family", meta["family"]], ["description", meta["description"]], ["origin", meta["origin"]]],
-                 ["", ""]), ""]
+             md_table([["family", meta["family"]], ["description", meta["description"]], ["origin", meta["origin"]]],
+                      ["", ""]), ""]
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in train_recs:
         groups[(r["dataset"], int(r["size"]))].append(r)
@@ -203,22 +199,23 @@ def model_card(name: str, train_recs: list[dict], profile_recs: list[dict], cost
         lines += [f"## {dataset}, {size}×{size} px", ""]
         if done:
             a = aggregate_training(train_frame(done)).iloc[0]
-            std = f" ± {a.acc_std * 100:.2f}" if pd.notna(a.acc_std) else ""
-            lines += [f"Test accuracy **{a.acc_mean * 100:.2f}{std} %** over {a.seeds} seed(s), F1 macro "
-                      f"{_fmt(a.f1_macro_mean, '.3f')}, AUC {_fmt(a.auc_mean, '.3f')}; stopped: {a.stop_reasons}; "
-                      f"{_fmt(a.epochs_mean, '.1f')} epochs on average.", ""]
+            acc = mean_std(a.acc_mean, a.acc_std, ".2f", 100)
+            lines += [f"Test accuracy **{acc} %** over {a.seeds} seed(s), F1 macro "
+                      f"{fmt(a.f1_macro_mean, '.3f')}, AUC {fmt(a.auc_mean, '.3f')}; stopped: {a.stop_reasons}; "
+                      f"{fmt(a.epochs_mean, '.1f')} epochs on average.", ""]
         if runs:
             rows = []
             for r in runs:
                 t = r.get("test") or {}
                 ci = (t.get("ci95") or {}).get("acc") or []
-                rows.append([r.get("seed"), r.get("status"), _fmt(t.get("acc"), ".2f", 100),
-                             _fmt(t.get("f1_macro"), ".3f"), _fmt(t.get("auc"), ".3f"), " – ".join(_fmt(v, ".2f", 100) for v in ci),
+                rows.append([r.get("seed"), r.get("status"), fmt(t.get("acc"), ".2f", 100),
+                             fmt(t.get("f1_macro"), ".3f"), fmt(t.get("auc"), ".3f"),
+                             " – ".join(fmt(v, ".2f", 100) for v in ci),
                              r.get("epochs_run"), r.get("best_epoch"), r.get("stop_reason") or "",
-                             _fmt(r.get("train_seconds"), ",.0f")])
-            lines += ["### Training", "", _md(rows, ["seed", "status", "test acc (%)", "F1 macro", "AUC",
-                                                     "acc 95% CI (%)", "epochs", "best epoch", "stop reason",
-                                                     "train time (s)"]), ""]
+                             fmt(r.get("train_seconds"), ",.0f")])
+            lines += ["### Training", "", md_table(rows, ["seed", "status", "test acc (%)", "F1 macro", "AUC",
+                                                          "acc 95% CI (%)", "epochs", "best epoch", "stop reason",
+                                                          "train time (s)"]), ""]
         else:
             lines += ["_Not trained yet: `bloodbench train " + name + "`._", ""]
         hist = [(r.get("seed"), r.get("history")) for r in done if r.get("history")]
@@ -245,10 +242,10 @@ def model_card(name: str, train_recs: list[dict], profile_recs: list[dict], cost
             mean = {m: np.mean([p[m] for p in per if len(p.get(m, [])) == k], axis=0)
                     for m in ("precision", "recall", "f1")}
             support = per[0].get("support") or [None] * k
-            rows = [[i, names[i], _fmt(mean["precision"][i], ".3f"), _fmt(mean["recall"][i], ".3f"),
-                     _fmt(mean["f1"][i], ".3f"), support[i]] for i in range(k)]
+            rows = [[i, names[i], fmt(mean["precision"][i], ".3f"), fmt(mean["recall"][i], ".3f"),
+                     fmt(mean["f1"][i], ".3f"), support[i]] for i in range(k)]
             lines += [f"### Per-class metrics (test, mean over {len(per)} seed{'s' if len(per) > 1 else ''})", "",
-                      _md(rows, ["label", "class", "precision", "recall", "F1", "support"]), ""]
+                      md_table(rows, ["label", "class", "precision", "recall", "F1", "support"]), ""]
         mine = [r for r in profile_recs if r["dataset"] == dataset and int(r["size"]) == size]
         group_costs = costs[(costs["model"] == name) & (costs["dataset"] == dataset) & (costs["size"] == size)] \
             if not costs.empty else costs
@@ -324,12 +321,7 @@ def write_report(results: str | os.PathLike | None = None, out: str | os.PathLik
     Stale generated files (cards and plots of models no longer in the records) are removed
     so the folder always matches the records.
     """
-    root = resolve_results_dir(results)
-    store = ResultsStore(root)
-    train_recs = store.records("train") if root.is_dir() else []
-    profile_recs = store.records("profile") if root.is_dir() else []
-    if not train_recs and not profile_recs and not benchmark_json:
-        raise BloodbenchError(f"no results in {root}: run `bloodbench run` first, or pass --results DIR")
+    root, train_recs, profile_recs = read_results(results, benchmark_json)
     benchmarks = [read_benchmark_json(p) for p in benchmark_json]
     board = build_leaderboard(train_recs, profile_recs, benchmark_json=benchmark_json, device=device,
                               precision=precision)
@@ -338,7 +330,7 @@ def write_report(results: str | os.PathLike | None = None, out: str | os.PathLik
     per_device = {d: build_leaderboard(train_recs, profile_recs, benchmark_json=benchmark_json, device=d,
                                        precision=precision) for d in devices}
 
-    out = Path(out)
+    out = output_dir(out)
     w = _Writer(out)
     finished = [r for r in train_recs if r.get("status") == "finished"]
     models = sorted(set(board.rows["model"]) | {r["model"] for r in train_recs})
@@ -375,7 +367,7 @@ def write_report(results: str | os.PathLike | None = None, out: str | os.PathLik
         model_card(name, mt, mp, costs[costs["model"] == name] if not costs.empty else costs, out, w)
         meta = model_meta(name, mt + mp)
         card_rows.append([f"[{name}](models/{name}.md)", meta["family"], meta["description"]])
-    lines += ["## Models", "", _md(card_rows, ["model", "family", "description"]), ""]
+    lines += ["## Models", "", md_table(card_rows, ["model", "family", "description"]), ""]
     lines += ["## Environment", "", environment_table(train_recs + profile_recs, benchmarks), ""]
     lines += ["## How to reproduce", ""] + _reproduce(train_recs) + [""]
     w.text("README.md", "\n".join(lines).rstrip() + "\n")

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tabulate import tabulate
 
 from bloodbench.errors import BloodbenchError
 from bloodbench.leaderboard import (
@@ -21,9 +20,10 @@ from bloodbench.leaderboard import (
     aggregate_training,
     benchmark_frame,
     cost_frame,
+    store_records,
     train_frame,
 )
-from bloodbench.results import ResultsStore
+from bloodbench.formatting import fmt, md_table
 
 
 def load_side(path: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -33,9 +33,8 @@ def load_side(path: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
         train = aggregate_training(train_frame([]))
         costs = benchmark_frame([p])
     elif p.is_dir():
-        store = ResultsStore(p)
-        train = aggregate_training(train_frame(store.records("train")))
-        costs = cost_frame(store.records("profile"))
+        train = aggregate_training(train_frame(store_records(p, "train")))
+        costs = cost_frame(store_records(p, "profile"))
     else:
         raise BloodbenchError(f"cannot compare {path}: it is neither a results directory nor a benchmark JSON file")
     if train.empty and costs.empty:
@@ -65,27 +64,20 @@ class Comparison:
         else:
             lines += ["**No regressions.**", ""]
 
-        def f(v, spec, scale=1.0, sign=False):
-            if v is None or pd.isna(v):
-                return ""
-            return format(v * scale, ("+" if sign else "") + spec)
-
         if not self.accuracy.empty:
-            rows = [[r.model, r.dataset, r.size, f"{f(r.seeds_old, '.0f')} → {f(r.seeds_new, '.0f')}",
-                     f(r.acc_old, ".2f", 100), f(r.acc_new, ".2f", 100), f(r.acc_delta_pt, ".2f", sign=True),
+            rows = [[r.model, r.dataset, r.size, f"{fmt(r.seeds_old, '.0f')} → {fmt(r.seeds_new, '.0f')}",
+                     fmt(r.acc_old, ".2f", 100), fmt(r.acc_new, ".2f", 100), fmt(r.acc_delta_pt, ".2f", sign=True),
                      r.flag] for r in self.accuracy.itertuples()]
-            lines += ["## Accuracy", "", tabulate(rows, headers=["model", "dataset", "size", "seeds",
-                                                                 "old acc (%)", "new acc (%)", "Δ (pt)", ""],
-                                                  tablefmt="github", disable_numparse=True), ""]
+            lines += ["## Accuracy", "", md_table(rows, ["model", "dataset", "size", "seeds", "old acc (%)",
+                                                         "new acc (%)", "Δ (pt)", ""]), ""]
         if not self.cost.empty:
-            rows = [[r.model, r.dataset, r.size, r.device, r.precision, f(r.p50_old, ".3f"), f(r.p50_new, ".3f"),
-                     f(r.p50_delta, ".1%", sign=True), f(r.tp_old, ",.0f"), f(r.tp_new, ",.0f"),
-                     f(r.tp_delta, ".1%", sign=True), r.flag] for r in self.cost.itertuples()]
-            lines += ["## Cost", "", tabulate(rows, headers=["model", "dataset", "size", "device", "precision",
-                                                             "old p50 (ms)", "new p50 (ms)", "Δ latency",
-                                                             "old throughput (img/s)", "new throughput (img/s)",
-                                                             "Δ throughput", ""],
-                                              tablefmt="github", disable_numparse=True), ""]
+            rows = [[r.model, r.dataset, r.size, r.device, r.precision, fmt(r.p50_old, ".3f"), fmt(r.p50_new, ".3f"),
+                     fmt(r.p50_delta, ".1%", sign=True), fmt(r.tp_old, ",.0f"), fmt(r.tp_new, ",.0f"),
+                     fmt(r.tp_delta, ".1%", sign=True), r.flag] for r in self.cost.itertuples()]
+            lines += ["## Cost", "", md_table(rows, ["model", "dataset", "size", "device", "precision",
+                                                     "old p50 (ms)", "new p50 (ms)", "Δ latency",
+                                                     "old throughput (img/s)", "new throughput (img/s)",
+                                                     "Δ throughput", ""]), ""]
         return "\n".join(lines).rstrip() + "\n"
 
 

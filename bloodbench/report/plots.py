@@ -6,7 +6,6 @@ iterated in sorted order, and labels placed by a deterministic greedy search.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Sequence
 
@@ -16,8 +15,10 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
+from bloodbench import formatting
+from bloodbench.formatting import short_name
 from bloodbench.results import atomic_write_bytes
 
 DPI = 130
@@ -52,9 +53,7 @@ def new_figure(width: float, height: float, **subplots) -> tuple[Figure, object]
 
 
 def png_bytes(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
-    return buf.getvalue()
+    return formatting.png_bytes(fig, DPI)
 
 
 def save(fig: Figure, path: Path) -> Path:
@@ -134,12 +133,16 @@ def _plain(v: float, _pos=None) -> str:
 def plain_log_axis(axis) -> None:
     """Log axis labelled 1-2-5 in plain numbers (0.5, 1, 2, ...), not 2×10⁰ minor labels.
 
-    Narrow ranges (under a decade) get every 1..9 multiple so there are enough ticks.
+    A range under a decade (0.66 to 1.5 M parameters, say) holds too few 1..9 multiples
+    to label, so it gets evenly spaced round ticks (0.6, 0.8, ..., 1.6) instead.
     """
     lo, hi = sorted(axis.get_view_interval())
     ratio = hi / max(lo, 1e-300)
-    subs = (1.0, 2.0, 5.0) if ratio >= 30 else (1.0, 2.0, 3.0, 5.0) if ratio >= 10 else tuple(map(float, range(1, 10)))
-    axis.set_major_locator(LogLocator(base=10, subs=subs))
+    if ratio >= 10:
+        subs = (1.0, 2.0, 5.0) if ratio >= 30 else (1.0, 2.0, 3.0, 5.0)
+        axis.set_major_locator(LogLocator(base=10, subs=subs))
+    else:
+        axis.set_major_locator(MaxNLocator(nbins=7, steps=[1, 2, 2.5, 5, 10]))
     axis.set_major_formatter(FuncFormatter(_plain))
     axis.set_minor_locator(LogLocator(base=10, subs=tuple(float(i) for i in range(1, 10))))
     axis.set_minor_formatter(NullFormatter())
@@ -216,10 +219,11 @@ def training_curves(histories: Sequence[tuple[int, list[dict]]], title: str) -> 
                     name = f"{split}_{col}"
                     if name in h and h[name].notna().any():
                         ax.plot(h["epoch"], h[name] * scale, ls=ls, color=color, lw=1.4)
-        ax_loss.set_xlabel("epoch")
+        for ax in (ax_loss, ax_acc):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no 2.5 ticks
+            ax.set_xlabel("epoch")
         ax_loss.set_ylabel("cross-entropy loss")
         ax_loss.set_title("loss")
-        ax_acc.set_xlabel("epoch")
         ax_acc.set_ylabel("accuracy (%)")
         ax_acc.set_title("accuracy")
         seeds = [s for s, _ in sorted(histories, key=lambda t: t[0])]
@@ -233,16 +237,22 @@ def training_curves(histories: Sequence[tuple[int, list[dict]]], title: str) -> 
 
 
 def confusion_matrix(counts: np.ndarray, class_names: Sequence[str], title: str) -> Figure:
-    """Row-normalised confusion matrix (recall on the diagonal) with the raw counts in each cell."""
+    """Row-normalised confusion matrix (recall on the diagonal) with the raw counts in each cell.
+
+    Ticks use short class names (one BloodMNIST name is 70 characters, which squeezed the
+    grid to nothing) and the figure grows with the class count, so each count fits its cell.
+    """
     counts = np.asarray(counts, dtype=float)
     rows = counts.sum(1, keepdims=True)
     norm = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
     k = len(counts)
+    names = [short_name(n) for n in class_names] if len(class_names) == k else [str(i) for i in range(k)]
+    label_in = 0.075 * max(len(n) for n in names)  # the longest tick label at 9 pt, in inches
+    grid_in = 0.75 * k
     with matplotlib.rc_context(STYLE | {"axes.grid": False}):
-        side = max(5.0, 0.6 * k + 2.4)
-        fig, ax = new_figure(side + 1.0, side)
+        fig, ax = new_figure(grid_in + label_in + 2.0, grid_in + 0.75 * label_in + 1.3)
         im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-        fs = 8 if k <= 10 else 6
+        fs = 9 if k <= 10 else 6
         for i in range(k):
             for j in range(k):
                 if counts[i, j] == 0 and i != j:
@@ -250,15 +260,13 @@ def confusion_matrix(counts: np.ndarray, class_names: Sequence[str], title: str)
                 color = "white" if norm[i, j] > 0.55 else "black"
                 pct = "<1%" if 0 < norm[i, j] < 0.005 else f"{norm[i, j] * 100:.0f}%"
                 ax.text(j, i, f"{pct}\n{int(counts[i, j]):,}", ha="center", va="center", fontsize=fs, color=color)
-        names = list(class_names) if class_names else [str(i) for i in range(k)]
         ax.set_xticks(range(k), names, rotation=40, ha="right", rotation_mode="anchor")
         ax.set_yticks(range(k), names)
         ax.set_xlabel("predicted class")
         ax.set_ylabel("true class")
-        ax.set_title(title)
-        cbar = fig.colorbar(im, ax=ax, shrink=0.8)
+        fig.suptitle(title)  # over the whole figure: the colourbar never overlaps it
+        cbar = fig.colorbar(im, ax=ax, shrink=0.85, pad=0.03)
         cbar.set_label("fraction of the true class (row)")
         for spine in ax.spines.values():
             spine.set_visible(False)
     return fig
-

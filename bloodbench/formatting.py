@@ -1,0 +1,98 @@
+"""Helpers shared by the leaderboard, the report and explain, so they print alike.
+
+One way each to format a number that may be missing, a markdown table, a class name,
+a PNG, a device name from pytest-benchmark's ``machine_info``, and the output folder.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+from tabulate import tabulate
+
+from bloodbench.errors import BloodbenchError
+
+
+def fmt(value: Any, spec: str, scale: float = 1.0, sign: bool = False) -> str:
+    """``format(value * scale, spec)``, or "" for None / NaN / NA: a gap must never print as 0."""
+    if value is None or pd.isna(value):
+        return ""
+    return format(float(value) * scale, ("+" if sign else "") + spec)
+
+
+def mean_std(mean: Any, std: Any, spec: str, scale: float = 1.0) -> str:
+    """"mean ± std" over seeds; the std is left out where there is one seed (it is undefined)."""
+    if mean is None or pd.isna(mean):
+        return ""
+    spread = fmt(std, spec, scale)
+    return fmt(mean, spec, scale) + (f" ± {spread}" if spread else "")
+
+
+def _cell(value: Any) -> str:
+    """A table cell as text, pipes escaped so a name with '|' cannot split the row."""
+    return "" if value is None else str(value).replace("|", "\\|")
+
+
+def md_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], numeric_from: int | None = None) -> str:
+    """A GitHub markdown table of pre-formatted cells (tabulate must not re-round them).
+
+    ``numeric_from``: columns from this index on are right-aligned (numbers).
+    """
+    colalign = None
+    if numeric_from is not None:
+        colalign = ["left"] * numeric_from + ["right"] * (len(headers) - numeric_from)
+    return tabulate([[_cell(v) for v in row] for row in rows], headers=[_cell(h) for h in headers],
+                    tablefmt="github", disable_numparse=True, colalign=colalign)
+
+
+def short_name(name: str, width: int = 22) -> str:
+    """Class names that fit a tick label or a title: BloodMNIST's 'immature granulocytes(myelocytes,
+    metamyelocytes and promyelocytes)' becomes 'immature granulocytes'."""
+    name = name.split("(")[0].strip() or name
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def png_bytes(fig, dpi: float, **savefig: Any) -> bytes:
+    """PNG of a figure without the ``Software`` (matplotlib version) tag, so equal figures are equal bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None}, **savefig)
+    return buf.getvalue()
+
+
+def machine_cpu_name(machine: dict) -> str | None:
+    """CPU brand from pytest-benchmark's ``machine_info`` (``cpu`` is a py-cpuinfo dict or a string)."""
+    cpu = machine.get("cpu")
+    if isinstance(cpu, dict):
+        cpu = cpu.get("brand_raw") or cpu.get("brand")
+    return cpu or None
+
+
+def machine_gpu_name(machine: dict) -> str | None:
+    """GPU name from ``machine_info`` (``gpu`` / ``gpu_name``, a string or a dict with ``name``)."""
+    gpu = machine.get("gpu") or machine.get("gpu_name")
+    if isinstance(gpu, dict):
+        gpu = gpu.get("name")
+    return gpu or None
+
+
+def machine_device_name(machine: dict, device: str | None) -> str | None:
+    """The name of the device a benchmark ran on: the GPU for cuda, else the CPU."""
+    if device == "cuda":
+        return machine_gpu_name(machine)
+    return machine_cpu_name(machine) or machine.get("processor")
+
+
+def output_dir(path: str | os.PathLike) -> Path:
+    """Create the output folder up front: an unusable ``--out`` is one line, before any work."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise BloodbenchError(f"cannot use {path} as the output folder: it is a file") from None
+    except OSError as exc:
+        raise BloodbenchError(f"cannot use {path} as the output folder: {exc.strerror or exc}") from None
+    return path
