@@ -19,8 +19,9 @@ from records_factory import (
 )
 
 from bloodbench.cli import main
-from bloodbench.report import compare, plots, write_report
 from bloodbench.formatting import md_table
+from bloodbench.report import compare, plots, write_report
+from bloodbench.results import ResultsStore
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -81,6 +82,17 @@ def test_readme_content(reports):
     # environment from the records' env block
     for fact in (GPU, "Intel(R) Xeon(R) Platinum 8480+", "2.5.1", "12.4", "abc1234def", "2025-01-10 … 2025-01-11"):
         assert fact in readme
+
+
+def test_readme_says_where_the_compute_went(reports):
+    root, [(out, _), _] = reports
+    readme = (out / "README.md").read_text()
+    section = readme.split("## Where the compute went", 1)[1].split("\n## ", 1)[0]
+    done = [r for r in ResultsStore(root / "results").records("train") if r["status"] in ("finished", "diverged")]
+    hours = sum(r["train_seconds"] for r in done) / 3600
+    assert f"Training {hours:.2f} h" in section
+    alpha = [line for line in section.splitlines() if line.startswith("| alpha ")]
+    assert len(alpha) == 1 and f"| {sum(r['model'] == 'alpha' for r in done)} " in alpha[0]
     for cmd in ("bloodbench run", "bloodbench train $m --seed $s", "bloodbench profile --all", "bloodbench report"):
         assert cmd in readme
     assert "for m in alpha beta delta gamma; do for s in 0 1; do" in readme

@@ -26,6 +26,7 @@ from bloodbench.leaderboard import (
     train_frame,
 )
 from bloodbench.report import plots
+from bloodbench.report.walltime import time_by_model
 from bloodbench.formatting import (
     fmt,
     machine_cpu_name,
@@ -287,6 +288,21 @@ def _plots_for_group(board: Leaderboard, extra_boards: dict[str, Leaderboard], d
     return [x for line in lines for x in (line, "")]
 
 
+def _compute_time(train_recs: list[dict], profile_recs: list[dict]) -> list[str]:
+    """The "where did the time go" section: per-model training and profiling time."""
+    table, totals = time_by_model(train_recs, profile_recs)
+    if table.empty:
+        return []
+    return [
+        "## Where the compute went", "",
+        md_table(table.astype(object).where(table.notna(), "").values.tolist(), list(table.columns)), "",
+        f"Training {totals['train_seconds'] / 3600:.2f} h and profiling {totals['profile_seconds'] / 60:.1f} min "
+        f"of compute in all; busy wall clock {totals['busy_wall_seconds'] / 3600:.2f} h (the union of the runs' "
+        "time spans, so parallel queues count once and idle gaps not at all). Training time is the training "
+        "loop's, validation included; test evaluation and data loading are not in it.", "",
+    ]
+
+
 def _reproduce(train_recs: list[dict]) -> list[str]:
     finished = [r for r in train_recs if r.get("status") == "finished"]
     models = sorted({r["model"] for r in finished}) or ["MODEL"]
@@ -369,6 +385,7 @@ def write_report(results: str | os.PathLike | None = None, out: str | os.PathLik
         card_rows.append([f"[{name}](models/{name}.md)", meta["family"], meta["description"]])
     lines += ["## Models", "", md_table(card_rows, ["model", "family", "description"]), ""]
     lines += ["## Environment", "", environment_table(train_recs + profile_recs, benchmarks), ""]
+    lines += _compute_time(train_recs, profile_recs)
     lines += ["## How to reproduce", ""] + _reproduce(train_recs) + [""]
     w.text("README.md", "\n".join(lines).rstrip() + "\n")
     w.prune(["plots", "models"])

@@ -69,7 +69,8 @@ def time_by_model(train: list[dict], profile: list[dict]) -> tuple[pd.DataFrame,
         row = rows.setdefault(r["model"], {"runs": 0, "train_s": 0.0, "profile_s": 0.0, "devices": set()})
         row["profile_s"] += _profile_seconds(r)
     table = pd.DataFrame([
-        [m, v["runs"], round(v["train_s"] / 3600, 2), round(v["train_s"] / 60 / v["runs"], 1) if v["runs"] else None,
+        [m, v["runs"], round(v["train_s"] / 3600, 2) if v["runs"] else None,
+         round(v["train_s"] / 60 / v["runs"], 1) if v["runs"] else None,
          round(v["profile_s"]), ", ".join(sorted(v["devices"]))]
         for m, v in sorted(rows.items(), key=lambda kv: -kv[1]["train_s"])], columns=COLUMNS)
     totals = {"train_seconds": sum(v["train_s"] for v in rows.values()),
