@@ -351,6 +351,23 @@ def test_cli_end_to_end_writes_the_five_outputs(tmp_path, tiny_trained, tiny_pre
     assert rc == 2 and err == "error: cannot use /dev/null/x as the output folder: Not a directory\n"
 
 
+def test_cli_no_gradcam_needs_only_the_saved_predictions(tmp_path, tiny_trained, tiny_predictions, blood,
+                                                          real_data_dir, capsys):
+    model, norm = tiny_trained
+    _populate_run(tmp_path / "results", "baseline_cnn", model, norm, blood, tiny_predictions, checkpoint=False)
+    out = tmp_path / "explain"
+    rc = main(["explain", "baseline_cnn", "--no-gradcam", "--n", "4", "--data-dir", str(real_data_dir),
+               "--results", str(tmp_path / "results"), "--out", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert sorted(p.name for p in out.iterdir()) == ["errors.md", "misclassified.png", "reliability.png"]
+    md = (out / "errors.md").read_text()
+    assert "Grad-CAM: not computed" in md and "gradcam_correct.png" not in md
+    ece = expected_calibration_error(blood["test"].labels.numpy(), tiny_predictions)
+    assert f"ECE = {ece:.4f}" in md and "no Grad-CAM" in captured.out
+    assert_tables_well_formed(md)
+
+
 def _one_line_error(capsys) -> str:
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err

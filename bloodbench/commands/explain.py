@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_options(p)
     add_results_option(p)
     p.add_argument("--out", default=None, help="output folder (default: reports/explain/MODEL)")
+    p.add_argument("--no-gradcam", dest="gradcam", action="store_false",
+                   help="only the outputs the saved test predictions give (no checkpoint needed)")
     p.set_defaults(func=cmd_explain)
 
 
@@ -30,11 +32,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     res = explain(args.model, seed=args.seed, n=args.n, class_name=args.class_name, layer=args.layer,
                   dataset=args.dataset, size=args.size, data_dir=args.data_dir, verify=args.verify,
-                  results=args.results, out=args.out, n_bins=args.bins)
+                  results=args.results, out=args.out, n_bins=args.bins, gradcam=args.gradcam)
     if res["note"]:
         print(f"note: {res['note']}", file=sys.stderr)
     print(f"{res['run_id']}: test accuracy {res['accuracy']:.4f} ({res['n_wrong']} wrong), "
-          f"ECE {res['ece']:.4f}, Grad-CAM layer {res['layer']}")
+          f"ECE {res['ece']:.4f}" + (f", Grad-CAM layer {res['layer']}" if res["layer"] else ", no Grad-CAM"))
     for path in res["paths"].values():
         print(f"wrote {path}")
     return 0

@@ -58,7 +58,7 @@ def find_train_run(store: ResultsStore, model: str, dataset: str = "bloodmnist",
 
 
 def errors_markdown(model: str, record: dict, y_true: np.ndarray, y_score: np.ndarray, class_names,
-                    bins, layer: str, fmap: tuple[int, int], n_bins: int, class_filter: str | None,
+                    bins, layer: str | None, fmap: tuple[int, int] | None, n_bins: int, class_filter: str | None,
                     note: str | None = None) -> str:
     """errors.md: ECE, per-class error rates, confused pairs, and links to the PNGs."""
     pred = y_score.argmax(1)
@@ -74,7 +74,8 @@ def errors_markdown(model: str, record: dict, y_true: np.ndarray, y_score: np.nd
         f"**{bins.ece:.4f}**",
         f"- mean top-label confidence: {float(y_score.max(1).mean()):.4f}",
         f"- Grad-CAM target layer: `{layer}`, a {fmap[0]}x{fmap[1]} feature map upsampled to "
-        f"{record.get('size')}x{record.get('size')} (maps for the predicted class)",
+        f"{record.get('size')}x{record.get('size')} (maps for the predicted class)" if layer and fmap else
+        "- Grad-CAM: not computed in this pass (`--no-gradcam`, the run's checkpoint is not needed for the rest)",
     ]
     if note:
         lines.append(f"  - note: {note}")
@@ -100,13 +101,14 @@ def errors_markdown(model: str, record: dict, y_true: np.ndarray, y_score: np.nd
             if c > 0]
     lines.append(md_table(rows, ["confidence bin", "images", "accuracy", "mean confidence", "abs gap"],
                           numeric_from=1))
-    lines += ["", "## Figures", "",
-              "- [Grad-CAM, most confident correct predictions](gradcam_correct.png)",
-              "- [Grad-CAM, most confident wrong predictions](gradcam_wrong.png)",
+    gradcam = ["- [Grad-CAM, most confident correct predictions](gradcam_correct.png)",
+               "- [Grad-CAM, most confident wrong predictions](gradcam_wrong.png)"] if layer else []
+    lines += ["", "## Figures", "", *gradcam,
               "- [Misclassified test images](misclassified.png)",
-              "- [Reliability diagram](reliability.png)",
-              "", "![Grad-CAM correct](gradcam_correct.png)", "", "![Grad-CAM wrong](gradcam_wrong.png)", "",
-              "![misclassified](misclassified.png)", ""]
+              "- [Reliability diagram](reliability.png)", ""]
+    if layer:
+        lines += ["![Grad-CAM correct](gradcam_correct.png)", "", "![Grad-CAM wrong](gradcam_wrong.png)", ""]
+    lines += ["![misclassified](misclassified.png)", ""]
     return "\n".join(lines)
 
 
@@ -114,8 +116,13 @@ def explain(model: str, *, seed: int | None = None, n: int = 16, class_name: str
             layer: str | None = None, dataset: str = "bloodmnist", size: int = 28,
             data_dir: str | os.PathLike | None = None, verify: bool = True,
             results: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
-            n_bins: int = DEFAULT_BINS, device: str = "cpu") -> dict[str, Any]:
-    """Write the five explain outputs for one finished run; returns paths and headline numbers."""
+            n_bins: int = DEFAULT_BINS, device: str = "cpu", gradcam: bool = True) -> dict[str, Any]:
+    """Write the five explain outputs for one finished run; returns paths and headline numbers.
+
+    ``gradcam=False`` writes only what the saved test predictions give (error analysis,
+    misclassified grid, calibration), so a run whose checkpoint is gone (checkpoints stay out
+    of git) can still have its error analysis regenerated.
+    """
     from bloodbench.data import load_dataset
     from bloodbench.models import get_model_info
     from bloodbench.train.checkpoint import model_from_checkpoint
@@ -130,7 +137,7 @@ def explain(model: str, *, seed: int | None = None, n: int = 16, class_name: str
     run_dir = store.run_dir(record["run_id"])
     hint = train_hint(model, record.get("seed", seed), dataset, size, store.root)
     ckpt_path, pred_path = run_dir / "best.pt", run_dir / "test_predictions.npz"
-    if not ckpt_path.is_file():
+    if gradcam and not ckpt_path.is_file():
         raise BloodbenchError(f"run {record['run_id']} has no checkpoint {ckpt_path}: run {hint} again")
     if not pred_path.is_file():
         raise BloodbenchError(f"run {record['run_id']} has no {pred_path.name} in {run_dir}: run {hint} again")
@@ -146,20 +153,23 @@ def explain(model: str, *, seed: int | None = None, n: int = 16, class_name: str
         raise BloodbenchError(f"{pred_path} has {y_score.shape[1]} classes but {dataset} has {len(class_names)}")
     class_idx = None if class_name is None else match_class(class_name, class_names)
 
-    net, normalizer, ckpt = model_from_checkpoint(ckpt_path, device=device)
-    if int(ckpt["num_classes"]) != len(class_names):
-        raise BloodbenchError(f"{ckpt_path} predicts {ckpt['num_classes']} classes, {dataset} has {len(class_names)}")
-    input_shape = (1, int(ckpt["in_channels"]), size, size)
-    layer_name, _ = resolve_target_layer(net, layer or info.target_layer, model, input_shape)
-    fmap = feature_map_size(net, layer_name, input_shape)
-    note = coarse_map_note(net, layer_name, fmap, input_shape)
+    layer_name = fmap = note = None
+    if gradcam:
+        net, normalizer, ckpt = model_from_checkpoint(ckpt_path, device=device)
+        if int(ckpt["num_classes"]) != len(class_names):
+            raise BloodbenchError(f"{ckpt_path} predicts {ckpt['num_classes']} classes, "
+                                  f"{dataset} has {len(class_names)}")
+        input_shape = (1, int(ckpt["in_channels"]), size, size)
+        layer_name, _ = resolve_target_layer(net, layer or info.target_layer, model, input_shape)
+        fmap = feature_map_size(net, layer_name, input_shape)
+        note = coarse_map_note(net, layer_name, fmap, input_shape)
 
     out_dir = output_dir(out if out else DEFAULT_OUT / model)
     pred, conf = y_score.argmax(1), y_score.max(1)
     cname = None if class_idx is None else class_names[class_idx]
     suffix = "" if cname is None else f", true class {short_name(cname)}"
     paths: dict[str, Path] = {}
-    for correct, fname in ((True, "gradcam_correct.png"), (False, "gradcam_wrong.png")):
+    for correct, fname in ((True, "gradcam_correct.png"), (False, "gradcam_wrong.png")) if gradcam else ():
         idx = select_examples(y_true, y_score, correct, n, class_idx)
         imgs = test.images[torch.as_tensor(idx, dtype=torch.long)]
         if len(idx):
@@ -191,4 +201,4 @@ def explain(model: str, *, seed: int | None = None, n: int = 16, class_name: str
     paths["errors.md"] = out_dir / "errors.md"
     return {"run_id": record["run_id"], "out_dir": out_dir, "layer": layer_name, "note": note, "ece": bins.ece,
             "accuracy": float((pred == y_true).mean()), "n_wrong": int((pred != y_true).sum()),
-            "paths": {k: paths[k] for k in OUTPUT_FILES}}
+            "paths": {k: paths[k] for k in OUTPUT_FILES if k in paths}}
