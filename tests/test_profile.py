@@ -36,8 +36,6 @@ from bloodbench.profile.torchvision_check import (
 from bloodbench.profile.trace import worker_name
 from bloodbench.results import ResultsStore
 
-pytest.importorskip("torchvision")
-
 
 @pytest.fixture(autouse=True)
 def _one_thread():
