@@ -98,8 +98,14 @@ def _family(rec: dict) -> str | None:
         return None
 
 
-def train_frame(records: Iterable[dict]) -> pd.DataFrame:
-    """Finished training runs, one row per seed (the newest run if a seed was rerun)."""
+def _recipe(rec: dict) -> str:
+    from bloodbench.train.config import recipe_hash
+
+    return recipe_hash(rec.get("config") or {}) if rec.get("config") else str(rec.get("run_id"))
+
+
+def finished_runs_frame(records: Iterable[dict]) -> pd.DataFrame:
+    """Every finished training run, one row each, with the hash of its recipe (config less seed)."""
     rows = []
     for rec in records:
         if rec.get("kind", "train") != "train" or rec.get("status") != "finished":
@@ -107,19 +113,47 @@ def train_frame(records: Iterable[dict]) -> pd.DataFrame:
         test = rec.get("test") or {}
         rows.append({
             "model": rec["model"], "dataset": rec["dataset"], "size": int(rec["size"]),
-            "seed": rec.get("seed"), "run_id": rec.get("run_id"), "family": _family(rec),
+            "seed": rec.get("seed"), "run_id": rec.get("run_id"), "family": _family(rec), "recipe": _recipe(rec),
             **{m: _num(test.get(m)) for m in METRICS},
             "train_seconds": _num(rec.get("train_seconds")), "epochs_run": _num(rec.get("epochs_run")),
             "stop_reason": rec.get("stop_reason"), "params": _num(rec.get("params")),
             "created_at": str(rec.get("created_at") or ""),
         })
-    cols = KEYS + ["seed", "run_id", "family", *METRICS, "train_seconds", "epochs_run", "stop_reason",
+    cols = KEYS + ["seed", "run_id", "family", "recipe", *METRICS, "train_seconds", "epochs_run", "stop_reason",
                    "params", "created_at"]
-    df = _typed(pd.DataFrame(rows, columns=cols))
-    if df.empty:
-        return df
-    df = df.sort_values(KEYS + ["seed", "created_at", "run_id"], kind="stable")
-    return df.drop_duplicates(KEYS + ["seed"], keep="last").reset_index(drop=True)
+    return _typed(pd.DataFrame(rows, columns=cols))
+
+
+def pick_recipe(runs: pd.DataFrame) -> pd.DataFrame:
+    """One recipe per (model, dataset, size): the one with most seeds, then the newest.
+
+    Mean ± std over seeds only means something when the seeds share a recipe; a CPU fp32
+    run and a later GPU bf16 run of the same model must not be averaged together.
+    A rerun of the same seed and recipe counts once (the newest).
+    """
+    if runs.empty:
+        return runs
+    runs = runs.sort_values(KEYS + ["seed", "created_at", "run_id"], kind="stable")
+    runs = runs.drop_duplicates(KEYS + ["recipe", "seed"], keep="last")
+    score = runs.groupby(KEYS + ["recipe"], sort=False).agg(n=("seed", "nunique"), newest=("created_at", "max"))
+    best = score.reset_index().sort_values(["n", "newest"], kind="stable").drop_duplicates(KEYS, keep="last")
+    return runs.merge(best[KEYS + ["recipe"]], on=KEYS + ["recipe"]).reset_index(drop=True)
+
+
+def train_frame(records: Iterable[dict]) -> pd.DataFrame:
+    """Finished training runs of each model's chosen recipe, one row per seed (see :func:`pick_recipe`)."""
+    return pick_recipe(finished_runs_frame(records))
+
+
+def other_recipe_runs(records: Iterable[dict]) -> dict[tuple[str, str, str, int], list]:
+    """Finished seeds left out of the averages because they used another recipe, keyed like
+    :func:`unfinished_runs` so the leaderboard footnotes them the same way."""
+    runs = finished_runs_frame(records)
+    kept = set(pick_recipe(runs)["run_id"]) if not runs.empty else set()
+    out: dict[tuple[str, str, str, int], set] = {}
+    for r in runs[~runs["run_id"].isin(kept)].itertuples(index=False):
+        out.setdefault(("other recipe", r.model, r.dataset, int(r.size)), set()).add(r.seed)
+    return {k: sorted(v) for k, v in sorted(out.items())}
 
 
 def _run_key(rec: dict) -> tuple[str, str, int, Any]:
@@ -595,7 +629,9 @@ def _footnotes(merged: pd.DataFrame, device: str | None, precision: str | None,
         label = "seed" + ("s" if len(seeds) > 1 else "") + " " + ", ".join(str(x) for x in seeds)
         by_status.setdefault(status, {})[(m, d, int(s))] = label
     for status, keys in sorted(by_status.items()):
-        text = "diverged in training" if status == "diverged" else f"training {status}"
+        text = {"diverged": "diverged in training",
+                "other recipe": "trained with another recipe (config) than the seeds shown"}.get(
+            status, f"training {status}")
         gaps.append((f"{text}, not averaged in", keys))
 
     footnotes, markers = [], {}
@@ -688,7 +724,8 @@ def build_leaderboard(
     merged = merged.sort_values(["dataset", "size", sort_col, "model"], ascending=[True, True, ascending, True],
                                 na_position="last", kind="stable").reset_index(drop=True)
 
-    pending = pd.DataFrame([(st, m, d, sz, seeds) for (st, m, d, sz), seeds in unfinished_runs(train_records).items()],
+    left_out = {**unfinished_runs(train_records), **other_recipe_runs(train_records)}
+    pending = pd.DataFrame([(st, m, d, sz, seeds) for (st, m, d, sz), seeds in left_out.items()],
                            columns=["status", *KEYS, "seeds"])
     footnotes, markers = _footnotes(merged, device, precision, keep(_typed(pending)))
     names = sorted(chosen["device_name"].dropna().unique()) if not chosen.empty else []

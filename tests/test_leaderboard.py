@@ -93,6 +93,23 @@ def test_rerun_seed_counts_once_newest_wins(tmp_path):
     assert r["seeds"] == 2 and r["acc_mean"] == pytest.approx(0.91)
 
 
+def test_seeds_of_one_recipe_are_averaged_and_other_recipes_footnoted(tmp_path, capsys):
+    recs = [train_record("m", s, acc) for s, acc in enumerate((0.95, 0.96, 0.97))]
+    # a newer run with another recipe (say GPU bf16 or another lr): shown only in a footnote
+    recs.append(train_record("m", 0, 0.50, lr=3e-3, created_at="2025-02-01T00:00:00+00:00"))
+    # two seeds of a second model under a new recipe beat its one old-recipe seed
+    recs.append(train_record("n", 0, 0.10, lr=3e-3))
+    recs += [train_record("n", s, 0.90, lr=1e-2, created_at="2025-02-01T00:00:00+00:00") for s in (0, 1)]
+    write_store(tmp_path, recs)
+    rows = by_model(load_leaderboard(tmp_path))
+    assert rows["m"]["seeds"] == 3 and rows["m"]["acc_mean"] == pytest.approx(0.96)
+    assert rows["n"]["seeds"] == 2 and rows["n"]["acc_mean"] == pytest.approx(0.90)
+    rc, out, _ = run_cli(capsys, "leaderboard", "--results", str(tmp_path))
+    assert rc == 0
+    note = [line for line in out.splitlines() if "another recipe" in line]
+    assert len(note) == 1 and "m (seed 0)" in note[0] and "n (seed 0)" in note[0]
+
+
 def test_cost_columns_prefer_fp32_and_name_the_device(results):
     board = load_leaderboard(results)
     assert board.device == "cuda" and board.device_names == ["NVIDIA H100 80GB HBM3"]

@@ -23,6 +23,21 @@ MONITORS = ("val_acc", "val_loss", "val_auc")
 NOT_HASHED = ("device", "channels_last", "compile", "eval_batch_size")
 
 
+def recipe_hash(config: dict[str, Any]) -> str:
+    """What a run learned with, seed aside: runs that share it are seeds of one recipe.
+
+    Fields missing from an older record take today's defaults, so adding an option does not
+    split old runs from new ones that leave it at its default.
+    """
+    values = {}
+    for f in fields(TrainConfig):
+        if f.name in NOT_HASHED or f.name == "seed":
+            continue
+        default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+        values[f.name] = config.get(f.name, default)
+    return config_hash(values)
+
+
 def device_defaults(device: str) -> dict[str, Any]:
     """On CUDA, train as a GPU user would: bf16 autocast (fp16 where bf16 is missing) and channels_last.
 
