@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import sys
 import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -46,6 +48,25 @@ def quiet_fvcore() -> Iterator[None]:
     finally:
         for lg, lvl in zip(loggers, levels):
             lg.setLevel(lvl)
+
+
+@contextlib.contextmanager
+def quiet_kineto() -> Iterator[None]:
+    """Hold back what torch.profiler's C++ side (kineto) prints on stderr while it runs.
+
+    On a CPU-only machine it logs ``profiler_start``/``profiler_stop`` lines and an ``ERROR``
+    about counting GPUs; none of it concerns the user's model, and an ERROR line on every
+    profile would read as a failure. Python-level output is flushed first and restored after.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -196,7 +217,7 @@ def peak_forward_memory(model: nn.Module, input_shape: tuple[int, ...], precisio
 
         from torch.profiler import ProfilerActivity, profile
 
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        with quiet_kineto(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             model(x)
         events = [e for e in prof.profiler.kineto_results.events()
                   if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU]

@@ -25,6 +25,7 @@ import torch
 from tabulate import tabulate
 from torch import nn
 
+from bloodbench.profile.counting import quiet_kineto
 from bloodbench.profile.timing import autocast, check_precision, make_input, prepare_model
 
 DEFAULT_TRACE_DIR = Path("reports") / "traces"
@@ -108,9 +109,10 @@ def trace_model(model: nn.Module, input_shape: Sequence[int], trace_dir: str | P
     started = time.time()
     with torch.inference_mode(), autocast(device, precision):
         m(x)  # compile / lazy init outside the trace
-        with profile(activities=activities, schedule=schedule(wait=wait, warmup=warmup, active=active, repeat=1),
-                     on_trace_ready=tensorboard_trace_handler(str(run_dir), worker_name=worker),
-                     record_shapes=True, profile_memory=True, with_stack=False) as prof:
+        with quiet_kineto(), profile(activities=activities,
+                                     schedule=schedule(wait=wait, warmup=warmup, active=active, repeat=1),
+                                     on_trace_ready=tensorboard_trace_handler(str(run_dir), worker_name=worker),
+                                     record_shapes=True, profile_memory=True, with_stack=False) as prof:
             for _ in range(wait + warmup + active):
                 m(x)
                 if cuda:
