@@ -42,7 +42,7 @@ COST_COLUMNS = COST_KEYS + [
 COLUMNS = [
     "model", "family", "dataset", "size", "seeds",
     "acc_mean", "acc_std", "f1_macro_mean", "f1_macro_std", "auc_mean", "auc_std",
-    "train_seconds_mean", "epochs_mean", "stop_reasons",
+    "train_seconds_mean", "epochs_mean", "stop_reasons", "recipe",
     "params", "macs", "flops",
     "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "throughput", "peak_memory_mb",
     "device", "device_name", "precision", "cost_source",
@@ -372,7 +372,7 @@ def aggregate_training(train: pd.DataFrame) -> pd.DataFrame:
     """Mean, sample std (ddof=1; blank for one seed) and seed count per (model, dataset, size)."""
     if train.empty:
         cols = KEYS + ["seeds"] + [f"{m}_{s}" for m in METRICS for s in ("mean", "std")] + [
-            "train_seconds_mean", "epochs_mean", "train_params", "family", "stop_reasons"]
+            "train_seconds_mean", "epochs_mean", "train_params", "family", "stop_reasons", "recipe"]
         return _typed(pd.DataFrame(columns=cols))
     g = train.groupby(KEYS, sort=True)
     out = g.agg(
@@ -382,6 +382,7 @@ def aggregate_training(train: pd.DataFrame) -> pd.DataFrame:
         epochs_mean=("epochs_run", "mean"),
         train_params=("params", "first"),
         family=("family", "first"),
+        recipe=("recipe", "first"),  # one per row: see pick_recipe
     )
     out["stop_reasons"] = g["stop_reason"].apply(_stop_summary)
     return out.reset_index()

@@ -104,6 +104,7 @@ def test_seeds_of_one_recipe_are_averaged_and_other_recipes_footnoted(tmp_path, 
     rows = by_model(load_leaderboard(tmp_path))
     assert rows["m"]["seeds"] == 3 and rows["m"]["acc_mean"] == pytest.approx(0.96)
     assert rows["n"]["seeds"] == 2 and rows["n"]["acc_mean"] == pytest.approx(0.90)
+    assert rows["m"]["recipe"] != rows["n"]["recipe"]  # the hash of the config that was averaged
     rc, out, _ = run_cli(capsys, "leaderboard", "--results", str(tmp_path))
     assert rc == 0
     note = [line for line in out.splitlines() if "another recipe" in line]
