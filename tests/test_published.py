@@ -1,0 +1,47 @@
+"""The committed results and report: every figure traceable to a record, the report up to date."""
+
+from __future__ import annotations
+
+import pytest
+
+from bloodbench.leaderboard import load_leaderboard
+from bloodbench.report import write_report
+from bloodbench.results import REPO_RESULTS, ResultsStore
+
+PROVENANCE = ("model", "config", "config_hash", "dataset", "size", "env", "created_at")
+ENV = ("device_name", "torch", "cuda", "git_commit", "python")
+
+
+@pytest.fixture(scope="module")
+def published():
+    if not REPO_RESULTS.is_dir():
+        pytest.fail(f"the committed results {REPO_RESULTS} are missing from this checkout")
+    store = ResultsStore(REPO_RESULTS)
+    return store.records("train"), store.records("profile")
+
+
+def test_every_committed_record_carries_its_provenance(published):
+    train, profile = published
+    assert train and profile
+    for rec in train + profile:
+        missing = [k for k in PROVENANCE if k not in rec] + [f"env.{k}" for k in ENV if k not in rec["env"]]
+        assert not missing, f"{rec['run_id']} lacks {missing}"
+        assert rec["env"]["git_commit"] and rec["env"]["device_name"]
+    for rec in train:
+        assert isinstance(rec["seed"], int) and rec["config"]["seed"] == rec["seed"]
+        assert rec["status"] in ("finished", "diverged") and rec["stop_reason"]
+
+
+def test_published_readme_matches_the_records(published, tmp_path):
+    """reports/README.md's leaderboard is what `bloodbench report` makes of the committed records."""
+    write_report(REPO_RESULTS, tmp_path)
+    committed = (REPO_RESULTS.parent / "README.md").read_text()
+
+    def leaderboard(text: str) -> str:
+        return text.split("## Leaderboard", 1)[1].split("\n## ", 1)[0]
+
+    assert leaderboard((tmp_path / "README.md").read_text()) == leaderboard(committed), \
+        "reports/ is stale: run `bloodbench report` and commit it"
+    board = load_leaderboard(REPO_RESULTS)
+    trained = [r for r in board.to_records() if r["seeds"]]
+    assert trained and all(r["acc_mean"] > 0.9 for r in trained)
