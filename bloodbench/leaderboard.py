@@ -145,13 +145,11 @@ def train_frame(records: Iterable[dict]) -> pd.DataFrame:
     return pick_recipe(finished_runs_frame(records))
 
 
-def other_recipe_runs(records: Iterable[dict]) -> dict[tuple[str, str, str, int], list]:
-    """Finished seeds left out of the averages because they used another recipe, keyed like
-    :func:`unfinished_runs` so the leaderboard footnotes them the same way."""
-    runs = finished_runs_frame(records)
-    kept = set(pick_recipe(runs)["run_id"]) if not runs.empty else set()
+def other_recipe_runs(runs: pd.DataFrame, kept: pd.DataFrame) -> dict[tuple[str, str, str, int], list]:
+    """Finished seeds of ``runs`` left out of ``kept`` (:func:`pick_recipe`) because they used
+    another recipe, keyed like :func:`unfinished_runs` so the leaderboard footnotes them the same way."""
     out: dict[tuple[str, str, str, int], set] = {}
-    for r in runs[~runs["run_id"].isin(kept)].itertuples(index=False):
+    for r in runs[~runs["run_id"].isin(set(kept["run_id"]))].itertuples(index=False):
         out.setdefault(("other recipe", r.model, r.dataset, int(r.size)), set()).add(r.seed)
     return {k: sorted(v) for k, v in sorted(out.items())}
 
@@ -665,7 +663,8 @@ def build_leaderboard(
     """The leaderboard from records in memory (see :func:`load_leaderboard` for a results dir)."""
     train_records = check_records(train_records, "train")
     sort_col, ascending = _resolve_sort(sort)
-    train = train_frame(train_records)
+    runs = finished_runs_frame(train_records)
+    train = picked = pick_recipe(runs)
     costs = cost_frame(check_records(profile_records, "profile"), benchmark_json)
 
     def keep(df: pd.DataFrame) -> pd.DataFrame:
@@ -725,7 +724,7 @@ def build_leaderboard(
     merged = merged.sort_values(["dataset", "size", sort_col, "model"], ascending=[True, True, ascending, True],
                                 na_position="last", kind="stable").reset_index(drop=True)
 
-    left_out = {**unfinished_runs(train_records), **other_recipe_runs(train_records)}
+    left_out = {**unfinished_runs(train_records), **other_recipe_runs(runs, picked)}
     pending = pd.DataFrame([(st, m, d, sz, seeds) for (st, m, d, sz), seeds in left_out.items()],
                            columns=["status", *KEYS, "seeds"])
     footnotes, markers = _footnotes(merged, device, precision, keep(_typed(pending)))

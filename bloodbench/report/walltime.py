@@ -7,6 +7,7 @@ alike, on any number of parallel queues.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Iterable
 
@@ -22,6 +23,11 @@ def _when(text: str | None) -> datetime | None:
         return None
 
 
+def _profile_span(rec: dict) -> tuple[datetime, datetime] | None:
+    start, end = _when(rec.get("created_at")), _when(rec.get("written_at"))
+    return (start, end) if start and end and end >= start else None
+
+
 def _intervals(train: Iterable[dict], profile: Iterable[dict]) -> list[tuple[datetime, datetime]]:
     """Busy spans: the training part of each run (ending at ``finished_at``) and each profile."""
     spans = []
@@ -29,11 +35,7 @@ def _intervals(train: Iterable[dict], profile: Iterable[dict]) -> list[tuple[dat
         end = _when(r.get("finished_at"))
         if end and r.get("train_seconds"):
             spans.append((end - timedelta(seconds=float(r["train_seconds"])), end))
-    for r in profile:
-        start, end = _when(r.get("created_at")), _when(r.get("written_at"))
-        if start and end and end >= start:
-            spans.append((start, end))
-    return spans
+    return spans + [span for span in map(_profile_span, profile) if span]
 
 
 def busy_wall_seconds(spans: list[tuple[datetime, datetime]]) -> float:
@@ -51,23 +53,18 @@ def busy_wall_seconds(spans: list[tuple[datetime, datetime]]) -> float:
     return total
 
 
-def _profile_seconds(rec: dict) -> float:
-    start, end = _when(rec.get("created_at")), _when(rec.get("written_at"))
-    return (end - start).total_seconds() if start and end else 0.0
-
-
 def time_by_model(train: list[dict], profile: list[dict]) -> tuple[pd.DataFrame, dict]:
     """One row per model, plus totals: compute seconds summed over runs and the busy wall clock."""
     finished = [r for r in train if r.get("status") in ("finished", "diverged")]
-    rows = {}
+    rows: dict[str, dict] = defaultdict(lambda: {"runs": 0, "train_s": 0.0, "profile_s": 0.0, "devices": set()})
     for r in finished:
-        row = rows.setdefault(r["model"], {"runs": 0, "train_s": 0.0, "profile_s": 0.0, "devices": set()})
+        row = rows[r["model"]]
         row["runs"] += 1
         row["train_s"] += float(r.get("train_seconds") or 0)
         row["devices"].add((r.get("env") or {}).get("device_name") or "?")
     for r in profile:
-        row = rows.setdefault(r["model"], {"runs": 0, "train_s": 0.0, "profile_s": 0.0, "devices": set()})
-        row["profile_s"] += _profile_seconds(r)
+        span = _profile_span(r)
+        rows[r["model"]]["profile_s"] += (span[1] - span[0]).total_seconds() if span else 0.0
     table = pd.DataFrame([
         [m, v["runs"], round(v["train_s"] / 3600, 2) if v["runs"] else None,
          round(v["train_s"] / 60 / v["runs"], 1) if v["runs"] else None,
