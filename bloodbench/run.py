@@ -12,6 +12,7 @@ import os
 import platform
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -20,9 +21,9 @@ from tqdm.auto import tqdm
 from bloodbench.envinfo import environment, resolve_device
 from bloodbench.errors import BloodbenchError
 from bloodbench.models import get_model_info, list_models
-from bloodbench.profile.record import profile_config, profile_model, profile_run_id
+from bloodbench.profile.record import profile_config, profile_run_id
 from bloodbench.results import ResultsStore, atomic_write_text, utc_now
-from bloodbench.train import TrainConfig, Trainer, TrainingDiverged
+from bloodbench.train import TrainConfig
 
 
 @dataclass
@@ -39,25 +40,32 @@ class Job:
         return f"{self.kind} {self.model}" + (f" seed {self.seed}" if self.seed is not None else f" on {self.device}")
 
 
+def device_kind(device: str) -> str:
+    """``cpu`` or ``cuda``; ``auto`` is decided here, ``cuda`` is taken on trust (a Slurm login node has none)."""
+    if device == "cpu" or device.startswith("cuda"):
+        return device.split(":")[0]
+    return resolve_device(device).type
+
+
 def plan(models: Sequence[str], seeds: Sequence[int], dataset: str, size: int, results: str | None,
          devices: Sequence[str], train_device: str = "auto", train_options: dict | None = None,
          profile: bool = True) -> list[Job]:
     """Every (model, seed) training job and (model, device) profile job, marked done if recorded."""
+    from bloodbench.jobs import recorded
+
     store = ResultsStore(results)
+    kind = device_kind(train_device)
     jobs: list[Job] = []
     for name in models:
         get_model_info(name)
         for seed in seeds:
-            cfg = TrainConfig.build(name, dataset=dataset, size=size, seed=seed, device=train_device,
-                                    **(train_options or {}))
-            rec = store.get("train", cfg.run_id)
-            jobs.append(Job("train", name, seed, train_device, bool(rec and rec.get("status") in ("finished", "diverged")),
-                            cfg.run_id, dict(train_options or {})))
+            cfg = TrainConfig.build(name, dataset=dataset, size=size, seed=seed, device=kind, **(train_options or {}))
+            jobs.append(Job("train", name, seed, kind, recorded(store, "train", cfg.run_id), cfg.run_id,
+                            dict(train_options or {})))
         if profile:
-            for dev in devices:
-                pcfg = profile_config(dataset, size, resolve_device(dev))
-                rid = profile_run_id(name, pcfg)
-                jobs.append(Job("profile", name, None, dev, store.get("profile", rid) is not None, rid))
+            for dev in map(device_kind, devices):
+                rid = profile_run_id(name, profile_config(dataset, size, torch.device(dev)))
+                jobs.append(Job("profile", name, None, dev, recorded(store, "profile", rid), rid))
     return jobs
 
 
@@ -88,50 +96,53 @@ def estimate_seconds(jobs: Sequence[Job], past: dict[tuple[str, str], float]) ->
     return [past.get((j.kind, j.model)) or fallback.get(j.kind) or 60.0 for j in jobs]
 
 
-def execute(jobs: list[Job], dataset: str, size: int, results: str | None, data_dir: str | None,
-            verify: bool = True, progress: bool = True) -> dict[str, Any]:
-    """Run the pending jobs in order; a log of where the time went is kept in ``<results>/runs/``."""
-    store = ResultsStore(results)
-    pending = [j for j in jobs if not j.done]
+def new_run_log(store: ResultsStore, dataset: str, size: int, extra: dict | None = None) -> tuple[Path, dict]:
+    """A fresh ``runs/run-<time>-<host>-<pid>.json`` log: where the time of one sweep went."""
     started = utc_now()
     log: dict[str, Any] = {"started_at": started, "dataset": dataset, "size": size, "env": environment("cpu"),
-                           "jobs": [], "skipped": len(jobs) - len(pending)}
+                           "jobs": [], **(extra or {})}
     # host and pid in the name: runs started in the same second (parallel queues) keep separate logs
     stamp = started.replace(":", "").replace("+0000", "Z")
-    log_path = store.root / "runs" / f"run-{stamp}-{platform.node() or 'host'}-{os.getpid()}.json"
-    data_cache = None
-    # The bar counts estimated seconds, not jobs: a ResNet run and a profile are not one unit each,
-    # and tqdm's rate (estimated s per real s) corrects the ETA as real jobs finish.
+    return store.root / "runs" / f"run-{stamp}-{platform.node() or 'host'}-{os.getpid()}.json", log
+
+
+def progress_bar(estimates: Sequence[float], progress: bool = True) -> tqdm:
+    """One bar for the whole sweep, counting estimated seconds, not jobs: a ResNet run and a profile
+    are not one unit each, and tqdm's rate (estimated s per real s) corrects the ETA as jobs finish."""
+    return tqdm(total=round(sum(estimates)), desc="bloodbench run", unit="est-s", disable=not progress or None,
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} est. s [{elapsed}<{remaining}] {postfix}")
+
+
+def job_line(job: Job, entry: dict[str, Any], estimate: float) -> str:
+    return f"{job.label()}: {entry['status']} ({entry.get('seconds', 0):.0f}s, estimated {estimate:.0f}s)"
+
+
+def execute(jobs: list[Job], dataset: str, size: int, results: str | None, data_dir: str | None,
+            verify: bool = True, progress: bool = True, retries: int = 2) -> dict[str, Any]:
+    """Run the pending jobs one after another in this process (``--jobs 1``), through the same
+    job function as the parallel executors; a log of where the time went is kept in ``<results>/runs/``."""
+    from bloodbench.jobs import Context, run_with_retries
+
+    store = ResultsStore(results)
+    pending = [j for j in jobs if not j.done]
+    log_path, log = new_run_log(store, dataset, size, {"executor": "inline", "skipped": len(jobs) - len(pending)})
+    ctx = Context(dataset, size, str(store.root.resolve()), data_dir, verify, progress=progress)
     estimates = estimate_seconds(pending, past_job_seconds(results))
-    bar = tqdm(total=round(sum(estimates)), desc="bloodbench run", unit="est-s", disable=not progress or None,
-               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} est. s [{elapsed}<{remaining}] {postfix}")
+    bar = progress_bar(estimates, progress)
     t_all = time.perf_counter()
     for i, (job, estimate) in enumerate(zip(pending, estimates)):
         bar.set_postfix_str(f"job {i + 1}/{len(pending)}: {job.label()}")
-        t0 = time.perf_counter()
-        status = "ok"
         try:
-            if job.kind == "train":
-                cfg = TrainConfig.build(job.model, dataset=dataset, size=size, seed=job.seed, device=job.device,
-                                        **job.options)
-                trainer = Trainer(cfg, results=results, data_dir=data_dir, verify=verify, progress=progress,
-                                  data=data_cache)
-                try:
-                    rec = trainer.fit()
-                    status = f"{rec['stop_reason']} after {rec['epochs_run']} epochs, test acc {rec['test']['acc']:.4f}"
-                except TrainingDiverged as exc:
-                    status = f"diverged: {exc}"
-                data_cache = trainer.load_data()
-            else:
-                profile_model(job.model, dataset=dataset, size=size, device=job.device, results=results)
-        finally:
-            seconds = time.perf_counter() - t0
-            log["jobs"].append({"kind": job.kind, "model": job.model, "seed": job.seed, "device": resolve_device(job.device).type,
-                                "run_id": job.run_id, "seconds": round(seconds, 2), "status": status})
-            log["wall_seconds"] = round(time.perf_counter() - t_all, 2)
-            atomic_write_text(log_path, json.dumps(log, indent=1) + "\n")
-            bar.update(round(estimate))
-        tqdm.write(f"{job.label()}: {status} ({seconds:.0f}s, estimated {estimate:.0f}s)")
+            entry = run_with_retries(job, ctx, retries)
+        except Exception as exc:  # reported and recorded under failures/; the sweep goes on
+            entry = {"kind": job.kind, "model": job.model, "seed": job.seed, "device": job.device,
+                     "run_id": job.run_id, "seconds": 0.0, "status": f"failed: {type(exc).__name__}: {exc}",
+                     "failed": True}
+        log["jobs"].append(entry)
+        log["wall_seconds"] = round(time.perf_counter() - t_all, 2)
+        atomic_write_text(log_path, json.dumps(log, indent=1) + "\n")
+        bar.update(round(estimate))
+        tqdm.write(job_line(job, entry, estimate))
     bar.close()
     return log
 

@@ -1,8 +1,13 @@
-"""``bloodbench run``: train, evaluate and profile every model x seed not yet recorded, then report."""
+"""``bloodbench run``: train, evaluate and profile every model x seed not yet recorded, then report.
+
+``--executor local`` (default) runs here, ``--jobs`` at a time; ``--executor slurm`` submits a
+Slurm job array. ``--status`` says where every job of the sweep stands.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 
 from tabulate import tabulate
 
@@ -17,44 +22,157 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    return 0 if text.strip() == "0" else _positive(text)
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (an sbatch flag without its dashes), got {text!r}")
+    return key.strip().lstrip("-").replace("-", "_"), value.strip()
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="the whole pipeline for every model x seed without a finished record")
     add_data_options(p)
     add_results_option(p)
     p.add_argument("--models", default="all", help="comma-separated registry names (default: all)")
     p.add_argument("--seeds", type=_int_list, default=[0, 1, 2], help="comma-separated seeds (default: 0,1,2)")
-    p.add_argument("--device", default="auto", help="training device: auto, cpu or cuda")
+    p.add_argument("--device", default="auto", help="training device: auto, cpu or cuda "
+                   "(with --executor slurm, auto means cuda when tasks get GPUs)")
     p.add_argument("--profile-devices", default=None,
                    help="comma-separated devices to profile on (default: cpu, plus cuda when present)")
     p.add_argument("--no-profile", action="store_true", help="train and evaluate only")
     p.add_argument("--no-report", action="store_true", help="do not regenerate reports/ at the end")
     p.add_argument("--epochs", type=int, default=None, help="override every recipe's maximum epochs (smoke runs)")
     p.add_argument("--limit-train", type=int, default=None, help="first N training images only (smoke runs)")
-    p.add_argument("--dry-run", action="store_true", help="list the jobs and whether they are done, run nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the jobs and whether they are done (with slurm: also the sbatch script), run nothing")
+    p.add_argument("--status", action="store_true",
+                   help="list the jobs as pending, submitted, running, finished or failed, with log paths")
+    e = p.add_argument_group("execution (docs/CLUSTER.md)")
+    e.add_argument("--executor", choices=("local", "slurm"), default="local",
+                   help="local: on this machine; slurm: one Slurm job array through submitit (default: local)")
+    e.add_argument("--jobs", type=_positive, default=None,
+                   help="local: trainings at once per GPU, or on CPU (default: 4 per GPU, 1 on CPU; "
+                        "1 on CPU runs in this process)")
+    e.add_argument("--retries", type=_non_negative, default=2,
+                   help="attempts after a failure or pre-emption, resuming from the last checkpoint (default: 2)")
+    e.add_argument("--time", type=_positive, default=None, help="time limit per job in minutes "
+                   "(slurm default 120; local: none)")
+    s = p.add_argument_group("slurm (defaults < --slurm-config < these options)")
+    s.add_argument("--slurm-config", default=None, help="TOML or JSON file with partition, account, gpus_per_task, "
+                   "cpus_per_task, mem, time, array_parallelism, additional_parameters")
+    s.add_argument("--partition", default=None)
+    s.add_argument("--account", default=None)
+    s.add_argument("--gpus-per-task", type=_non_negative, default=None, help="default 1")
+    s.add_argument("--cpus-per-task", type=_positive, default=None, help="default 8")
+    s.add_argument("--mem", default=None, help="memory per task, e.g. 32G (default)")
+    s.add_argument("--array-parallelism", type=_positive, default=None,
+                   help="tasks of the array running at once (default 16)")
+    s.add_argument("--sbatch", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="extra sbatch flag, e.g. --sbatch qos=high --sbatch constraint=a100 (repeatable)")
     p.set_defaults(func=cmd_run)
+
+
+def _slurm_params(args: argparse.Namespace) -> dict:
+    from bloodbench.executors import load_slurm_config, slurm_parameters
+
+    config = load_slurm_config(args.slurm_config) if args.slurm_config else {}
+    return slurm_parameters(config, {"partition": args.partition, "account": args.account,
+                                     "gpus_per_task": args.gpus_per_task, "cpus_per_task": args.cpus_per_task,
+                                     "mem": args.mem, "time": args.time, "array_parallelism": args.array_parallelism,
+                                     "additional_parameters": dict(args.sbatch)})
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bloodbench import run
 
     models = run.resolve_models(args.models)
-    devices = args.profile_devices.split(",") if args.profile_devices else run.default_devices()
     if not args.seeds:
         raise BloodbenchError("--seeds is empty: give at least one seed, e.g. --seeds 0,1,2")
+    params = _slurm_params(args) if args.executor == "slurm" else None
+    device = args.device
+    if params is not None and device == "auto":  # decided by the tasks' allocation, not by the login node
+        device = "cuda" if params.get("gpus_per_task") else "cpu"
+    devices = args.profile_devices.split(",") if args.profile_devices else (
+        ["cpu", "cuda"] if device == "cuda" else run.default_devices())
     overrides = {k: v for k, v in (("epochs", args.epochs), ("limit_train", args.limit_train)) if v is not None}
-    jobs = run.plan(models, args.seeds, args.dataset, args.size, args.results, devices, args.device,
+    jobs = run.plan(models, args.seeds, args.dataset, args.size, args.results, devices, device,
                     train_options=overrides, profile=not args.no_profile)
+    if args.status:
+        return _print_status(jobs, args.results)
     print(tabulate([[j.kind, j.model, "" if j.seed is None else j.seed, j.device, "done" if j.done else "pending"]
                     for j in jobs], headers=["job", "model", "seed", "device", "state"], tablefmt="github"))
     pending = sum(not j.done for j in jobs)
     print(f"{pending} of {len(jobs)} jobs pending")
+    from bloodbench.jobs import Context
+    from bloodbench.results import ResultsStore
+
+    root = ResultsStore(args.results).root.resolve()
+    data_dir = os.path.abspath(args.data_dir) if args.data_dir else None
+    ctx = Context(args.dataset, args.size, str(root), data_dir, args.verify)
+    if params is not None:
+        return _slurm(jobs, ctx, params, args)
     if args.dry_run or not pending:
         return 0
-    log = run.execute(jobs, args.dataset, args.size, args.results, args.data_dir, args.verify)
-    print(f"finished {len(log['jobs'])} jobs in {log['wall_seconds']:.0f}s")
+    from bloodbench import executors
+
+    if args.jobs in (None, 1) and not executors.visible_gpus():
+        log = run.execute(jobs, args.dataset, args.size, str(root), data_dir, args.verify, retries=args.retries)
+    else:
+        log = executors.run_local(jobs, ctx, args.jobs, args.retries, args.time)
+    ran = [j for j in log["jobs"] if not j.get("failed")]
+    print(f"finished {len(ran)} jobs in {log['wall_seconds']:.0f}s")
+    elsewhere = [j for j in ran if j["status"].startswith("running elsewhere")]
+    if elsewhere:
+        print(f"{len(elsewhere)} job(s) are running in another worker; `bloodbench run --status` shows them")
     if not args.no_report:
         from bloodbench.report import write_report
 
         written = write_report(args.results)
         print(f"report: {len(written)} files regenerated under reports/")
+    failed = [j for j in log["jobs"] if j.get("failed")]
+    if failed:
+        where = "; ".join(f"{j['kind']} {j['model']}" + (f" seed {j['seed']}" if j["seed"] is not None else "")
+                          + (f" (log: {j['log']})" if j.get("log") else "") for j in failed)
+        err = BloodbenchError(f"{len(failed)} of {len(log['jobs'])} jobs failed after {args.retries + 1} attempts: "
+                              f"{where}; details under {root / 'failures'}, rerun the same command to retry them")
+        err.exit_code = 1
+        raise err
+    return 0
+
+
+def _slurm(jobs, ctx, params: dict, args: argparse.Namespace) -> int:
+    from bloodbench.executors import submit_slurm
+
+    submitted = submit_slurm(jobs, ctx, params, args.retries, dry_run=args.dry_run)
+    if submitted:
+        print(tabulate([[j.label(), job_id, log] for j, job_id, log in submitted],
+                       headers=["job", "slurm job", "log"], tablefmt="github"))
+        print(f"submitted {len(submitted)} tasks; `bloodbench run --status` (same options) follows them")
+    return 0
+
+
+def _print_status(jobs, results: str | None) -> int:
+    from bloodbench.status import job_states
+
+    rows = job_states(jobs, results)
+    print(tabulate([[r["job"], r["state"], r["where"], r["log"], r["detail"]] for r in rows],
+                   headers=["job", "state", "where", "log", "detail"], tablefmt="github"))
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
     return 0

@@ -43,9 +43,13 @@ def device_defaults(device: str) -> dict[str, Any]:
 
     On CPU nothing changes (fp32, NCHW), so CPU records keep their config hash.
     """
-    if resolve_device(device).type != "cuda":
+    kind = device if device == "cpu" or device.startswith("cuda") else resolve_device(device).type
+    if not kind.startswith("cuda"):
         return {}
-    return {"precision": "bf16" if torch.cuda.is_bf16_supported() else "fp16", "channels_last": True}
+    # Planned on a host without CUDA (a Slurm login node) for GPU workers: assume bf16, as on every
+    # data-centre GPU since the A100; a worker on an older GPU records under its own (fp16) run id.
+    bf16 = torch.cuda.is_bf16_supported() if torch.cuda.is_available() else True
+    return {"precision": "bf16" if bf16 else "fp16", "channels_last": True}
 
 
 @dataclass

@@ -1,0 +1,270 @@
+"""Where the jobs of ``bloodbench run`` go: several at once on this machine, or a Slurm job array.
+
+Both go through submitit and run the same :class:`bloodbench.jobs.JobTask`; what they share
+with the in-process path is the job function, the claims and the records. Each sweep leaves a
+``submissions/<time>-<host>-<pid>.json`` (job ids, log paths) that ``--status`` reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Sequence
+
+import submitit
+from submitit.core.utils import FailedJobError, UncompletedJobError
+from tqdm.auto import tqdm
+
+import bloodbench
+from bloodbench import claims
+from bloodbench.errors import BloodbenchError
+from bloodbench.jobs import Context, JobTask
+from bloodbench.results import ResultsStore, atomic_write_text, utc_now
+from bloodbench.run import Job, estimate_seconds, job_line, new_run_log, past_job_seconds, progress_bar
+
+GPU_JOBS_DEFAULT = 4  # per GPU: one small-model training is launch-bound and leaves the GPU mostly idle
+LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 min) would kill any real training
+POLL_S = 0.5
+
+
+def visible_gpus() -> list[int]:
+    """GPU indices this process may use: ``$CUDA_VISIBLE_DEVICES`` when it lists numbers, else all."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES", "").replace(" ", "")
+    if listed and all(p.isdigit() for p in listed.split(",")):
+        return [int(p) for p in listed.split(",")]
+    return list(range(torch.cuda.device_count()))
+
+
+def default_jobs(gpus: Sequence[int]) -> int:
+    """Jobs per GPU, or on CPU: 4 on a GPU (launch-bound small models), 1 on CPU (torch already uses every core)."""
+    return GPU_JOBS_DEFAULT if gpus else 1
+
+
+def cpu_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def worker_environment() -> None:
+    """Workers start a fresh python: make sure it imports this very bloodbench."""
+    here = str(Path(bloodbench.__file__).resolve().parents[1])
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if here not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([here, *paths])
+
+
+def _stamp() -> str:
+    return utc_now().replace(":", "").replace("+0000", "Z") + f"-{claims.host()}-{os.getpid()}"
+
+
+class Submissions:
+    """``submissions/<time>-<host>-<pid>.json``: one file per sweep, rewritten atomically as jobs go out."""
+
+    def __init__(self, root: Path, executor: str, extra: dict | None = None) -> None:
+        self.path = root / "submissions" / f"{_stamp()}.json"
+        self.data: dict[str, Any] = {"executor": executor, "submitted_at": utc_now(), "host": claims.host(),
+                                     **(extra or {}), "jobs": []}
+
+    def add(self, job: Job, job_id: str, log: str, attempt: int = 1) -> None:
+        self.data["jobs"].append({"job": job.label(), "run_id": job.run_id, "job_id": job_id, "log": log,
+                                  "attempt": attempt, "at": utc_now()})
+        atomic_write_text(self.path, json.dumps(self.data, indent=1) + "\n")
+
+
+def latest_submissions(root: Path) -> dict[str, dict[str, Any]]:
+    """The last submission of each run id over every sweep: executor, job id, log path."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted((root / "submissions").glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        for j in data.get("jobs", []):
+            out[j["run_id"]] = {**j, "executor": data.get("executor"), "folder": data.get("folder")}
+    return out
+
+
+# -- local -------------------------------------------------------------------------------------
+def run_local(jobs: list[Job], ctx: Context, n_jobs: int | None = None, retries: int = 2,
+              timeout_min: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run the pending jobs as submitit local processes, ``n_jobs`` per GPU (or on CPU) at once.
+
+    Training jobs share the machine; profile jobs come after them and run alone, since latency
+    measured beside other work would be wrong. A job is retried in its process (``retries``)
+    and resubmitted if its process dies; the sweep goes on past a job that keeps failing.
+    """
+    worker_environment()
+    root = Path(ctx.results)
+    gpus = visible_gpus()
+    n_jobs = n_jobs or default_jobs(gpus)
+    slots: list[int | None] = [g for g in gpus for _ in range(n_jobs)] or [None] * n_jobs
+    threads = max(1, cpu_cores() // len(slots))
+    pending = [j for j in jobs if not j.done]
+    train = [j for j in pending if j.kind == "train"]
+    phases = [(train, slots, Context(**{**vars(ctx), "threads": threads})),
+              ([j for j in pending if j.kind != "train"], slots[:1], Context(**{**vars(ctx), "threads": None}))]
+    store = ResultsStore(root)
+    log_path, log = new_run_log(store, ctx.dataset, ctx.size, {"executor": "local", "jobs_at_once": len(slots),
+                                                               "skipped": len(jobs) - len(pending)})
+    subs = Submissions(root, "local", {"jobs_at_once": len(slots), "threads_per_job": threads})
+    estimates = dict(zip(map(id, pending), estimate_seconds(pending, past_job_seconds(str(root)))))
+    bar = progress_bar(list(estimates.values()), progress)
+    t_all = time.perf_counter()
+
+    def finish(job: Job, entry: dict[str, Any]) -> None:
+        log["jobs"].append(entry)
+        log["wall_seconds"] = round(time.perf_counter() - t_all, 2)
+        atomic_write_text(log_path, json.dumps(log, indent=1) + "\n")
+        bar.update(round(estimates[id(job)]))
+        tqdm.write(job_line(job, entry, estimates[id(job)]) + (f" log: {entry['log']}" if entry.get("failed") else ""))
+
+    running: dict[Any, tuple[Job, int | None, int]] = {}
+    try:
+        for queue, phase_slots, phase_ctx in phases:
+            queue, free = deque(queue), list(phase_slots)
+            while queue or running:
+                while queue and free:
+                    job, gpu = queue.popleft(), free.pop(0)
+                    running[_submit_local(root, job, gpu, phase_ctx, retries, timeout_min, subs, 1)] = (job, gpu, 1)
+                bar.set_postfix_str(", ".join(j.label() for j, _, _ in running.values()))
+                time.sleep(POLL_S)
+                for sj in [sj for sj in running if sj.done()]:
+                    job, gpu, attempt = running.pop(sj)
+                    entry = _collect(sj, job, attempt, retries, root)
+                    if entry is None:  # the process died without a word: start it again
+                        tqdm.write(f"{job.label()}: worker died (log: {sj.paths.stdout}); attempt {attempt + 1}")
+                        running[_submit_local(root, job, gpu, phase_ctx, retries, timeout_min, subs,
+                                              attempt + 1)] = (job, gpu, attempt + 1)
+                        continue
+                    free.append(gpu)
+                    finish(job, entry)
+    finally:
+        for sj in running:  # interrupted: do not leave workers behind
+            sj.cancel(check=False)
+        bar.close()
+    return log
+
+
+def _submit_local(root: Path, job: Job, gpu: int | None, ctx: Context, retries: int, timeout_min: int | None,
+                  subs: Submissions, attempt: int):
+    """One job in its own process, its log under ``logs/<run_id>/``, GPU ``gpu`` its only visible one."""
+    ex = submitit.LocalExecutor(folder=root / "logs" / job.run_id)
+    ex.update_parameters(timeout_min=timeout_min or LOCAL_TIMEOUT_MIN, stderr_to_stdout=True,
+                         gpus_per_node=0 if gpu is None else 1, visible_gpus=() if gpu is None else (gpu,))
+    sj = ex.submit(JobTask(retries), job, ctx)
+    subs.add(job, sj.job_id, str(sj.paths.stdout), attempt)
+    return sj
+
+
+def _collect(sj, job: Job, attempt: int, retries: int, root: Path) -> dict[str, Any] | None:
+    """The job's log entry; a failure entry once it failed for good; None to start it again."""
+    log = str(sj.paths.stdout)
+    base = {"kind": job.kind, "model": job.model, "seed": job.seed, "device": job.device, "run_id": job.run_id,
+            "seconds": 0.0, "log": log}
+    try:
+        return {**sj.result(), "log": log}
+    except FailedJobError as exc:  # raised in the job after its in-process retries
+        last = str(exc).strip().splitlines()[-1] if str(exc).strip() else "failed"
+        return {**base, "status": f"failed: {last}", "failed": True}
+    except UncompletedJobError:
+        if attempt <= retries:
+            return None
+        claims.write_failure(root, job.run_id, {
+            "job": job.label(), "attempts": attempt, "error": "worker process died", "log": log})
+        return {**base, "status": f"failed: worker died {attempt} times", "failed": True}
+
+
+# -- slurm -------------------------------------------------------------------------------------
+SLURM_KEYS = ("partition", "account", "gpus_per_task", "cpus_per_task", "mem", "time", "array_parallelism",
+              "additional_parameters")
+
+
+def load_slurm_config(path: str) -> dict[str, Any]:
+    """A small TOML or JSON file with any of ``SLURM_KEYS`` (``additional_parameters``: extra sbatch flags)."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise BloodbenchError(f"--slurm-config {path}: cannot read it ({exc.strerror})") from None
+    try:
+        if p.suffix == ".json":
+            data = json.loads(text)
+        else:
+            import tomllib
+
+            data = tomllib.loads(text)
+    except (ValueError, ImportError) as exc:
+        raise BloodbenchError(f"--slurm-config {path} is not valid {p.suffix.lstrip('.') or 'TOML'} ({exc}): "
+                              f"see docs/CLUSTER.md for an example") from None
+    data = data.get("slurm", data)
+    unknown = sorted(set(data) - set(SLURM_KEYS))
+    if unknown:
+        raise BloodbenchError(f"--slurm-config {path}: unknown key(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(SLURM_KEYS)}")
+    return data
+
+
+def slurm_parameters(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """sbatch parameters in submitit's Slurm names: defaults < config file < command-line options."""
+    params: dict[str, Any] = {"job_name": "bloodbench", "gpus_per_task": 1, "cpus_per_task": 8, "mem": "32G",
+                              "time": 120, "array_parallelism": 16}
+    params.update(config)
+    params.update({k: v for k, v in overrides.items() if v not in (None, {})})
+    extra = {**config.get("additional_parameters", {}), **overrides.get("additional_parameters", {})}
+    if extra:
+        params["additional_parameters"] = extra
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def sbatch_script(folder: Path, n_tasks: int, params: dict[str, Any]) -> str:
+    """The sbatch file submitit would write for an array of ``n_tasks``."""
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    command = f"{sys.executable} -u -m submitit.core._submit {folder}"
+    try:
+        return _make_sbatch_string(command=command, folder=folder, map_count=n_tasks, **params)
+    except TypeError as exc:
+        raise BloodbenchError(f"bad Slurm parameter: {exc}") from None
+
+
+def submit_slurm(jobs: list[Job], ctx: Context, params: dict[str, Any], retries: int = 2,
+                 dry_run: bool = False) -> list[tuple[Job, str, str]]:
+    """Submit every pending job as one task of one Slurm job array; returns (job, job id, log) triples.
+
+    ``retries`` is both the in-task retry count after an exception and submitit's
+    ``max_num_timeout`` (requeues after a time-out; pre-emptions are always requeued).
+    """
+    pending = [j for j in jobs if not j.done]
+    root = Path(ctx.results)
+    folder = root / "logs" / "slurm" / "%j"
+    if dry_run:
+        print(f"would submit {len(pending)} tasks as one Slurm job array with:")
+        print(json.dumps(params, indent=1))
+        print(sbatch_script(folder, max(1, len(pending)), params))
+        return []
+    missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
+    if missing:
+        raise BloodbenchError(f"--executor slurm needs Slurm's {' and '.join(missing)} on PATH, and this machine has "
+                              f"none: submit from a cluster login node, check what would go out with --dry-run, "
+                              f"or run here with --executor local")
+    if not pending:
+        return []
+    worker_environment()  # sbatch exports the submitting environment to the tasks
+    ex = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=retries)
+    ex.update_parameters(**{f"slurm_{k}": v for k, v in params.items()})
+    with ex.batch():
+        submitted = [ex.submit(JobTask(retries), job, ctx) for job in pending]
+    subs = Submissions(root, "slurm", {"folder": str(folder), "parameters": params})
+    out = []
+    for job, sj in zip(pending, submitted):
+        subs.add(job, sj.job_id, str(sj.paths.stdout))
+        out.append((job, sj.job_id, str(sj.paths.stdout)))
+    return out

@@ -1,0 +1,161 @@
+"""The one job function every executor runs: claim the run, train or profile it, release.
+
+``bloodbench run`` in this process, submitit's local executor (several jobs at once) and a
+Slurm job array all call :func:`run_job` (through :class:`JobTask` for submitit), so a record
+made on a cluster is the same as one made here. Module-level on purpose: submitit pickles it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import submitit
+
+from bloodbench import claims
+from bloodbench.errors import BloodbenchError
+from bloodbench.results import ResultsStore
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a job needs besides itself; paths absolute, so a worker started elsewhere finds them."""
+
+    dataset: str
+    size: int
+    results: str
+    data_dir: str | None = None
+    verify: bool = True
+    threads: int | None = None  # torch CPU threads per worker, so N workers x threads <= cores
+    progress: bool = True  # per-epoch lines; a worker's log is no terminal, so no bars there
+
+
+@functools.lru_cache(maxsize=1)
+def _data(dataset: str, size: int, data_dir: str | None, verify: bool):
+    """The split tensors, loaded once per process (in-process runs reuse them job after job)."""
+    from bloodbench.data import load_dataset
+
+    return load_dataset(dataset, size, data_dir, verify=verify)
+
+
+def _slurm_task() -> str | None:
+    if os.environ.get("SLURM_ARRAY_JOB_ID"):
+        return f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '0')}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
+def job_config(job, ctx: Context):
+    """The job's TrainConfig, as the worker's device resolves it (the record's run id comes from it)."""
+    from bloodbench.train import TrainConfig
+
+    return TrainConfig.build(job.model, dataset=ctx.dataset, size=ctx.size, seed=job.seed, device=job.device,
+                             **job.options)
+
+
+def recorded(store: ResultsStore, kind: str, run_id: str) -> bool:
+    """A profile record, or a train record that is finished (or diverged: rerunning would diverge again)."""
+    rec = store.get(kind, run_id)
+    return rec is not None and (kind == "profile" or rec.get("status") in ("finished", "diverged"))
+
+
+def run_job(job, ctx: Context) -> dict[str, Any]:
+    """Run one job here, unless its record exists or another live worker holds its claim.
+
+    Returns the run-log entry: kind, model, seed, device, run_id, seconds, status.
+    """
+    import torch
+
+    from bloodbench.envinfo import resolve_device
+    from bloodbench.profile.record import profile_config, profile_model, profile_run_id
+    from bloodbench.train import Trainer, TrainingDiverged
+
+    if ctx.threads:
+        torch.set_num_threads(ctx.threads)
+    store = ResultsStore(ctx.results)
+    device = resolve_device(job.device)
+    if job.kind == "train":
+        cfg = job_config(job, ctx)
+        run_id = cfg.run_id
+    else:
+        run_id = profile_run_id(job.model, profile_config(ctx.dataset, ctx.size, device))
+    entry: dict[str, Any] = {"kind": job.kind, "model": job.model, "seed": job.seed, "device": device.type,
+                             "run_id": run_id, "host": claims.host(), "pid": os.getpid(), "seconds": 0.0}
+    if run_id != job.run_id:  # e.g. planned for a bf16 GPU, run on one without bf16
+        entry["planned_run_id"] = job.run_id
+    claim = claims.acquire(store.root, run_id, {"job": job.label(), "slurm_task": _slurm_task()})
+    if not isinstance(claim, claims.Claim):
+        return {**entry, "status": f"running elsewhere ({claim.get('host')} pid {claim.get('pid')})"}
+    if recorded(store, job.kind, run_id):  # checked under the claim: a worker may just have finished it
+        claim.release()
+        return {**entry, "status": "already recorded"}
+    with claim:
+        if claim.took_over:
+            print(f"{job.label()}: {claim.took_over}", flush=True)
+            entry["took_over"] = claim.took_over
+        t0 = time.perf_counter()
+        try:
+            if job.kind == "train":
+                trainer = Trainer(cfg, results=str(store.root), data_dir=ctx.data_dir, verify=ctx.verify,
+                                  progress=ctx.progress, data=_data(ctx.dataset, ctx.size, ctx.data_dir, ctx.verify))
+                try:
+                    rec = trainer.fit()
+                    status = (f"{rec['stop_reason']} after {rec['epochs_run']} epochs, "
+                              f"test acc {rec['test']['acc']:.4f}")
+                except TrainingDiverged as exc:  # recorded as diverged: a result, not a failure
+                    status = f"diverged: {exc}"
+            else:
+                profile_model(job.model, dataset=ctx.dataset, size=ctx.size, device=device, results=store.root)
+                status = "ok"
+        finally:
+            entry["seconds"] = round(time.perf_counter() - t0, 2)
+    claims.clear_failure(store.root, job.run_id)
+    return {**entry, "status": status}
+
+
+def _log_path() -> str | None:
+    """This submitit task's stdout log, when running under submitit."""
+    try:
+        return str(submitit.JobEnvironment().paths.stdout)
+    except RuntimeError:
+        return None
+
+
+class JobTask(submitit.helpers.Checkpointable):
+    """:func:`run_job` with up to ``retries`` more attempts after an exception.
+
+    Pre-emption and time-outs are submitit's: it calls :meth:`checkpoint` (inherited), which
+    requeues this same task; the trainer then resumes from its ``last.pt`` of the last epoch and
+    takes over its own claim (same Slurm task, or a dead pid on this host).
+    """
+
+    def __init__(self, retries: int = 2) -> None:
+        self.retries = retries
+
+    def __call__(self, job, ctx: Context) -> dict[str, Any]:
+        return run_with_retries(job, ctx, self.retries, log=_log_path())
+
+
+def run_with_retries(job, ctx: Context, retries: int, log: str | None = None) -> dict[str, Any]:
+    """Attempt a job up to ``1 + retries`` times; after the last failure leave ``failures/<run_id>.json``.
+
+    A :class:`BloodbenchError` (bad input: a missing file, an unknown option) is not retried,
+    since the next attempt would meet it again.
+    """
+    for attempt in range(retries + 1):
+        try:
+            return run_job(job, ctx)
+        except Exception as exc:
+            last = attempt == retries or isinstance(exc, BloodbenchError)
+            print(f"{job.label()}: attempt {attempt + 1} of {retries + 1} failed: {type(exc).__name__}: {exc}"
+                  + ("" if last else "; retrying (training resumes from its last checkpoint)"), flush=True)
+            if last:
+                claims.write_failure(ResultsStore(ctx.results).root, job.run_id, {
+                    "job": job.label(), "attempts": attempt + 1, "error": f"{type(exc).__name__}: {exc}",
+                    "traceback": traceback.format_exc(limit=8), "log": log})
+                raise
+            traceback.print_exc()
+    raise AssertionError("unreachable")

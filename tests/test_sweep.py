@@ -1,0 +1,149 @@
+"""Sweeps through submitit: several jobs at once, claims between workers, retries, Slurm options, --status."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from bloodbench import claims, executors, jobs, run
+from bloodbench.cli import main
+from bloodbench.results import ResultsStore
+
+TINY = {"model_kwargs": {"widths": [8, 16]}, "limit_train": 128, "epochs": 1, "batch_size": 64}
+
+
+def _plan(root, seeds=(0, 1)):
+    return run.plan(["baseline_cnn"], list(seeds), "bloodmnist", 28, str(root), ["cpu"], "cpu", TINY, profile=False)
+
+
+def _ctx(root, data_dir):
+    return jobs.Context("bloodmnist", 28, str(root), str(data_dir), progress=True)
+
+
+def test_local_executor_runs_two_jobs_at_once_into_one_results_dir(tmp_path, real_data_dir):
+    planned = _plan(tmp_path)
+    log = executors.run_local(planned, _ctx(tmp_path, real_data_dir), n_jobs=2, progress=False)
+    assert log["jobs_at_once"] == 2 and len(log["jobs"]) == 2
+    assert all(j["status"].startswith("epoch_budget after 1 epochs") for j in log["jobs"])
+    assert {j["pid"] for j in log["jobs"]} != {os.getpid()}  # ran in worker processes
+    store = ResultsStore(tmp_path)
+    assert sorted(store.load("train")["seed"]) == [0, 1]
+    assert not list((tmp_path / "claims").glob("*.json"))  # released
+    for j in log["jobs"]:  # a log per job, under logs/<run_id>/, with the trainer's epoch line
+        assert f"baseline_cnn s{j['seed']} epoch 1/1" in open(j["log"]).read()
+    subs = json.loads(next((tmp_path / "submissions").glob("*.json")).read_text())
+    assert {s["run_id"] for s in subs["jobs"]} == {j.run_id for j in planned}
+    assert all(j.done for j in _plan(tmp_path))  # resume: nothing left to do
+
+
+def _claim_in_a_process_then_kill(root, run_id) -> int:
+    """A real worker that claims the run and is killed with SIGKILL before it can release it."""
+    code = ("import sys, time; from bloodbench import claims; "
+            f"claims.acquire({str(root)!r}, {run_id!r}, heartbeat_s=None); print('claimed', flush=True); "
+            "time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.stdout.readline().strip() == "claimed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return proc.pid
+
+
+def test_killed_workers_claim_is_taken_over_and_a_live_one_is_skipped(tmp_path, real_data_dir, capsys):
+    seed0, seed1 = _plan(tmp_path)
+    dead_pid = _claim_in_a_process_then_kill(tmp_path, seed0.run_id)
+    assert claims.list_claims(tmp_path)[seed0.run_id]["stale"] == f"pid {dead_pid} on {claims.host()} is gone"
+    live = claims.acquire(tmp_path, seed1.run_id, heartbeat_s=None)  # this process: alive
+    assert isinstance(live, claims.Claim)
+    log = run.execute([seed0, seed1], "bloodmnist", 28, str(tmp_path), str(real_data_dir), progress=False)
+    first, second = log["jobs"]
+    assert first["took_over"].startswith(f"took over the stale claim on {seed0.run_id}: pid {dead_pid}")
+    assert "took over the stale claim" in capsys.readouterr().out
+    assert first["status"].startswith("epoch_budget")
+    assert second["status"] == f"running elsewhere ({claims.host()} pid {os.getpid()})"
+    store = ResultsStore(tmp_path)
+    assert store.get("train", seed0.run_id) is not None and store.get("train", seed1.run_id) is None
+    # a second claimer of a held run gets the owner back, not a claim
+    assert claims.acquire(tmp_path, seed1.run_id, heartbeat_s=None)["pid"] == os.getpid()
+    live.release()
+    assert claims.list_claims(tmp_path) == {}
+
+
+def test_failing_job_is_retried_then_reported_and_the_sweep_goes_on(tmp_path, real_data_dir, monkeypatch):
+    seed0, seed1 = _plan(tmp_path)
+    real_run_job, calls = jobs.run_job, []
+
+    def flaky(job, ctx):
+        calls.append(job.seed)
+        if job.seed == 0:
+            raise RuntimeError("out of luck")
+        return real_run_job(job, ctx)
+
+    monkeypatch.setattr(jobs, "run_job", flaky)
+    log = run.execute([seed0, seed1], "bloodmnist", 28, str(tmp_path), str(real_data_dir), progress=False,
+                      retries=2)
+    assert calls == [0, 0, 0, 1]
+    assert log["jobs"][0]["failed"] and "out of luck" in log["jobs"][0]["status"]
+    assert log["jobs"][1]["status"].startswith("epoch_budget")
+    failure = claims.list_failures(tmp_path)[seed0.run_id]
+    assert failure["attempts"] == 3 and failure["error"] == "RuntimeError: out of luck"
+
+
+def test_status_lists_finished_running_failed_and_pending(tmp_path, capsys):
+    argv = ["run", "--models", "baseline_cnn", "--seeds", "0,1,2,3", "--epochs", "1", "--limit-train", "500",
+            "--no-profile", "--device", "cpu", "--results", str(tmp_path)]
+    planned = run.plan(["baseline_cnn"], [0, 1, 2, 3], "bloodmnist", 28, str(tmp_path), [], "cpu",
+                       {"epochs": 1, "limit_train": 500}, profile=False)
+    ResultsStore(tmp_path).write({"kind": "train", "run_id": planned[0].run_id, "status": "finished",
+                                  "model": "baseline_cnn", "seed": 0})
+    held = claims.acquire(tmp_path, planned[1].run_id, heartbeat_s=None)
+    claims.write_failure(tmp_path, planned[2].run_id, {"error": "RuntimeError: boom", "log": "/x/12_0_log.out"})
+    assert main(argv + ["--status"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines() if "| train" in line}
+    assert "finished" in rows["train baseline_cnn seed 0"]
+    assert "running" in rows["train baseline_cnn seed 1"] and f"pid {os.getpid()}" in rows["train baseline_cnn seed 1"]
+    assert "failed" in rows["train baseline_cnn seed 2"] and "/x/12_0_log.out" in rows["train baseline_cnn seed 2"]
+    assert "pending" in rows["train baseline_cnn seed 3"]
+    assert "1 failed, 1 finished, 1 pending, 1 running" in out
+    held.release()
+
+
+def test_slurm_without_sbatch_is_one_error_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch, no srun
+    rc = main(["run", "--models", "baseline_cnn", "--seeds", "0", "--no-profile", "--results", str(tmp_path),
+               "--executor", "slurm"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err
+    assert err.startswith("error: --executor slurm needs Slurm's sbatch and srun on PATH")
+    assert not (tmp_path / "submissions").exists()
+
+
+def test_slurm_dry_run_prints_the_array_and_its_parameters(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    config = tmp_path / "slurm.toml"
+    config.write_text('[slurm]\npartition = "gpu"\naccount = "lab"\nmem = "16G"\n'
+                      'additional_parameters = { constraint = "a100" }\n')
+    rc = main(["run", "--models", "baseline_cnn,resnet18", "--seeds", "0,1", "--no-profile", "--results",
+               str(tmp_path), "--executor", "slurm", "--dry-run", "--slurm-config", str(config),
+               "--array-parallelism", "3", "--time", "30", "--sbatch", "qos=high"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "would submit 4 tasks as one Slurm job array" in out
+    for flag in ("--array=0-3%3", "--partition=gpu", "--account=lab", "--mem=16G", "--time=30", "--gpus-per-task=1",
+                 "--constraint=a100", "--qos=high", "--signal=USR2@90"):
+        assert f"#SBATCH {flag}" in out
+    assert "| cuda " in out  # --device auto with GPUs per task: the tasks train on cuda
+
+
+def test_slurm_config_with_unknown_key_is_one_error_line(tmp_path, capsys):
+    config = tmp_path / "slurm.json"
+    config.write_text(json.dumps({"partition": "gpu", "gpus": 2}))
+    rc = main(["run", "--models", "baseline_cnn", "--seeds", "0", "--results", str(tmp_path), "--executor", "slurm",
+               "--dry-run", "--slurm-config", str(config)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("error: --slurm-config") and "unknown key(s) gpus" in err
