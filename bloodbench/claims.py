@@ -62,8 +62,17 @@ def read_claim(path: Path) -> dict[str, Any] | None:
     return owner
 
 
+def slurm_task() -> str | None:
+    """This process's Slurm task (``<array job>_<index>``, or the job id), if it is one."""
+    if os.environ.get("SLURM_ARRAY_JOB_ID"):
+        return f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '0')}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
 def stale_reason(owner: dict[str, Any], stale_after_s: float = STALE_AFTER_S) -> str | None:
     """Why the owner is presumed dead, or None while it looks alive."""
+    if owner.get("slurm_task") and owner["slurm_task"] == slurm_task():
+        return f"Slurm task {owner['slurm_task']} was requeued (pre-empted or timed out) and is back"
     if owner.get("host") == host() and isinstance(owner.get("pid"), int) and owner["pid"] > 0:
         return None if _pid_alive(owner["pid"]) else f"pid {owner['pid']} on {owner['host']} is gone"
     if owner["heartbeat_age_s"] > stale_after_s:
@@ -112,7 +121,7 @@ def acquire(root: str | os.PathLike, run_id: str, info: dict[str, Any] | None = 
     path = claim_path(root, run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     owner = {"run_id": run_id, "host": host(), "pid": os.getpid(), "started_at": utc_now(),
-             "token": uuid.uuid4().hex, **(info or {})}
+             "slurm_task": slurm_task(), "token": uuid.uuid4().hex, **(info or {})}
     took_over = None
     for _ in range(20):  # races with other workers end within a few rounds
         try:

@@ -49,6 +49,14 @@ def default_jobs(gpus: Sequence[int]) -> int:
     return GPU_JOBS_DEFAULT if gpus else 1
 
 
+def local_slots(gpus: Sequence[int], n_jobs: int | None, cores: int) -> tuple[list[int | None], int]:
+    """One slot per job that may run at once (its GPU, or None on CPU), GPUs taken round-robin so the
+    first jobs spread over all of them; and torch threads per job so that jobs x threads <= cores."""
+    n_jobs = n_jobs or default_jobs(gpus)
+    slots: list[int | None] = [g for _ in range(n_jobs) for g in gpus] or [None] * n_jobs
+    return slots, max(1, cores // len(slots))
+
+
 def cpu_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
@@ -103,10 +111,7 @@ def run_local(jobs: list[Job], ctx: Context, n_jobs: int | None = None, retries:
     """
     worker_environment()
     root = Path(ctx.results)
-    gpus = visible_gpus()
-    n_jobs = n_jobs or default_jobs(gpus)
-    slots: list[int | None] = [g for g in gpus for _ in range(n_jobs)] or [None] * n_jobs
-    threads = max(1, cpu_cores() // len(slots))
+    slots, threads = local_slots(visible_gpus(), n_jobs, cpu_cores())
     pending = [j for j in jobs if not j.done]
     train = [j for j in pending if j.kind == "train"]
     phases = [(train, slots, Context(**{**vars(ctx), "threads": threads})),

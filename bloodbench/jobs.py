@@ -42,12 +42,6 @@ def _data(dataset: str, size: int, data_dir: str | None, verify: bool):
     return load_dataset(dataset, size, data_dir, verify=verify)
 
 
-def _slurm_task() -> str | None:
-    if os.environ.get("SLURM_ARRAY_JOB_ID"):
-        return f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '0')}"
-    return os.environ.get("SLURM_JOB_ID")
-
-
 def job_config(job, ctx: Context):
     """The job's TrainConfig, as the worker's device resolves it (the record's run id comes from it)."""
     from bloodbench.train import TrainConfig
@@ -86,7 +80,7 @@ def run_job(job, ctx: Context) -> dict[str, Any]:
                              "run_id": run_id, "host": claims.host(), "pid": os.getpid(), "seconds": 0.0}
     if run_id != job.run_id:  # e.g. planned for a bf16 GPU, run on one without bf16
         entry["planned_run_id"] = job.run_id
-    claim = claims.acquire(store.root, run_id, {"job": job.label(), "slurm_task": _slurm_task()})
+    claim = claims.acquire(store.root, run_id, {"job": job.label()})
     if not isinstance(claim, claims.Claim):
         return {**entry, "status": f"running elsewhere ({claim.get('host')} pid {claim.get('pid')})"}
     if recorded(store, job.kind, run_id):  # checked under the claim: a worker may just have finished it

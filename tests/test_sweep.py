@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 import subprocess
 import sys
 
@@ -147,3 +148,45 @@ def test_slurm_config_with_unknown_key_is_one_error_line(tmp_path, capsys):
                "--dry-run", "--slurm-config", str(config)])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith("error: --slurm-config") and "unknown key(s) gpus" in err
+
+
+def _foreign_claim(root, run_id, age_s=0.0, slurm_task=None):
+    path = claims.claim_path(root, run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"run_id": run_id, "host": "other-node", "pid": 4242, "token": "t",
+                                "slurm_task": slurm_task}))
+    os.utime(path, (path.stat().st_mtime - age_s,) * 2)
+
+
+def test_claims_from_other_hosts_expire_by_heartbeat_and_a_requeued_slurm_task_takes_its_own(tmp_path,
+                                                                                             monkeypatch):
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    _foreign_claim(tmp_path, "fresh")
+    assert claims.acquire(tmp_path, "fresh", heartbeat_s=None)["host"] == "other-node"  # alive: skipped
+    _foreign_claim(tmp_path, "silent", age_s=claims.STALE_AFTER_S + 60)
+    taken = claims.acquire(tmp_path, "silent", heartbeat_s=None)
+    assert isinstance(taken, claims.Claim) and "no heartbeat from other-node pid 4242" in taken.took_over
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    _foreign_claim(tmp_path, "requeued", slurm_task="77_3")
+    again = claims.acquire(tmp_path, "requeued", heartbeat_s=None)
+    assert isinstance(again, claims.Claim) and "Slurm task 77_3 was requeued" in again.took_over
+    assert json.loads(again.path.read_text())["slurm_task"] == "77_3"
+
+
+def test_heartbeat_refreshes_the_claim(tmp_path):
+    held = claims.acquire(tmp_path, "beating", heartbeat_s=0.05)
+    os.utime(held.path, (0, 0))
+    deadline = time.time() + 5
+    while os.stat(held.path).st_mtime == 0 and time.time() < deadline:
+        time.sleep(0.05)
+    assert os.stat(held.path).st_mtime > 0
+    held.release()
+    assert not held.path.exists()
+
+
+def test_local_slots_spread_jobs_over_gpus_and_divide_cpu_threads():
+    assert executors.local_slots([0, 1], None, 16) == ([0, 1, 0, 1, 0, 1, 0, 1], 2)  # default 4 per GPU
+    assert executors.local_slots([], None, 8) == ([None], 8)  # CPU default: 1, all cores
+    assert executors.local_slots([], 3, 8) == ([None, None, None], 2)
+    assert executors.local_slots([], 4, 2) == ([None] * 4, 1)
