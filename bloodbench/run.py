@@ -47,6 +47,14 @@ def device_kind(device: str) -> str:
     return resolve_device(device).type
 
 
+def _remote_gpu_profile(store: ResultsStore, model: str, dataset: str, size: int) -> Job:
+    """A CUDA profile planned on a host without CUDA (a Slurm login node): its run id names the GPU,
+    so the worker makes it; any default (fp32) CUDA profile of the model already recorded counts as done."""
+    done = any(r.get("model") == model and r.get("dataset") == dataset and r.get("size") == size
+               and r.get("device") == "cuda" and r.get("precision") == "fp32" for r in store.iter_records("profile"))
+    return Job("profile", model, None, "cuda", done, f"{model}-{dataset}-{size}-cuda-fp32-on-the-workers-gpu")
+
+
 def plan(models: Sequence[str], seeds: Sequence[int], dataset: str, size: int, results: str | None,
          devices: Sequence[str], train_device: str = "auto", train_options: dict | None = None,
          profile: bool = True) -> list[Job]:
@@ -64,6 +72,9 @@ def plan(models: Sequence[str], seeds: Sequence[int], dataset: str, size: int, r
                             dict(train_options or {})))
         if profile:
             for dev in map(device_kind, devices):
+                if dev == "cuda" and not torch.cuda.is_available():  # planned for GPU workers elsewhere
+                    jobs.append(_remote_gpu_profile(store, name, dataset, size))
+                    continue
                 rid = profile_run_id(name, profile_config(dataset, size, torch.device(dev)))
                 jobs.append(Job("profile", name, None, dev, recorded(store, "profile", rid), rid))
     return jobs

@@ -7,6 +7,7 @@ uint8, batches are index slices, normalisation and augmentation are whole-batch 
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from bloodbench.metrics import bootstrap_ci, classification_metrics
 from bloodbench.models import create_model, get_model_info
 from bloodbench.profile import count_params
 from bloodbench.profile.timing import autocast, check_precision
-from bloodbench.results import ResultsStore, utc_now
+from bloodbench.results import ResultsStore, atomic_write_bytes, utc_now
 from bloodbench.train.checkpoint import load_checkpoint, save_checkpoint
 from bloodbench.train.config import TrainConfig
 
@@ -350,8 +351,9 @@ class Trainer:
             y_test = ds["test"].labels.numpy()
             test_m = classification_metrics(y_test, test_scores, info.class_names)
             test_m["ci95"] = bootstrap_ci(y_test, test_scores, n_boot=self.n_boot, seed=cfg.seed)
-            np.savez_compressed(self.run_dir / "test_predictions.npz", y_true=y_test,
-                                y_score=test_scores.astype(np.float32))
+            buf = io.BytesIO()  # atomic like the records: a reader on another host never sees half a file
+            np.savez_compressed(buf, y_true=y_test, y_score=test_scores.astype(np.float32))
+            atomic_write_bytes(self.run_dir / "test_predictions.npz", buf.getvalue())
             artifacts = {"best": "best.pt", "last": "last.pt", "predictions": "test_predictions.npz"}
         mi = get_model_info(cfg.model)
         record = {
