@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from collections import deque
@@ -132,6 +133,7 @@ def run_local(jobs: list[Job], ctx: Context, n_jobs: int | None = None, retries:
         tqdm.write(job_line(job, entry, estimates[id(job)]) + (f" log: {entry['log']}" if entry.get("failed") else ""))
 
     running: dict[Any, tuple[Job, int | None, int]] = {}
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # `timeout`, a scheduler: stop the workers too
     try:
         for queue, phase_slots, phase_ctx in phases:
             queue, free = deque(queue), list(phase_slots)
@@ -152,10 +154,23 @@ def run_local(jobs: list[Job], ctx: Context, n_jobs: int | None = None, retries:
                     free.append(gpu)
                     finish(job, entry)
     finally:
-        for sj in running:  # interrupted: do not leave workers behind
-            sj.cancel(check=False)
+        signal.signal(signal.SIGTERM, previous)
+        _stop(running)
         bar.close()
     return log
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop(running: dict, grace_s: float = 10.0) -> None:
+    """Interrupted: stop the workers (they release their claims; ``last.pt`` stays), waiting a little."""
+    for sj in running:
+        sj.cancel(check=False)
+    deadline = time.time() + grace_s
+    while any(not sj.done() for sj in running) and time.time() < deadline:
+        time.sleep(0.1)
 
 
 def _submit_local(root: Path, job: Job, gpu: int | None, ctx: Context, retries: int, timeout_min: int | None,

@@ -190,3 +190,16 @@ def test_local_slots_spread_jobs_over_gpus_and_divide_cpu_threads():
     assert executors.local_slots([], None, 8) == ([None], 8)  # CPU default: 1, all cores
     assert executors.local_slots([], 3, 8) == ([None, None, None], 2)
     assert executors.local_slots([], 4, 2) == ([None] * 4, 1)
+
+
+def test_run_exits_non_zero_with_one_line_naming_the_failed_jobs(tmp_path, capsys, monkeypatch):
+    def broken(job, ctx):
+        raise RuntimeError("no luck")
+
+    monkeypatch.setattr(jobs, "run_job", broken)
+    rc = main(["run", "--models", "baseline_cnn", "--seeds", "0", "--no-profile", "--no-report", "--device", "cpu",
+               "--results", str(tmp_path), "--retries", "1"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert rc == 1
+    assert err.startswith("error: 1 of 1 jobs failed after 2 attempts: train baseline_cnn seed 0; details under")
+    assert len(claims.list_failures(tmp_path)) == 1
