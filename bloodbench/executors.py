@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -133,7 +134,8 @@ def run_local(jobs: list[Job], ctx: Context, n_jobs: int | None = None, retries:
         tqdm.write(job_line(job, entry, estimates[id(job)]) + (f" log: {entry['log']}" if entry.get("failed") else ""))
 
     running: dict[Any, tuple[Job, int | None, int]] = {}
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # `timeout`, a scheduler: stop the workers too
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None  # `timeout`: stop workers too
     try:
         for queue, phase_slots, phase_ctx in phases:
             queue, free = deque(queue), list(phase_slots)
@@ -154,7 +156,8 @@ def run_local(jobs: list[Job], ctx: Context, n_jobs: int | None = None, retries:
                     free.append(gpu)
                     finish(job, entry)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
         _stop(running)
         bar.close()
     return log
@@ -191,9 +194,9 @@ def _collect(sj, job: Job, attempt: int, retries: int, root: Path) -> dict[str, 
             "seconds": 0.0, "log": log}
     try:
         return {**sj.result(), "log": log}
-    except FailedJobError as exc:  # raised in the job after its in-process retries
-        last = str(exc).strip().splitlines()[-1] if str(exc).strip() else "failed"
-        return {**base, "status": f"failed: {last}", "failed": True}
+    except FailedJobError:  # raised in the job after its in-process retries, which left a failure file
+        error = (claims.list_failures(root).get(job.run_id) or {}).get("error", "see its log")
+        return {**base, "status": f"failed: {error}", "failed": True}
     except UncompletedJobError:
         if attempt <= retries:
             return None

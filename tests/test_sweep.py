@@ -28,8 +28,16 @@ def _ctx(root, data_dir):
 
 def test_local_executor_runs_two_jobs_at_once_into_one_results_dir(tmp_path, real_data_dir):
     planned = _plan(tmp_path)
-    log = executors.run_local(planned, _ctx(tmp_path, real_data_dir), n_jobs=2, progress=False)
-    assert log["jobs_at_once"] == 2 and len(log["jobs"]) == 2
+    # a job that fails in its worker (the model rejects the option) is retried, reported, and the rest go on
+    broken = run.plan(["baseline_cnn"], [2], "bloodmnist", 28, str(tmp_path), [], "cpu",
+                      {**TINY, "model_kwargs": {"no_such_option": 1}}, profile=False)
+    log = executors.run_local(broken + planned, _ctx(tmp_path, real_data_dir), n_jobs=2, retries=1, progress=False)
+    assert log["jobs_at_once"] == 2 and len(log["jobs"]) == 3
+    failed = [j for j in log["jobs"] if j.get("failed")]
+    assert len(failed) == 1 and "unexpected keyword argument 'no_such_option'" in failed[0]["status"]
+    assert "attempt 2 of 2 failed: TypeError" in open(failed[0]["log"]).read()
+    assert claims.list_failures(tmp_path)[broken[0].run_id]["attempts"] == 2
+    log["jobs"].remove(failed[0])
     assert all(j["status"].startswith("epoch_budget after 1 epochs") for j in log["jobs"])
     assert {j["pid"] for j in log["jobs"]} != {os.getpid()}  # ran in worker processes
     store = ResultsStore(tmp_path)
@@ -38,7 +46,7 @@ def test_local_executor_runs_two_jobs_at_once_into_one_results_dir(tmp_path, rea
     for j in log["jobs"]:  # a log per job, under logs/<run_id>/, with the trainer's epoch line
         assert f"baseline_cnn s{j['seed']} epoch 1/1" in open(j["log"]).read()
     subs = json.loads(next((tmp_path / "submissions").glob("*.json")).read_text())
-    assert {s["run_id"] for s in subs["jobs"]} == {j.run_id for j in planned}
+    assert {s["run_id"] for s in subs["jobs"]} == {j.run_id for j in broken + planned}
     assert all(j.done for j in _plan(tmp_path))  # resume: nothing left to do
 
 
@@ -203,3 +211,12 @@ def test_run_exits_non_zero_with_one_line_naming_the_failed_jobs(tmp_path, capsy
     assert rc == 1
     assert err.startswith("error: 1 of 1 jobs failed after 2 attempts: train baseline_cnn seed 0; details under")
     assert len(claims.list_failures(tmp_path)) == 1
+
+
+def test_local_dry_run_says_how_many_run_at_once(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(executors, "visible_gpus", lambda: [])
+    monkeypatch.setattr(executors, "cpu_cores", lambda: 8)
+    assert main(["run", "--models", "baseline_cnn", "--seeds", "0,1,2", "--no-profile", "--device", "cpu",
+                 "--results", str(tmp_path), "--jobs", "3", "--dry-run"]) == 0
+    assert "would train 3 at once on CPU, 2 torch thread(s) each" in capsys.readouterr().out
+    assert not (tmp_path / "submissions").exists()

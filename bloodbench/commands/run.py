@@ -125,9 +125,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     ctx = Context(args.dataset, args.size, str(root), data_dir, args.verify)
     if params is not None:
         return _slurm(jobs, ctx, params, args)
+    from bloodbench import executors
+
+    if args.dry_run and pending:
+        gpus = executors.visible_gpus()
+        if args.jobs in (None, 1) and not gpus:
+            print("would run them one after another in this process")
+        else:
+            slots, threads = executors.local_slots(gpus, args.jobs, executors.cpu_cores())
+            where = f"GPUs {','.join(map(str, gpus))}" if gpus else "CPU"
+            print(f"would train {len(slots)} at once on {where}, {threads} torch thread(s) each, "
+                  f"then profile one at a time")
     if args.dry_run or not pending:
         return 0
-    from bloodbench import executors
 
     if args.jobs in (None, 1) and not executors.visible_gpus():
         log = run.execute(jobs, args.dataset, args.size, str(root), data_dir, args.verify, retries=args.retries)
