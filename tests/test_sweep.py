@@ -220,3 +220,23 @@ def test_local_dry_run_says_how_many_run_at_once(tmp_path, capsys, monkeypatch):
                  "--results", str(tmp_path), "--jobs", "3", "--dry-run"]) == 0
     assert "would train 3 at once on CPU, 2 torch thread(s) each" in capsys.readouterr().out
     assert not (tmp_path / "submissions").exists()
+
+
+def test_a_retry_resumes_from_the_last_checkpoint(tmp_path, real_data_dir, monkeypatch):
+    from bloodbench.train import Trainer
+
+    job = run.plan(["baseline_cnn"], [0], "bloodmnist", 28, str(tmp_path), [], "cpu", {**TINY, "epochs": 2, "limit_train": 384},
+                   profile=False)[0]
+    real_epoch, epochs = Trainer.train_epoch, []
+
+    def crash_once_in_epoch_2(self, st, epoch):
+        epochs.append(epoch)
+        if epochs == [0, 1]:
+            raise RuntimeError("node lost")
+        return real_epoch(self, st, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", crash_once_in_epoch_2)
+    log = run.execute([job], "bloodmnist", 28, str(tmp_path), str(real_data_dir), progress=False, retries=1)
+    assert epochs == [0, 1, 1]  # the retry started at epoch 2, from last.pt, not from scratch
+    assert log["jobs"][0]["status"].startswith("epoch_budget after 2 epochs")
+    assert claims.list_failures(tmp_path) == {}
