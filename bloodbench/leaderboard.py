@@ -99,7 +99,7 @@ def _family(rec: dict) -> str | None:
 
 
 def _recipe(rec: dict) -> str:
-    from bloodbench.train.config import recipe_hash
+    from bloodbench.config import recipe_hash
 
     return recipe_hash(rec.get("config") or {}) if rec.get("config") else str(rec.get("run_id"))
 

@@ -21,7 +21,8 @@ from bloodbench.envinfo import environment, resolve_device
 from bloodbench.errors import BloodbenchError
 from bloodbench.models import get_model_info, list_models
 from bloodbench.profile.record import profile_config, profile_model, profile_run_id
-from bloodbench.results import ResultsStore, atomic_write_text, utc_now
+from bloodbench.fsutil import atomic_write_text
+from bloodbench.results import ResultsStore, utc_now
 from bloodbench.train import TrainConfig, Trainer, TrainingDiverged
 
 

@@ -10,7 +10,7 @@ from bloodbench.commands.common import add_results_option
 from bloodbench.data import SIZES
 from bloodbench.leaderboard import FORMATS, load_leaderboard
 from bloodbench.formatting import output_dir
-from bloodbench.results import atomic_write_text
+from bloodbench.fsutil import atomic_write_text
 
 
 def add_cost_options(p: argparse.ArgumentParser) -> None:

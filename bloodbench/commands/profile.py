@@ -14,7 +14,7 @@ from bloodbench.envinfo import resolve_device
 from bloodbench.errors import BloodbenchError
 from bloodbench.models import get_model_info, list_models
 from bloodbench.profile.counting import unsupported_ops_note
-from bloodbench.profile.timing import PRECISIONS, check_precision
+from bloodbench.precision import PRECISIONS, check_precision
 from bloodbench.results import ResultsStore
 
 

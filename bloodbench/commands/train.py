@@ -6,7 +6,8 @@ import argparse
 import json
 
 from bloodbench.commands.common import add_data_options, add_results_option
-from bloodbench.train.config import CLASS_WEIGHTING, MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES
+from bloodbench.config import CLASS_WEIGHTING, MONITORS, OPTIMIZERS, SCHEDULES
+from bloodbench.precision import PRECISIONS
 
 
 def _bool(value: str) -> bool:

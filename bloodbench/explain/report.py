@@ -24,7 +24,8 @@ from bloodbench.explain.errors import (
 )
 from bloodbench.explain.gradcam import coarse_map_note, feature_map_size, grad_cam, resolve_target_layer
 from bloodbench.formatting import md_table, output_dir, short_name
-from bloodbench.results import ResultsStore, atomic_write_text, resolve_results_dir
+from bloodbench.fsutil import atomic_write_text
+from bloodbench.results import ResultsStore, resolve_results_dir
 
 OUTPUT_FILES = ("gradcam_correct.png", "gradcam_wrong.png", "errors.md", "reliability.png", "misclassified.png")
 DEFAULT_OUT = Path("reports") / "explain"

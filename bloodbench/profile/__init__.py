@@ -24,8 +24,8 @@ from bloodbench.profile.counting import (
     peak_forward_memory,
 )
 from bloodbench.profile.record import PROFILE_FIELDS, build_model, profile_config, profile_model, profile_run_id
+from bloodbench.precision import PRECISIONS
 from bloodbench.profile.timing import (
-    PRECISIONS,
     LatencyMeasurement,
     measure,
     measure_latency,

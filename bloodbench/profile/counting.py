@@ -197,7 +197,7 @@ def peak_forward_memory(model: nn.Module, input_shape: tuple[int, ...], precisio
     running maximum, and add the bytes already resident (state_dict and input). The second
     element names the method so figures from different devices are not silently compared.
     """
-    from bloodbench.profile.timing import autocast
+    from bloodbench.precision import autocast
 
     device = _model_device(model)
     with _eval_mode(model), torch.inference_mode(), autocast(device, precision):

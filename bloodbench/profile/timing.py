@@ -19,34 +19,12 @@ import torch
 from torch import nn
 
 from bloodbench.errors import BloodbenchError
+from bloodbench.precision import autocast, check_precision
 
-PRECISIONS = ("fp32", "bf16", "fp16")
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 DEFAULT_BATCH_SIZES = {"cpu": (1, 2, 4, 8, 16, 32, 64), "cuda": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)}
 #: The latency keys stored in a profile record (docs/ARCHITECTURE.md, "Profile record").
 LATENCY_KEYS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "n", "batch_size", "threads")
 T = TypeVar("T")
-
-
-# -- options ------------------------------------------------------------------------------
-def check_precision(precision: str, device: torch.device | str) -> None:
-    """Refuse precisions the device cannot run, before anything is built or timed."""
-    device = torch.device(device)
-    if precision not in PRECISIONS:
-        raise BloodbenchError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
-    if precision == "fp16" and device.type != "cuda":
-        raise BloodbenchError("fp16 autocast needs CUDA (CPU fp16 kernels are slow emulation): "
-                              "use --precision bf16 or fp32 on cpu")
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise BloodbenchError(f"{torch.cuda.get_device_name(device)} does not support bf16: use fp16 or fp32")
-
-
-def autocast(device: torch.device | str, precision: str) -> contextlib.AbstractContextManager:
-    """Mixed precision as deployed: autocast over fp32 weights (no-op for fp32)."""
-    device = torch.device(device)
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=_DTYPES[precision])
 
 
 @contextlib.contextmanager

@@ -26,7 +26,8 @@ from tabulate import tabulate
 from torch import nn
 
 from bloodbench.profile.counting import quiet_kineto
-from bloodbench.profile.timing import autocast, check_precision, make_input, prepare_model
+from bloodbench.precision import autocast, check_precision
+from bloodbench.profile.timing import make_input, prepare_model
 
 DEFAULT_TRACE_DIR = Path("reports") / "traces"
 

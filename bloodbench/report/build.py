@@ -35,7 +35,7 @@ from bloodbench.formatting import (
     mean_std,
     output_dir,
 )
-from bloodbench.results import atomic_write_bytes
+from bloodbench.fsutil import atomic_write_bytes
 
 EXPLAIN_FILES = [
     ("gradcam_correct.png", "Grad-CAM on correctly classified test images"),
