@@ -32,6 +32,8 @@ DEFAULT_RESULTS = Path("reports") / "results"
 # installed copy this path does not exist and the default stays relative to the cwd.
 REPO_RESULTS = Path(__file__).resolve().parents[1] / DEFAULT_RESULTS
 KINDS = ("train", "profile")
+#: What every record is joined on; a record without them cannot be shown.
+JOIN_KEYS = ("model", "dataset", "size")
 
 
 def resolve_results_dir(results: str | os.PathLike | None = None) -> Path:
@@ -133,3 +135,55 @@ class ResultsStore:
 
 def load_results(results: str | os.PathLike | None = None, kind: str | None = None) -> pd.DataFrame:
     return ResultsStore(results).load(kind)
+
+
+# -- checked reading --------------------------------------------------------------------
+def _record_problem(rec: dict) -> str | None:
+    """Why a record cannot be joined on (model, dataset, size), or None."""
+    missing = [k for k in JOIN_KEYS if rec.get(k) in (None, "")]
+    if missing:
+        return f"no {', '.join(map(repr, missing))} field"
+    try:
+        int(rec["size"])
+    except (TypeError, ValueError):
+        return f"size {rec['size']!r} is not an integer"
+    return None
+
+
+def check_records(records: Iterable[dict], kind: str, store: ResultsStore | None = None) -> list[dict]:
+    """The records, each checked for the keys rows are joined on: a malformed file is named in
+    one line instead of surfacing as a KeyError."""
+    records = list(records)
+    for rec in records:
+        problem = _record_problem(rec)
+        if problem:
+            run_id = rec.get("run_id")
+            where = (store.record_path(kind, run_id) if store and run_id else f"of run {run_id}" if run_id
+                     else f"under {store.root / kind}" if store else "without a run_id")
+            raise BloodbenchError(f"malformed {kind} record {where}: {problem}; fix or delete it")
+    return records
+
+
+def store_records(root: Path, kind: str) -> list[dict]:
+    """Checked records of one kind in a results dir (none if the dir does not exist)."""
+    store = ResultsStore(root)
+    return check_records(store.records(kind), kind, store) if root.is_dir() else []
+
+
+def read_results(results: str | os.PathLike | None = None,
+                 benchmark_json: Sequence[str | os.PathLike] = ()) -> tuple[Path, list[dict], list[dict]]:
+    """(root, train records, profile records), or one line saying why there is nothing to show.
+
+    Shared by ``leaderboard`` and ``report`` so both fail the same way: a ``--results`` dir
+    that does not exist, or no records at all and no benchmark JSON to take cost from.
+    """
+    root = resolve_results_dir(results)
+    if results and not root.is_dir():
+        raise BloodbenchError(f"results directory {root} does not exist: check the path, or leave --results "
+                              f"out to use the committed reports/results")
+    train, profiles = store_records(root, "train"), store_records(root, "profile")
+    if not train and not profiles and not benchmark_json:
+        what = f"no results in {root}" if root.is_dir() else f"results directory {root} does not exist"
+        raise BloodbenchError(f"{what}: run `bloodbench run` (or `bloodbench train` and `bloodbench profile`), "
+                              f"or point --results at a results directory")
+    return root, train, profiles

@@ -22,7 +22,6 @@ from bloodbench.leaderboard import (
     build_leaderboard,
     cost_frame,
     read_benchmark_json,
-    read_results,
     train_frame,
 )
 from bloodbench.report import plots
@@ -36,6 +35,7 @@ from bloodbench.formatting import (
     output_dir,
 )
 from bloodbench.fsutil import atomic_write_bytes
+from bloodbench.results import read_results
 
 EXPLAIN_FILES = [
     ("gradcam_correct.png", "Grad-CAM on correctly classified test images"),
