@@ -22,7 +22,7 @@ from bloodbench.profile import (
     flopcounter_flops,
     measure_latency,
     measure_throughput,
-    model_size_mb,
+    model_size_mib,
     profile_model,
 )
 from bloodbench.profile import record, timing
@@ -94,7 +94,7 @@ def test_cost_breakdown_fields_and_model_size():
     assert 0 < c.macs_disagreement < 0.1 and not c.disagreement_flagged  # BN counted by fvcore only
     assert c.params == 108 + 8 + 725 and c.trainable_params == 8 + 725
     # state_dict = params + BN running mean/var (float32) + num_batches_tracked (int64)
-    assert model_size_mb(model) == pytest.approx(((108 + 8 + 725 + 8) * 4 + 8) / 2**20)
+    assert model_size_mib(model) == pytest.approx(((108 + 8 + 725 + 8) * 4 + 8) / 2**20)
     assert {m["module"] for m in c.top_modules} == {"0", "1", "4"}
     assert c.top_modules[0] == {"module": "0", "macs": conv_macs}
     assert c.activations > 0

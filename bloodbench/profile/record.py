@@ -16,7 +16,8 @@ from torch import nn
 from bloodbench.data import DatasetInfo, dataset_info
 from bloodbench.envinfo import device_name, environment, resolve_device
 from bloodbench.models import create_model, get_model_info
-from bloodbench.profile.counting import cost_breakdown, peak_forward_memory
+from bloodbench.profile.counting import cost_breakdown
+from bloodbench.profile.memory import peak_forward_memory
 from bloodbench.profile.timing import (
     DEFAULT_BATCH_SIZES,
     LATENCY_KEYS,

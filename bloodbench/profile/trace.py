@@ -25,7 +25,7 @@ import torch
 from tabulate import tabulate
 from torch import nn
 
-from bloodbench.profile.counting import quiet_kineto
+from bloodbench.profile.common import quiet_kineto
 from bloodbench.precision import autocast, check_precision
 from bloodbench.profile.timing import make_input, prepare_model
 
