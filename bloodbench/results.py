@@ -18,7 +18,7 @@ import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import pandas as pd
 
@@ -125,12 +125,30 @@ class ResultsStore:
     def records(self, kind: str | None = None) -> list[dict[str, Any]]:
         return list(self.iter_records(kind))
 
+    def finished_runs(self, model: str, dataset: str, size: int, seed: int | None = None) -> list[dict[str, Any]]:
+        """Finished training records of (model, dataset, size), of one seed or all: what evaluate and explain use."""
+        return [r for r in self.iter_records("train")
+                if r.get("model") == model and r.get("dataset") == dataset and r.get("size") is not None
+                and int(r["size"]) == int(size) and r.get("status") == "finished"
+                and (seed is None or r.get("seed") == seed)]
+
     def load(self, kind: str | None = None) -> pd.DataFrame:
         """All records as a flat DataFrame (nested dicts become ``a.b`` columns)."""
         recs = self.records(kind)
         if not recs:
             return pd.DataFrame()
         return pd.json_normalize(recs, max_level=2)
+
+
+def model_info(name: str, records: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The registry's facts about a model, else the copy its records kept (a model since renamed or
+    removed still shows its family and description); {} when neither knows it."""
+    try:
+        from bloodbench.models import get_model_info
+
+        return get_model_info(name).as_dict()
+    except (BloodbenchError, ImportError):
+        return next((r.get("model_info") for r in records if r.get("model_info")), None) or {}
 
 
 def load_results(results: str | os.PathLike | None = None, kind: str | None = None) -> pd.DataFrame:

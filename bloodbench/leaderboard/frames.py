@@ -14,18 +14,11 @@ from bloodbench.leaderboard.columns import (
     COLUMNS, COST_COLUMNS, HIGHER_IS_BETTER, KEYS, METRICS, PREFERRED_PRECISION, SORT_ALIASES, _num, _typed,
 )
 from bloodbench.leaderboard.ingest import benchmark_frame
+from bloodbench.results import model_info
 
 
 def _family(rec: dict) -> str | None:
-    info = rec.get("model_info") or {}
-    if info.get("family"):
-        return info["family"]
-    try:
-        from bloodbench.models import get_model_info
-
-        return get_model_info(rec["model"]).family
-    except (BloodbenchError, ImportError):
-        return None
+    return model_info(rec["model"], [rec]).get("family")
 
 
 def _recipe(rec: dict) -> str:

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tabulate import tabulate
 
+from bloodbench.formatting import md_table
 from bloodbench.profile.counting import count_params, fvcore_macs
 from bloodbench.profile.memory import model_size_mib
 
@@ -76,7 +76,7 @@ def markdown(rows: list[Comparison]) -> str:
     body = [[r.model, f"{r.published_params:,}", f"{r.params:,}", f"{r.published_gmacs:.3f}", f"{r.dense_gmacs:.3f}",
              f"{r.total_gmacs:.3f}", f"{r.macs_excess:+.1%}", f"{r.published_file_mib:.3f}",
              f"{r.state_dict_mib:.3f}", f"{r.size_gap:+.1%}"] for r in rows]
-    return tabulate(body, headers, tablefmt="github", disable_numparse=True)
+    return md_table(body, headers)
 
 
 def main() -> None:
