@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from bloodbench.errors import BloodbenchError
@@ -53,33 +51,23 @@ class Leaderboard:
         return "source: " + "; ".join(parts)
 
     # -- machine-readable -----------------------------------------------------------------
+    def _plain(self) -> pd.DataFrame:
+        """The public columns with counts as nullable integers, even where some are blank."""
+        df = self.rows[COLUMNS].copy()
+        for col in INT_COLUMNS:
+            df[col] = pd.to_numeric(df[col]).round().astype("Int64")
+        return df
+
     def to_records(self) -> list[dict[str, Any]]:
-        out = []
-        for rec in self.rows[COLUMNS].to_dict("records"):
-            clean = {}
-            for k, v in rec.items():
-                if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
-                    v = None
-                elif isinstance(v, (np.integer,)):
-                    v = int(v)
-                elif isinstance(v, (np.floating, float)):
-                    v = float(v)
-                    if k in INT_COLUMNS and v.is_integer():
-                        v = int(v)
-                elif isinstance(v, np.bool_):
-                    v = bool(v)
-                clean[k] = v
-            out.append(clean)
-        return out
+        """Rows as plain Python values (NaN/NA -> None, numpy scalars -> int/float/bool), for JSON."""
+        df = self._plain()
+        return df.astype(object).where(df.notna(), None).to_dict("records")
 
     def to_json(self) -> str:
         return json.dumps(self.to_records(), indent=1)
 
     def to_csv(self) -> str:
-        df = pd.DataFrame(self.to_records(), columns=COLUMNS)
-        for col in INT_COLUMNS:  # counts stay integers in the file even where some are blank
-            df[col] = pd.to_numeric(df[col]).round().astype("Int64")
-        return df.to_csv(index=False, lineterminator="\n")
+        return self._plain().to_csv(index=False, lineterminator="\n")
 
     # -- human-readable ------------------------------------------------------------------
     def display_frame(self, rows: pd.DataFrame) -> pd.DataFrame:
