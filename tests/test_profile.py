@@ -124,7 +124,7 @@ def test_unsupported_ops_are_collected_not_printed(capsys, caplog):
 # -- timing ----------------------------------------------------------------------------------
 def test_measure_latency_stats_are_sane():
     model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
-    lat = measure_latency(model, (3, 16), warmup=2, iters=25, threads=1)
+    lat = measure_latency(model, (3, 16), warmup=2, iters=25, threads=1).as_dict()
     assert lat["n"] == 25 and lat["batch_size"] == 3
     assert 0 < lat["p50_ms"] <= lat["p90_ms"] <= lat["p99_ms"]
     assert lat["mean_ms"] > 0 and lat["std_ms"] >= 0
@@ -133,7 +133,7 @@ def test_measure_latency_stats_are_sane():
 
 def test_measure_latency_bf16_runs_and_threads_are_restored():
     torch.set_num_threads(1)
-    lat = timing.measure(nn.Conv2d(3, 4, 3), (1, 3, 8, 8), precision="bf16", warmup=1, iters=3, threads=2)
+    lat = timing.measure_latency(nn.Conv2d(3, 4, 3), (1, 3, 8, 8), precision="bf16", warmup=1, iters=3, threads=2)
     assert lat.precision == "bf16" and lat.n == 3 and lat.threads == 2 and "p50" in str(lat)
     assert torch.get_num_threads() == 1
 

@@ -26,7 +26,6 @@ from bloodbench.profile.record import PROFILE_FIELDS, build_model, profile_confi
 from bloodbench.precision import PRECISIONS
 from bloodbench.profile.timing import (
     LatencyMeasurement,
-    measure,
     measure_latency,
     measure_throughput,
     peak_throughput,
@@ -36,6 +35,6 @@ from bloodbench.profile.trace import DEFAULT_TRACE_DIR, TraceResult, trace_model
 __all__ = [
     "CostBreakdown", "DEFAULT_TRACE_DIR", "LatencyMeasurement", "MacCount", "PRECISIONS", "PROFILE_FIELDS",
     "TraceResult", "build_model", "cost_breakdown", "count_activations", "count_macs", "count_params", "flopcounter_flops",
-    "fvcore_macs", "measure", "measure_latency", "measure_throughput", "model_size_mib", "peak_forward_memory",
+    "fvcore_macs", "measure_latency", "measure_throughput", "model_size_mib", "peak_forward_memory",
     "peak_throughput", "profile_config", "profile_model", "profile_run_id", "trace_model",
 ]
