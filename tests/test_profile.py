@@ -200,7 +200,7 @@ def test_profile_model_writes_a_complete_record(tmp_path):
 
 def test_profile_records_out_of_memory_instead_of_crashing(tmp_path, monkeypatch):
     monkeypatch.setattr(record, "peak_forward_memory", _oom)
-    monkeypatch.setattr(record, "measure", _oom)
+    monkeypatch.setattr(record, "measure_latency", _oom)
     rec = profile_model("baseline_cnn", device="cpu", batch_size=4, batch_sizes=[1], warmup=1, iters=2,
                         threads=1, min_time_s=0.01, results=tmp_path)
     assert rec["oom_stages"] == ["memory", "latency"]
@@ -211,7 +211,7 @@ def test_profile_records_out_of_memory_instead_of_crashing(tmp_path, monkeypatch
 
 
 def test_cli_notes_out_of_memory_and_labels_mib(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(record, "measure", _oom)
+    monkeypatch.setattr(record, "measure_latency", _oom)
     rc = main(["profile", "baseline_cnn", "--no-save", "--batch-sizes", "1", "--iters", "2", "--warmup", "1",
                "--threads", "1"])
     out = capsys.readouterr().out
