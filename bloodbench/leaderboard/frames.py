@@ -11,7 +11,7 @@ import pandas as pd
 
 from bloodbench.errors import BloodbenchError
 from bloodbench.leaderboard.columns import (
-    COLUMNS, COST_COLUMNS, HIGHER_IS_BETTER, KEYS, METRICS, PREFERRED_PRECISION, SORT_ALIASES, _num, _typed,
+    COLUMNS, COST_COLUMNS, HIGHER_IS_BETTER, KEYS, METRICS, PREFERRED_PRECISION, PROFILE_FIELDS, SORT_ALIASES, _num, _typed,
 )
 from bloodbench.leaderboard.ingest import benchmark_frame
 from bloodbench.results import model_info
@@ -103,22 +103,25 @@ def profile_frame(records: Iterable[dict]) -> pd.DataFrame:
     for rec in records:
         if rec.get("kind", "profile") != "profile":
             continue
-        lat = rec.get("latency") or {}
-        macs = _num(rec.get("macs"))
-        flops = _num(rec.get("flops"))
+        row = {col: _num(_field(rec, path)) for col, path in PROFILE_FIELDS.items()}
+        if math.isnan(row["flops"]):
+            row["flops"] = 2 * row["macs"]
         rows.append({
             "model": rec["model"], "dataset": rec["dataset"], "size": int(rec["size"]),
             "device": rec.get("device") or (rec.get("env") or {}).get("device"),
             "precision": rec.get("precision") or PREFERRED_PRECISION,
             "device_name": rec.get("device_name") or (rec.get("env") or {}).get("device_name"),
-            "params": _num(rec.get("params")), "macs": macs,
-            "flops": flops if not math.isnan(flops) else 2 * macs,
-            "latency_p50_ms": _num(lat.get("p50_ms")), "latency_p90_ms": _num(lat.get("p90_ms")),
-            "latency_p99_ms": _num(lat.get("p99_ms")), "latency_batch_size": _num(lat.get("batch_size")),
-            "throughput": _num(rec.get("peak_throughput")), "peak_memory_mb": _num(rec.get("peak_memory_mb")),
-            "created_at": str(rec.get("created_at") or ""), "source": "profile",
+            **row, "created_at": str(rec.get("created_at") or ""), "source": "profile",
         })
     return _typed(pd.DataFrame(rows, columns=COST_COLUMNS))
+
+
+def _field(rec: dict, path: Sequence[str]) -> Any:
+    """``rec[a][b]...``, None where any level is missing."""
+    for key in path:
+        rec = rec.get(key) if isinstance(rec, dict) else None
+    return rec
+
 
 def cost_frame(profile_records: Iterable[dict], benchmark_json: Sequence[str | os.PathLike] = ()) -> pd.DataFrame:
     """Every cost row from both sources."""

@@ -10,7 +10,7 @@ import pandas as pd
 
 from bloodbench.errors import BloodbenchError
 from bloodbench.formatting import fmt, md_table, mean_std
-from bloodbench.leaderboard.columns import COLUMNS, FORMATS, INT_COLUMNS, KEYS, PREFERRED_PRECISION
+from bloodbench.leaderboard.columns import COLUMNS, DISPLAY, FORMATS, INT_COLUMNS, KEYS, PREFERRED_PRECISION
 
 
 @dataclass
@@ -77,29 +77,16 @@ class Leaderboard:
                 return ""
             return "✓" if on else f"by {by}"
 
-        def col(name, spec, scale=1.0):
-            return [fmt(v, spec, scale) for v in rows[name]]
-
-        def spread(metric, spec, scale=1.0):
-            return [mean_std(m, s, spec, scale) for m, s in zip(rows[f"{metric}_mean"], rows[f"{metric}_std"])]
+        def cells(column, spec, scale, kind):
+            if kind == "spread":
+                return [mean_std(m, s, spec, scale) for m, s in zip(rows[f"{column}_mean"], rows[f"{column}_std"])]
+            if kind == "text":
+                return list(rows[column].fillna(""))
+            return [fmt(v, spec, scale) for v in rows[column]]
 
         out = pd.DataFrame({
             "model": [f"{r.model}{self.markers.get((r.model, r.dataset, int(r.size)), '')}" for r in rows.itertuples()],
-            "seeds": col("seeds", ".0f"),
-            # Accuracy is a fraction in the records; percent reads better.
-            "test acc (%)": spread("acc", ".2f", 100),
-            "F1 macro": spread("f1_macro", ".3f"),
-            "AUC": spread("auc", ".3f"),
-            "params (M)": col("params", ".3f", 1e-6),
-            "MACs (M)": col("macs", ".2f", 1e-6),
-            "FLOPs (M) = 2×MACs": col("flops", ".2f", 1e-6),
-            "p50 latency (ms)": col("latency_p50_ms", ".3f"),
-            "p99 latency (ms)": col("latency_p99_ms", ".3f"),
-            "throughput (img/s)": col("throughput", ",.0f"),
-            "peak mem (MiB)": col("peak_memory_mb", ".1f"),
-            "train time (s)": col("train_seconds_mean", ",.0f"),
-            "epochs": col("epochs_mean", ".1f"),
-            "stop": list(rows["stop_reasons"].fillna("")),
+            **{header: cells(*spec) for header, *spec in DISPLAY},
             "Pareto MACs": [front(o, b) for o, b in zip(rows["pareto_macs"], rows["dominated_by_macs"])],
             "Pareto latency": [front(o, b) for o, b in zip(rows["pareto_latency"], rows["dominated_by_latency"])],
         })
