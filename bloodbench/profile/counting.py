@@ -17,17 +17,12 @@ import torch
 from torch import nn
 
 from bloodbench.errors import BloodbenchError
+from bloodbench.models import count_params
 from bloodbench.profile.common import eval_mode, quiet_fvcore, zeros_input
 from bloodbench.profile.memory import model_size_mib, peak_forward_memory
 
 #: Relative MAC disagreement (fvcore vs FlopCounterMode/2) above which a cost report is flagged.
 DISAGREEMENT_THRESHOLD = 0.10
-
-
-# -- params ------------------------------------------------------------------------
-def count_params(model: nn.Module, trainable_only: bool = False) -> int:
-    """Parameters, counting each shared (tied) tensor once, as ``model.parameters()`` does."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 # -- MACs -----------------------------------------------------------------------------------
