@@ -28,7 +28,7 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--class-weighting", choices=CLASS_WEIGHTING, default=None,
                    help="loss: weighted cross-entropy; sampler: class-balanced sampling")
     g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                   help="random flips/rotations/colour jitter (default: the recipe's, on)")
+                   help="random flips, 90-degree rotations, brightness/contrast jitter (default: the recipe's, on)")
     g.add_argument("--limit-train", type=int, default=None, help="use only the first N training images (smoke runs)")
     h = p.add_argument_group("execution")
     h.add_argument("--device", default="auto", help="auto, cpu or cuda")
