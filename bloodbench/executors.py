@@ -26,7 +26,8 @@ import bloodbench
 from bloodbench import claims
 from bloodbench.errors import BloodbenchError
 from bloodbench.jobs import Context, JobTask
-from bloodbench.results import ResultsStore, atomic_write_text, utc_now
+from bloodbench.fsutil import atomic_write_text
+from bloodbench.results import ResultsStore, utc_now
 from bloodbench.run import Job, estimate_seconds, job_line, new_run_log, past_job_seconds, progress_bar
 
 GPU_JOBS_DEFAULT = 4  # per GPU: one small-model training is launch-bound and leaves the GPU mostly idle

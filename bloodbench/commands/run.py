@@ -9,31 +9,14 @@ from __future__ import annotations
 import argparse
 import os
 
-from tabulate import tabulate
-
-from bloodbench.commands.common import add_data_options, add_results_option
+from bloodbench.commands.common import (add_data_options, add_results_option, comma_list, int_list,
+                                        positive_int)
 from bloodbench.errors import BloodbenchError
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+from bloodbench.formatting import md_table
 
 
 def _non_negative(text: str) -> int:
-    return 0 if text.strip() == "0" else _positive(text)
+    return 0 if text.strip() == "0" else positive_int(text)
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -48,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_options(p)
     add_results_option(p)
     p.add_argument("--models", default="all", help="comma-separated registry names (default: all)")
-    p.add_argument("--seeds", type=_int_list, default=[0, 1, 2], help="comma-separated seeds (default: 0,1,2)")
+    p.add_argument("--seeds", type=int_list, default=[0, 1, 2], help="comma-separated seeds (default: 0,1,2)")
     p.add_argument("--device", default="auto", help="training device: auto, cpu or cuda "
                    "(with --executor slurm, auto means cuda when tasks get GPUs)")
     p.add_argument("--profile-devices", default=None,
@@ -64,12 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = p.add_argument_group("execution (docs/CLUSTER.md)")
     e.add_argument("--executor", choices=("local", "slurm"), default="local",
                    help="local: on this machine; slurm: one Slurm job array through submitit (default: local)")
-    e.add_argument("--jobs", type=_positive, default=None,
+    e.add_argument("--jobs", type=positive_int, default=None,
                    help="local: trainings at once per GPU, or on CPU (default: 4 per GPU, 1 on CPU; "
                         "1 on CPU runs in this process)")
     e.add_argument("--retries", type=_non_negative, default=2,
                    help="attempts after a failure or pre-emption, resuming from the last checkpoint (default: 2)")
-    e.add_argument("--time", type=_positive, default=None, help="time limit per job in minutes "
+    e.add_argument("--time", type=positive_int, default=None, help="time limit per job in minutes "
                    "(slurm default 120; local: none)")
     s = p.add_argument_group("slurm (defaults < --slurm-config < these options)")
     s.add_argument("--slurm-config", default=None, help="TOML or JSON file with partition, account, gpus_per_task, "
@@ -77,9 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--partition", default=None)
     s.add_argument("--account", default=None)
     s.add_argument("--gpus-per-task", type=_non_negative, default=None, help="default 1")
-    s.add_argument("--cpus-per-task", type=_positive, default=None, help="default 8")
+    s.add_argument("--cpus-per-task", type=positive_int, default=None, help="default 8")
     s.add_argument("--mem", default=None, help="memory per task, e.g. 32G (default)")
-    s.add_argument("--array-parallelism", type=_positive, default=None,
+    s.add_argument("--array-parallelism", type=positive_int, default=None,
                    help="tasks of the array running at once (default 16)")
     s.add_argument("--sbatch", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="extra sbatch flag, e.g. --sbatch qos=high --sbatch constraint=a100 (repeatable)")
@@ -99,22 +82,21 @@ def _slurm_params(args: argparse.Namespace) -> dict:
 def cmd_run(args: argparse.Namespace) -> int:
     from bloodbench import run
 
-    models = run.resolve_models(args.models)
+    models = run.resolve_models(comma_list(args.models))
     if not args.seeds:
         raise BloodbenchError("--seeds is empty: give at least one seed, e.g. --seeds 0,1,2")
     params = _slurm_params(args) if args.executor == "slurm" else None
     device = args.device
     if params is not None and device == "auto":  # decided by the tasks' allocation, not by the login node
         device = "cuda" if params.get("gpus_per_task") else "cpu"
-    devices = args.profile_devices.split(",") if args.profile_devices else (
-        ["cpu", "cuda"] if device == "cuda" else run.default_devices())
+    devices = comma_list(args.profile_devices) or (["cpu", "cuda"] if device == "cuda" else run.default_devices())
     overrides = {k: v for k, v in (("epochs", args.epochs), ("limit_train", args.limit_train)) if v is not None}
     jobs = run.plan(models, args.seeds, args.dataset, args.size, args.results, devices, device,
                     train_options=overrides, profile=not args.no_profile)
     if args.status:
         return _print_status(jobs, args.results)
-    print(tabulate([[j.kind, j.model, "" if j.seed is None else j.seed, j.device, "done" if j.done else "pending"]
-                    for j in jobs], headers=["job", "model", "seed", "device", "state"], tablefmt="github"))
+    print(md_table([[j.kind, j.model, j.seed, j.device, "done" if j.done else "pending"] for j in jobs],
+                   ["job", "model", "seed", "device", "state"]))
     pending = sum(not j.done for j in jobs)
     print(f"{pending} of {len(jobs)} jobs pending")
     from bloodbench.jobs import Context
@@ -169,8 +151,7 @@ def _slurm(jobs, ctx, params: dict, args: argparse.Namespace) -> int:
 
     submitted = submit_slurm(jobs, ctx, params, args.retries, dry_run=args.dry_run)
     if submitted:
-        print(tabulate([[j.label(), job_id, log] for j, job_id, log in submitted],
-                       headers=["job", "slurm job", "log"], tablefmt="github"))
+        print(md_table([[j.label(), job_id, log] for j, job_id, log in submitted], ["job", "slurm job", "log"]))
         print(f"submitted {len(submitted)} tasks; `bloodbench run --status` (same options) follows them")
     return 0
 
@@ -179,8 +160,8 @@ def _print_status(jobs, results: str | None) -> int:
     from bloodbench.status import job_states
 
     rows = job_states(jobs, results)
-    print(tabulate([[r["job"], r["state"], r["where"], r["log"], r["detail"]] for r in rows],
-                   headers=["job", "state", "where", "log", "detail"], tablefmt="github"))
+    print(md_table([[r["job"], r["state"], r["where"], r["log"], r["detail"]] for r in rows],
+                   ["job", "state", "where", "log", "detail"]))
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["state"]] = counts.get(r["state"], 0) + 1
