@@ -40,14 +40,16 @@ COST_COLUMNS = COST_KEYS + [
 
 # The public row layout (JSON / CSV) in order.
 COLUMNS = [
-    "model", "family", "dataset", "size", "seeds",
+    "model", "kind", "family", "dataset", "size", "seeds",
     "acc_mean", "acc_std", "f1_macro_mean", "f1_macro_std", "auc_mean", "auc_std",
     "train_seconds_mean", "epochs_mean", "stop_reasons", "recipe",
     "params", "macs", "flops",
     "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "throughput", "peak_memory_mb",
     "device", "device_name", "precision", "cost_source",
     "pareto", "pareto_macs", "dominated_by_macs", "pareto_latency", "dominated_by_latency",
+    "members", "weights",
 ]
+LIST_COLUMNS = ("members", "weights")  # ensemble and TTA rows: run_ids, and weights where unequal
 INT_COLUMNS = ("size", "seeds", "params", "macs", "flops")
 
 # Friendly names accepted by --sort, and which direction is "better" for each column.
@@ -472,6 +474,8 @@ class Leaderboard:
     precision: str | None
     footnotes: list[str] = field(default_factory=list)
     markers: dict[tuple, str] = field(default_factory=dict)
+    # From saved predictions (bloodbench.ensemble), when built with ``results_root``.
+    predictions: Any = None
 
     def groups(self) -> list[tuple[tuple[str, int], pd.DataFrame]]:
         return [((d, int(s)), g) for (d, s), g in self.rows.groupby(["dataset", "size"], sort=True)]
@@ -486,7 +490,7 @@ class Leaderboard:
     def cost_sources(self) -> str:
         """Which rows' cost came from pytest-benchmark JSON and which from profile records:
         a benchmark file takes a row over when it is newer, and the reader should know."""
-        rows = self.rows.dropna(subset=["cost_source"])
+        rows = self.rows[self.rows["kind"] == "model"].dropna(subset=["cost_source"])  # not derived rows
         bench = rows[rows["cost_source"] != "profile"]
         if bench.empty:
             return "source: profile records"
@@ -505,7 +509,9 @@ class Leaderboard:
         for rec in self.rows[COLUMNS].to_dict("records"):
             clean = {}
             for k, v in rec.items():
-                if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+                if isinstance(v, list):
+                    v = [float(x) if isinstance(x, (float, np.floating)) else x for x in v]
+                elif v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
                     v = None
                 elif isinstance(v, (np.integer,)):
                     v = int(v)
@@ -524,6 +530,8 @@ class Leaderboard:
 
     def to_csv(self) -> str:
         df = pd.DataFrame(self.to_records(), columns=COLUMNS)
+        for col in LIST_COLUMNS:
+            df[col] = [";".join(map(str, v)) if isinstance(v, list) else v for v in df[col]]
         for col in INT_COLUMNS:  # counts stay integers in the file even where some are blank
             df[col] = pd.to_numeric(df[col]).round().astype("Int64")
         return df.to_csv(index=False, lineterminator="\n")
@@ -659,6 +667,7 @@ def build_leaderboard(
     size: int | None = None,
     models: Sequence[str] | None = None,
     sort: str | None = None,
+    results_root: str | os.PathLike | None = None,
 ) -> Leaderboard:
     """The leaderboard from records in memory (see :func:`load_leaderboard` for a results dir)."""
     train_records = check_records(train_records, "train")
@@ -709,6 +718,14 @@ def build_leaderboard(
     if missing_family.any():
         merged.loc[missing_family, "family"] = [_family({"model": m}) for m in merged.loc[missing_family, "model"]]
 
+    merged["kind"] = "model"
+    predictions = None
+    if results_root is not None:  # ensemble and TTA rows from the saved predictions
+        from bloodbench.ensemble import prediction_rows
+
+        predictions = prediction_rows(train, train_records, results_root, merged)
+        if not predictions.rows.empty:
+            merged = pd.concat([merged, predictions.rows], ignore_index=True)
     for col in COLUMNS:
         if col not in merged:
             merged[col] = None
@@ -728,8 +745,12 @@ def build_leaderboard(
     pending = pd.DataFrame([(st, m, d, sz, seeds) for (st, m, d, sz), seeds in left_out.items()],
                            columns=["status", *KEYS, "seeds"])
     footnotes, markers = _footnotes(merged, device, precision, keep(_typed(pending)))
+    if predictions is not None:
+        from bloodbench.ensemble import footnotes as prediction_footnotes
+
+        prediction_footnotes(merged, predictions, footnotes, markers, SUPERSCRIPTS)
     names = sorted(chosen["device_name"].dropna().unique()) if not chosen.empty else []
-    return Leaderboard(merged[COLUMNS], device, names, precision, footnotes, markers)
+    return Leaderboard(merged[COLUMNS], device, names, precision, footnotes, markers, predictions)
 
 
 def load_leaderboard(results: str | os.PathLike | None = None, *,
@@ -738,5 +759,5 @@ def load_leaderboard(results: str | os.PathLike | None = None, *,
 
     Fails with one line when there is nothing to show (see :func:`read_results`).
     """
-    _, train, profiles = read_results(results, benchmark_json)
-    return build_leaderboard(train, profiles, benchmark_json=benchmark_json, **options)
+    root, train, profiles = read_results(results, benchmark_json)
+    return build_leaderboard(train, profiles, benchmark_json=benchmark_json, results_root=root, **options)
