@@ -101,7 +101,8 @@ def caruana_select(val_scores: Sequence[np.ndarray], y_val: np.ndarray, *, metri
     def score(p: np.ndarray) -> float:  # lower is better
         if metric == "acc":
             return -float(np.mean(p.argmax(1) == y_val))
-        return float(log_loss(y_val, np.clip(p, 1e-12, 1), labels=labels))
+        p = np.clip(p, 1e-12, 1)
+        return float(log_loss(y_val, p / p.sum(1, keepdims=True), labels=labels))  # float32 files: renormalise
 
     counts = [0] * len(val_scores)
     total = np.zeros_like(np.asarray(val_scores[0], np.float64))
