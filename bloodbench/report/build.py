@@ -345,7 +345,7 @@ def write_report(results: str | os.PathLike | None = None, out: str | os.PathLik
     costs = cost_frame(profile_recs, benchmark_json)
     devices = sorted(costs["device"].dropna().unique()) if not costs.empty else []
     per_device = {d: build_leaderboard(train_recs, profile_recs, benchmark_json=benchmark_json, device=d,
-                                       precision=precision) for d in devices}
+                                       precision=precision, results_root=root) for d in devices}
 
     out = output_dir(out)
     w = _Writer(out)
