@@ -214,3 +214,18 @@ def test_paired_bootstrap_marks_ties_and_clear_losses():
     assert lo < 0.75 < hi and hi - lo < 0.1
     with pytest.raises(ValueError):
         paired_comparison(best, best[:10])
+
+
+def test_a_corrupt_predictions_file_is_one_error_line(tmp_path, capsys):
+    from bloodbench.cli import main
+
+    recs, profs = _store(tmp_path, False)
+    store = ResultsStore(tmp_path)
+    for p in profs:
+        store.write(p)
+    bad = store.run_dir(recs[0]["run_id"]) / "val_predictions.npz"
+    bad.write_bytes(b"not an npz")
+    code = main(["leaderboard", "--results", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and str(bad) in err and "Traceback" not in err
+    assert bad.read_bytes() == b"not an npz"  # nothing overwritten
