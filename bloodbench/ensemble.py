@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import log_loss
 
+from bloodbench.errors import BloodbenchError
 from bloodbench.metrics import classification_metrics
 from bloodbench.predictions import load_predictions, prediction_path
 from bloodbench.results import ResultsStore
@@ -208,6 +209,7 @@ def prediction_rows(train: pd.DataFrame, records: list[dict], root: str | Path |
         cost = models[(models["dataset"] == dataset) & (models["size"] == size)].set_index("model")
         num = lambda col, m: float(cost[col].get(m, math.nan)) if col in cost else math.nan  # noqa: E731
         runs = [preds[r] for r in g["run_id"] if r in preds]
+        _check_same_images(runs, root)
         by_model: dict[str, list[RunPredictions]] = {}
         for r in runs:
             by_model.setdefault(r.model, []).append(r)
@@ -274,6 +276,18 @@ def prediction_rows(train: pd.DataFrame, records: list[dict], root: str | Path |
                          "members": members, "weights": None if equal else weights})
     out.rows = pd.DataFrame(rows)
     return out
+
+
+def _check_same_images(runs: list[RunPredictions], root) -> None:
+    """Runs compared or averaged image by image must hold the same labels in the same order."""
+    for split in ("test", "val"):
+        have = [r for r in runs if getattr(r, split) is not None]
+        for r in have[1:]:
+            if not np.array_equal(getattr(r, split)[0], getattr(have[0], split)[0]):
+                raise BloodbenchError(
+                    f"{split} predictions of run {r.run_id} are not on the same images as those of {have[0].run_id} "
+                    f"(labels differ): rerun one of them, or delete its {split}_predictions.npz under "
+                    f"{ResultsStore(root).run_dir(r.run_id)}")
 
 
 def _first(df: pd.DataFrame, col: str):

@@ -229,3 +229,14 @@ def test_a_corrupt_predictions_file_is_one_error_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and str(bad) in err and "Traceback" not in err
     assert bad.read_bytes() == b"not an npz"  # nothing overwritten
+
+
+def test_runs_scored_on_different_images_are_refused(tmp_path):
+    from bloodbench.errors import BloodbenchError
+
+    recs, profs = _store(tmp_path, False)
+    path = ResultsStore(tmp_path).run_dir(recs[-1]["run_id"]) / "test_predictions.npz"
+    y, s = load_predictions(path)
+    save_predictions(path, np.roll(y, 1), s)
+    with pytest.raises(BloodbenchError, match="not on the same images"):
+        build_leaderboard(recs, profs, results_root=tmp_path)
