@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from bloodbench.errors import BloodbenchError
-from bloodbench.results import atomic_write_bytes
+from bloodbench.fsutil import atomic_write_bytes
 
 # artifacts key -> file name, as the trainer writes them.
 PREDICTION_FILES = {
