@@ -4,7 +4,7 @@ Layout under the results root::
 
     train/<run_id>/record.json        training + evaluation record
     train/<run_id>/{best,last}.pt     checkpoints (git-ignored)
-    train/<run_id>/test_predictions.npz
+    train/<run_id>/{val,test}_predictions[_tta].npz   probabilities (see predictions.py)
     profile/<run_id>.json             profiling record
 
 Every run writes its own file under a unique name, so two processes writing to the

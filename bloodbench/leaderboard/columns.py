@@ -34,14 +34,16 @@ COST_COLUMNS = COST_KEYS + ["device_name", *PROFILE_FIELDS, "created_at", "sourc
 
 # The public row layout (JSON / CSV) in order.
 COLUMNS = [
-    "model", "family", "dataset", "size", "seeds",
+    "model", "kind", "family", "dataset", "size", "seeds",
     "acc_mean", "acc_std", "f1_macro_mean", "f1_macro_std", "auc_mean", "auc_std",
     "train_seconds_mean", "epochs_mean", "stop_reasons", "recipe",
     "params", "macs", "flops",
     "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "throughput", "peak_memory_mb",
     "device", "device_name", "precision", "cost_source",
     "pareto", "pareto_macs", "dominated_by_macs", "pareto_latency", "dominated_by_latency",
+    "members", "weights",
 ]
+LIST_COLUMNS = ("members", "weights")  # ensemble and TTA rows: run_ids, and weights where unequal
 INT_COLUMNS = ("size", "seeds", "params", "macs", "flops")
 
 # Friendly names accepted by --sort, and which direction is "better" for each column.

@@ -13,7 +13,7 @@ from bloodbench.leaderboard.frames import (
     _family, _resolve_sort, aggregate_training, choose_device, cost_frame, finished_runs_frame, other_recipe_runs,
     pareto_front, pick_recipe, select_costs, unfinished_runs,
 )
-from bloodbench.leaderboard.table import Leaderboard, _footnotes
+from bloodbench.leaderboard.table import SUPERSCRIPTS, Leaderboard, _footnotes
 from bloodbench.results import check_records, read_results
 
 
@@ -28,6 +28,7 @@ def build_leaderboard(
     size: int | None = None,
     models: Sequence[str] | None = None,
     sort: str | None = None,
+    results_root: str | os.PathLike | None = None,
 ) -> Leaderboard:
     """The leaderboard from records in memory (see :func:`load_leaderboard` for a results dir)."""
     train_records = check_records(train_records, "train")
@@ -78,6 +79,14 @@ def build_leaderboard(
     if missing_family.any():
         merged.loc[missing_family, "family"] = [_family({"model": m}) for m in merged.loc[missing_family, "model"]]
 
+    merged["kind"] = "model"
+    predictions = None
+    if results_root is not None:  # ensemble and TTA rows from the saved predictions
+        from bloodbench.ensemble import prediction_rows
+
+        predictions = prediction_rows(train, train_records, results_root, merged)
+        if not predictions.rows.empty:
+            merged = pd.concat([merged, predictions.rows], ignore_index=True)
     for col in COLUMNS:
         if col not in merged:
             merged[col] = None
@@ -97,8 +106,12 @@ def build_leaderboard(
     pending = pd.DataFrame([(st, m, d, sz, seeds) for (st, m, d, sz), seeds in left_out.items()],
                            columns=["status", *KEYS, "seeds"])
     footnotes, markers = _footnotes(merged, device, precision, keep(_typed(pending)))
+    if predictions is not None:
+        from bloodbench.ensemble import footnotes as prediction_footnotes
+
+        prediction_footnotes(merged, predictions, footnotes, markers, SUPERSCRIPTS)
     names = sorted(chosen["device_name"].dropna().unique()) if not chosen.empty else []
-    return Leaderboard(merged[COLUMNS], device, names, precision, footnotes, markers)
+    return Leaderboard(merged[COLUMNS], device, names, precision, footnotes, markers, predictions)
 
 
 def load_leaderboard(results: str | os.PathLike | None = None, *,
@@ -107,5 +120,5 @@ def load_leaderboard(results: str | os.PathLike | None = None, *,
 
     Fails with one line when there is nothing to show (see :func:`read_results`).
     """
-    _, train, profiles = read_results(results, benchmark_json)
-    return build_leaderboard(train, profiles, benchmark_json=benchmark_json, **options)
+    root, train, profiles = read_results(results, benchmark_json)
+    return build_leaderboard(train, profiles, benchmark_json=benchmark_json, results_root=root, **options)
