@@ -24,6 +24,7 @@ import pandas as pd
 
 from bloodbench.errors import BloodbenchError
 from bloodbench.formatting import fmt, machine_device_name, md_table, mean_std
+from bloodbench.launch_free import EAGER_HEADER, GRAPHS_COLUMN, GRAPHS_HEADER, LEGEND, attach_graphs_p50, split_graphs
 from bloodbench.results import ResultsStore, resolve_results_dir
 
 KEYS = ["model", "dataset", "size"]
@@ -35,7 +36,7 @@ PREFERRED_PRECISION = "fp32"
 # Columns of a cost row, whether it came from a profile record or a benchmark JSON.
 COST_COLUMNS = COST_KEYS + [
     "device_name", "params", "macs", "flops", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
-    "latency_batch_size", "throughput", "peak_memory_mb", "created_at", "source",
+    "latency_batch_size", "throughput", "peak_memory_mb", "created_at", "source", "cuda_graphs",
 ]
 
 # The public row layout (JSON / CSV) in order.
@@ -245,6 +246,7 @@ def profile_frame(records: Iterable[dict]) -> pd.DataFrame:
             "latency_p99_ms": _num(lat.get("p99_ms")), "latency_batch_size": _num(lat.get("batch_size")),
             "throughput": _num(rec.get("peak_throughput")), "peak_memory_mb": _num(rec.get("peak_memory_mb")),
             "created_at": str(rec.get("created_at") or ""), "source": "profile",
+            "cuda_graphs": bool(rec.get("cuda_graphs")),
         })
     return _typed(pd.DataFrame(rows, columns=COST_COLUMNS))
 
@@ -345,7 +347,7 @@ def benchmark_frame(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
             "latency_p99_ms": lat["p99"] if lat is not None else math.nan,
             "latency_batch_size": 1.0 if lat is not None else math.nan,
             "throughput": g["images_per_s"].max(), "peak_memory_mb": math.nan,
-            "created_at": g["created_at"].max(),
+            "created_at": g["created_at"].max(), "cuda_graphs": False,
         })
     return _typed(pd.DataFrame(rows, columns=COST_COLUMNS))
 
@@ -499,10 +501,14 @@ class Leaderboard:
             parts.append("profile records for the other rows")
         return "source: " + "; ".join(parts)
 
+    def columns(self) -> list[str]:
+        """COLUMNS, plus the CUDA-graphs p50 where such records exist (bloodbench.launch_free)."""
+        return COLUMNS + [c for c in (GRAPHS_COLUMN,) if c in self.rows]
+
     # -- machine-readable -----------------------------------------------------------------
     def to_records(self) -> list[dict[str, Any]]:
         out = []
-        for rec in self.rows[COLUMNS].to_dict("records"):
+        for rec in self.rows[self.columns()].to_dict("records"):
             clean = {}
             for k, v in rec.items():
                 if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
@@ -523,7 +529,7 @@ class Leaderboard:
         return json.dumps(self.to_records(), indent=1)
 
     def to_csv(self) -> str:
-        df = pd.DataFrame(self.to_records(), columns=COLUMNS)
+        df = pd.DataFrame(self.to_records(), columns=self.columns())
         for col in INT_COLUMNS:  # counts stay integers in the file even where some are blank
             df[col] = pd.to_numeric(df[col]).round().astype("Int64")
         return df.to_csv(index=False, lineterminator="\n")
@@ -562,6 +568,9 @@ class Leaderboard:
             "Pareto MACs": [front(o, b) for o, b in zip(rows["pareto_macs"], rows["dominated_by_macs"])],
             "Pareto latency": [front(o, b) for o, b in zip(rows["pareto_latency"], rows["dominated_by_latency"])],
         })
+        if GRAPHS_COLUMN in rows:  # eager (launch-bound) and graphs (device-bound) side by side, labelled
+            out = out.rename(columns={"p50 latency (ms)": EAGER_HEADER})
+            out.insert(out.columns.get_loc(EAGER_HEADER) + 1, GRAPHS_HEADER, col(GRAPHS_COLUMN, ".3f"))
         return out
 
     def group_markdown(self, rows: pd.DataFrame) -> str:
@@ -584,6 +593,8 @@ class Leaderboard:
             "\"by X\" names a model that is at least as accurate and as cheap, and better on one; "
             "blank = a value is missing.",
         ]
+        if GRAPHS_COLUMN in self.rows:
+            lines.append(LEGEND)
         if self.footnotes:
             lines += [""] + [f"{f}  " for f in self.footnotes]
         return lines
@@ -680,6 +691,7 @@ def build_leaderboard(
         return df[mask]
 
     train, costs = keep(train), keep(costs)
+    costs, graphs = split_graphs(costs)  # the launch-free figure gets its own column, never the eager cell
     if train.empty and costs.empty:
         what = ", ".join(f"{k}={v}" for k, v in (("dataset", dataset), ("size", size),
                                                   ("models", ",".join(models or []) or None)) if v is not None)
@@ -729,7 +741,8 @@ def build_leaderboard(
                            columns=["status", *KEYS, "seeds"])
     footnotes, markers = _footnotes(merged, device, precision, keep(_typed(pending)))
     names = sorted(chosen["device_name"].dropna().unique()) if not chosen.empty else []
-    return Leaderboard(merged[COLUMNS], device, names, precision, footnotes, markers)
+    extra = attach_graphs_p50(merged, graphs, KEYS)
+    return Leaderboard(merged[COLUMNS + extra], device, names, precision, footnotes, markers)
 
 
 def load_leaderboard(results: str | os.PathLike | None = None, *,
