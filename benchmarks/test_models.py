@@ -26,8 +26,9 @@ from torch import nn
 from bloodbench.envinfo import device_name
 from bloodbench.profile.counting import count_macs, count_params
 from bloodbench.profile.record import build_model
-from bloodbench.profile.backend import backend_flags, gc_disabled
-from bloodbench.profile.timing import LatencyMeasurement, autocast, inference_context, make_input, prepare_model
+from bloodbench.precision import autocast
+from bloodbench.backend import backend_flags, gc_disabled
+from bloodbench.profile.timing import LatencyMeasurement, inference_context, make_input, prepare_model
 
 DATASET = "bloodmnist"
 #: ``latency_method`` of these entries (profile records: ``latency.method``, see bloodbench.profile.labels).

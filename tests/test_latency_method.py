@@ -18,12 +18,12 @@ from torch import nn
 from bloodbench.cli import main
 from bloodbench.errors import BloodbenchError
 from bloodbench.profile import record, timing
-from bloodbench.profile.backend import backend_flags, current_flags, gc_disabled
+from bloodbench.backend import backend_flags, current_flags, gc_disabled
 from bloodbench.profile.gpu_state import gpu_state
 from bloodbench.profile.labels import latency_method_label, memory_method_label
 from bloodbench.profile.noise import latency_warnings, rounds_spread
 from bloodbench.profile.record import profile_config, profile_model, profile_run_id
-from bloodbench.profile.timing import LatencyMeasurement, measure
+from bloodbench.profile.timing import LatencyMeasurement, measure_latency
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -75,7 +75,7 @@ def test_gc_is_off_while_timing_and_back_on_after(monkeypatch):
     real = timing._time_calls
     monkeypatch.setattr(timing, "_time_calls", lambda fn, n, dev: seen.append(gc.isenabled()) or real(fn, n, dev))
     assert gc.isenabled()
-    measure(nn.Linear(4, 2), (1, 4), iters=2, rounds=2, warmup=0, warmup_s=0.0)
+    measure_latency(nn.Linear(4, 2), (1, 4), iters=2, rounds=2, warmup=0, warmup_s=0.0)
     assert seen == [False] and gc.isenabled()
     with pytest.raises(KeyError), gc_disabled():
         raise KeyError("x")
@@ -146,7 +146,7 @@ def test_memory_is_measured_on_the_prepared_model(monkeypatch):
 
 
 def test_method_keys_have_readable_labels():
-    from bloodbench.profile.counting import CPU_PEAK_METHOD
+    from bloodbench.profile.memory import CPU_PEAK_METHOD
 
     assert memory_method_label(CPU_PEAK_METHOD).startswith("CPU allocator peak during one forward pass")
     assert memory_method_label(None) == "not measured" and memory_method_label("other") == "other"
@@ -195,7 +195,7 @@ def test_gpu_state_reads_clocks_and_temperature_from_nvml(monkeypatch):
 # -- CUDA graphs ----------------------------------------------------------------------------------
 def test_cuda_graphs_on_cpu_is_a_clear_error():
     with pytest.raises(BloodbenchError, match="--cuda-graphs needs a CUDA device"):
-        measure(nn.Linear(2, 2), (1, 2), cuda_graphs=True)
+        measure_latency(nn.Linear(2, 2), (1, 2), cuda_graphs=True)
     with pytest.raises(BloodbenchError, match="--cuda-graphs"):
         profile_model("baseline_cnn", device="cpu", cuda_graphs=True, save=False)
 
@@ -219,8 +219,8 @@ def test_graphs_setting_times_the_replay_not_eager_calls(monkeypatch):
     monkeypatch.setattr(timing, "check_cuda_graphs", lambda *a: None)
     monkeypatch.setattr(timing, "graphed_forward", fake_capture)
     _Counting.calls = 0
-    lat = measure(_Counting(4, 2), (2, 4), precision="bf16", iters=3, rounds=2, warmup=1, warmup_s=0.0,
-                  cuda_graphs=True)
+    lat = measure_latency(_Counting(4, 2), (2, 4), precision="bf16", iters=3, rounds=2, warmup=1, warmup_s=0.0,
+                          cuda_graphs=True)
     assert _Counting.calls == 0 and replays == [(2, 4)] * (1 + 6)  # 1 warm-up + 2 rounds x 3 replays
     assert lat.cuda_graphs and lat.as_dict()["cuda_graphs"] is True
     replays.clear()

@@ -6,11 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from bloodbench.commands.common import add_results_option
+from bloodbench.commands.common import add_results_option, comma_list
 from bloodbench.data import SIZES
 from bloodbench.leaderboard import FORMATS, load_leaderboard
 from bloodbench.formatting import output_dir
-from bloodbench.results import atomic_write_text
+from bloodbench.fsutil import atomic_write_text
 
 
 def add_cost_options(p: argparse.ArgumentParser) -> None:
@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    models = comma_list(args.models) or None
     board = load_leaderboard(args.results, benchmark_json=args.benchmark_json, device=args.device,
                              precision=args.precision, dataset=args.dataset, size=args.size, models=models,
                              sort=args.sort)

@@ -6,7 +6,7 @@ measured differently are never silently compared; tables and footers show these 
 
 from __future__ import annotations
 
-from bloodbench.profile.counting import CPU_PEAK_METHOD, CUDA_PEAK_METHOD
+from bloodbench.profile.memory import CPU_PEAK_METHOD, CUDA_PEAK_METHOD
 
 MEMORY_METHOD_LABELS = {
     CPU_PEAK_METHOD: "CPU allocator peak during one forward pass (torch.profiler memory events) "

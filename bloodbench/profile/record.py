@@ -17,10 +17,11 @@ from torch import nn
 from bloodbench.data import DatasetInfo, dataset_info
 from bloodbench.envinfo import device_name, environment, resolve_device
 from bloodbench.models import create_model, get_model_info
-from bloodbench.profile.backend import backend_flags
-from bloodbench.profile.counting import cost_breakdown, peak_forward_memory
+from bloodbench.backend import backend_flags
+from bloodbench.profile.counting import cost_breakdown
 from bloodbench.profile.gpu_state import gpu_state
 from bloodbench.profile.graphs import check_cuda_graphs
+from bloodbench.profile.memory import peak_forward_memory
 from bloodbench.profile.noise import latency_warnings, machine_load
 from bloodbench.profile.timing import (
     DEFAULT_BATCH_SIZES,
@@ -29,7 +30,7 @@ from bloodbench.profile.timing import (
     LATENCY_KEYS,
     _compiled_call,
     check_precision,
-    measure,
+    measure_latency,
     measure_throughput,
     peak_throughput,
     prepare_model,
@@ -140,14 +141,14 @@ def profile_model(name: str, dataset: str = "bloodmnist", size: int = 28, device
             lambda: _compiled_call(lambda: peak_forward_memory(prepared, shape, precision, channels_last)), dev)
         peak_mb, peak_method = memory or (None, None)
         step("latency")
-        lat, latency_oom = unless_oom(lambda: measure(prepared, shape, dev, precision, warmup, iters, channels_last,
-                                                      compile, threads, prepared=True, rounds=rounds,
+        lat, latency_oom = unless_oom(lambda: measure_latency(prepared, shape, dev, precision, warmup, iters, channels_last,
+                                                      compile, threads, rounds=rounds,
                                                       warmup_s=warmup_s, cuda_graphs=cuda_graphs), dev)
         gpu = gpu_state(dev)  # clocks and temperature right after timing, while they are the timed ones
         load = machine_load()
         step("throughput")
         thr = measure_throughput(prepared, size, ds.n_channels, config["batch_sizes"], dev, precision,
-                                 channels_last, compile, threads, min_time_s=min_time_s, prepared=True,
+                                 channels_last, compile, threads, min_time_s=min_time_s,
                                  cuda_graphs=cuda_graphs)
         if trace:
             step("trace")

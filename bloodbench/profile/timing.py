@@ -22,12 +22,11 @@ import torch
 from torch import nn
 
 from bloodbench.errors import BloodbenchError
-from bloodbench.profile.backend import gc_disabled
+from bloodbench.precision import autocast, check_precision
+from bloodbench.backend import gc_disabled
 from bloodbench.profile.graphs import check_cuda_graphs, graphed_forward
 from bloodbench.profile.noise import NOISE_THRESHOLD, rounds_spread
 
-PRECISIONS = ("fp32", "bf16", "fp16")
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 DEFAULT_BATCH_SIZES = {"cpu": (1, 2, 4, 8, 16, 32, 64), "cuda": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)}
 #: The latency keys stored in a profile record (docs/ARCHITECTURE.md, "Profile record").
 LATENCY_KEYS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "n", "batch_size", "threads", "rounds",
@@ -39,29 +38,7 @@ DEFAULT_WARMUP_S = 1.0
 T = TypeVar("T")
 
 
-# -- options ------------------------------------------------------------------------------
-def check_precision(precision: str, device: torch.device | str) -> None:
-    """Refuse precisions the device cannot run, before anything is built or timed."""
-    device = torch.device(device)
-    if precision not in PRECISIONS:
-        raise BloodbenchError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
-    if precision == "fp16" and device.type != "cuda":
-        raise BloodbenchError("fp16 autocast needs CUDA (CPU fp16 kernels are slow emulation): "
-                              "use --precision bf16 or fp32 on cpu")
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise BloodbenchError(f"{torch.cuda.get_device_name(device)} does not support bf16: use fp16 or fp32")
-
-
-def autocast(device: torch.device | str, precision: str,
-             cache_enabled: bool | None = None) -> contextlib.AbstractContextManager:
-    """Mixed precision as deployed: autocast over fp32 weights (no-op for fp32).
-
-    ``cache_enabled=False`` for CUDA-graph capture (torch's CUDA-graphs notes require it).
-    """
-    device = torch.device(device)
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=_DTYPES[precision], cache_enabled=cache_enabled)
+_PREPARED = "_bloodbench_prepared"  # attribute prepare_model leaves on a model: (device, channels_last, compile)
 
 
 @contextlib.contextmanager
@@ -91,13 +68,21 @@ def cpu_threads(threads: int | None) -> Iterator[int]:
 
 def prepare_model(model: nn.Module, device: torch.device | str, channels_last: bool = False,
                   compile: bool = False) -> nn.Module:
-    """Move to device, eval mode, optional channels_last and torch.compile (compiles lazily)."""
+    """Move to device, eval mode, optional channels_last and torch.compile (compiles lazily).
+
+    A model this already prepared with the same options is returned as is, so latency and
+    throughput can share one compiled model without a flag saying so.
+    """
     device = torch.device(device)
+    settings = (device, channels_last, compile)
+    if getattr(model, _PREPARED, None) == settings and not model.training:
+        return model
     model = model.to(device).eval()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     if compile:
         model = torch.compile(model)
+    setattr(model, _PREPARED, settings)
     return model
 
 
@@ -248,16 +233,16 @@ def warm_up(call: Callable[[], Any], min_calls: int, min_s: float, device: torch
     return n
 
 
-def measure(model: nn.Module, input_shape: Sequence[int], device: torch.device | str = "cpu",
-            precision: str = "fp32", warmup: int = 10, iters: int = 20, channels_last: bool = False,
-            compile: bool = False, threads: int | None = None, prepared: bool = False,
-            rounds: int = DEFAULT_ROUNDS, warmup_s: float = DEFAULT_WARMUP_S,
-            cuda_graphs: bool = False) -> LatencyMeasurement:
-    """Like :func:`measure_latency` but returns the :class:`LatencyMeasurement` object.
+def measure_latency(model: nn.Module, input_shape: Sequence[int], device: torch.device | str = "cpu",
+                    precision: str = "fp32", warmup: int = 10, iters: int = 20, channels_last: bool = False,
+                    compile: bool = False, threads: int | None = None, rounds: int = DEFAULT_ROUNDS,
+                    warmup_s: float = DEFAULT_WARMUP_S, cuda_graphs: bool = False) -> LatencyMeasurement:
+    """Per-call latency of ``model`` on a batch of ``input_shape`` (N, C, H, W); ``.as_dict()`` for a record.
 
-    ``prepared=True`` says ``model`` already went through :func:`prepare_model` with these
-    options (so a compiled model is reused across latency and throughput). ``cuda_graphs``
-    times the replay of a captured graph (:mod:`bloodbench.profile.graphs`) instead of eager calls.
+    ``threads`` pins the CPU thread count (None keeps torch's current setting; either way
+    the count used is recorded). Each call is timed on its own, so p99 is a real tail;
+    ``rounds`` rounds of ``iters`` calls each give the p50 (median of the round p50s).
+    ``cuda_graphs`` times the replay of a captured graph (:mod:`bloodbench.profile.graphs`).
     """
     device = torch.device(device)
     check_precision(precision, device)
@@ -266,7 +251,7 @@ def measure(model: nn.Module, input_shape: Sequence[int], device: torch.device |
         raise BloodbenchError(f"need iters >= 1, rounds >= 1, warmup >= 0 and warmup_s >= 0 "
                               f"(got {iters}, {rounds}, {warmup}, {warmup_s})")
     with cpu_threads(threads if device.type == "cpu" else None) as nthreads:
-        m = model if prepared else prepare_model(model, device, channels_last, compile)
+        m = prepare_model(model, device, channels_last, compile)
         x = make_input(input_shape, device, channels_last)
         with inference_context(device, precision, cuda_graphs):
             call = _compiled_call(lambda: graphed_forward(m, x)) if cuda_graphs else (lambda: m(x))
@@ -275,20 +260,6 @@ def measure(model: nn.Module, input_shape: Sequence[int], device: torch.device |
                 times = _time_calls(call, iters * rounds, device)
     return LatencyMeasurement(times, int(input_shape[0]), device.type, precision, nthreads, channels_last, compile,
                               warmup, round_size=iters, warmup_s=float(warmup_s), cuda_graphs=cuda_graphs)
-
-
-def measure_latency(model: nn.Module, input_shape: Sequence[int], device: torch.device | str = "cpu",
-                    precision: str = "fp32", warmup: int = 10, iters: int = 20, channels_last: bool = False,
-                    compile: bool = False, threads: int | None = None, rounds: int = DEFAULT_ROUNDS,
-                    warmup_s: float = DEFAULT_WARMUP_S, cuda_graphs: bool = False) -> dict[str, Any]:
-    """Latency percentiles (ms) of ``model`` on a batch of ``input_shape`` (N, C, H, W).
-
-    ``threads`` pins the CPU thread count (None keeps torch's current setting; either way
-    the count used is recorded). Each call is timed on its own, so p99 is a real tail;
-    ``rounds`` rounds of ``iters`` calls each give the p50 (median of the round p50s).
-    """
-    return measure(model, input_shape, device, precision, warmup, iters, channels_last, compile, threads,
-                   rounds=rounds, warmup_s=warmup_s, cuda_graphs=cuda_graphs).as_dict()
 
 
 # -- out of memory --------------------------------------------------------------------------
@@ -326,7 +297,7 @@ def measure_throughput(model: nn.Module, size: int, in_channels: int = 3,
                        batch_sizes: Sequence[int] | None = None, device: torch.device | str = "cpu",
                        precision: str = "fp32", channels_last: bool = False, compile: bool = False,
                        threads: int | None = None, warmup: int = 2, min_iters: int = 5,
-                       min_time_s: float = 0.25, prepared: bool = False,
+                       min_time_s: float = 0.25,
                        progress: Callable[[int], None] | None = None,
                        cuda_graphs: bool = False) -> list[dict[str, Any]]:
     """Images/s over a batch-size sweep: ``[{batch_size, images_per_s, oom}]``, one row per size.
@@ -347,7 +318,7 @@ def measure_throughput(model: nn.Module, size: int, in_channels: int = 3,
         raise BloodbenchError(f"batch sizes must be >= 1 (got {sizes[0]})")
     results: list[dict[str, Any]] = []
     with cpu_threads(threads if device.type == "cpu" else None):
-        m = model if prepared else prepare_model(model, device, channels_last, compile)
+        m = prepare_model(model, device, channels_last, compile)
         for bs in sizes:
             rate, oom = unless_oom(lambda: _sustained_rate(m, (bs, in_channels, size, size), device, precision,
                                                            channels_last, warmup, min_iters, min_time_s,
