@@ -38,13 +38,7 @@ from bloodbench.profile.trace import worker_name
 from bloodbench.results import ResultsStore
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two shared cores: one intra-op thread avoids OpenMP spin contention (and restores after)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # -- counts vs published numbers -------------------------------------------------------------
