@@ -22,9 +22,11 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from bloodbench.errors import BloodbenchError
+from bloodbench.benchjson import benchmark_entries, read_benchmark_json  # noqa: F401 (re-exported)
+from bloodbench.errors import BloodbenchError, warn
 from bloodbench.formatting import fmt, machine_device_name, md_table, mean_std
-from bloodbench.results import ResultsStore, resolve_results_dir
+from bloodbench.results import ResultsStore, clean_records, resolve_results_dir
+from bloodbench.verdicts import CONVERGENCE_RULE, LEARNED_NOTHING_RULE
 
 KEYS = ["model", "dataset", "size"]
 COST_KEYS = KEYS + ["device", "precision"]
@@ -35,20 +37,22 @@ PREFERRED_PRECISION = "fp32"
 # Columns of a cost row, whether it came from a profile record or a benchmark JSON.
 COST_COLUMNS = COST_KEYS + [
     "device_name", "params", "macs", "flops", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
-    "latency_batch_size", "throughput", "peak_memory_mb", "created_at", "source",
+    "latency_batch_size", "throughput", "throughput_batch_size", "train_throughput", "train_batch_size",
+    "peak_memory_mb", "created_at", "source",
 ]
 
 # The public row layout (JSON / CSV) in order.
 COLUMNS = [
     "model", "family", "dataset", "size", "seeds",
     "acc_mean", "acc_std", "f1_macro_mean", "f1_macro_std", "auc_mean", "auc_std",
-    "train_seconds_mean", "epochs_mean", "stop_reasons", "recipe",
+    "train_seconds_mean", "epochs_mean", "stop_reasons", "recipe", "unconverged_seeds",
     "params", "macs", "flops",
-    "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "throughput", "peak_memory_mb",
+    "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "throughput", "throughput_batch_size", "peak_memory_mb",
+    "train_throughput", "train_throughput_source",
     "device", "device_name", "precision", "cost_source",
     "pareto", "pareto_macs", "dominated_by_macs", "pareto_latency", "dominated_by_latency",
 ]
-INT_COLUMNS = ("size", "seeds", "params", "macs", "flops")
+INT_COLUMNS = ("size", "seeds", "unconverged_seeds", "params", "macs", "flops", "throughput_batch_size")
 
 # Friendly names accepted by --sort, and which direction is "better" for each column.
 SORT_ALIASES = {
@@ -108,8 +112,8 @@ def finished_runs_frame(records: Iterable[dict]) -> pd.DataFrame:
     """Every finished training run, one row each, with the hash of its recipe (config less seed)."""
     rows = []
     for rec in records:
-        if rec.get("kind", "train") != "train" or rec.get("status") != "finished":
-            continue
+        if rec.get("kind", "train") != "train" or rec.get("status") != "finished" or rec.get("learned_nothing"):
+            continue  # a run that learned nothing is footnoted (learned_nothing_runs), never averaged
         test = rec.get("test") or {}
         rows.append({
             "model": rec["model"], "dataset": rec["dataset"], "size": int(rec["size"]),
@@ -117,10 +121,11 @@ def finished_runs_frame(records: Iterable[dict]) -> pd.DataFrame:
             **{m: _num(test.get(m)) for m in METRICS},
             "train_seconds": _num(rec.get("train_seconds")), "epochs_run": _num(rec.get("epochs_run")),
             "stop_reason": rec.get("stop_reason"), "params": _num(rec.get("params")),
-            "created_at": str(rec.get("created_at") or ""),
+            "converged": bool(rec.get("converged", True)), "train_images_per_s": train_images_per_s(rec),
+            "train_device": (rec.get("env") or {}).get("device"), "created_at": str(rec.get("created_at") or ""),
         })
     cols = KEYS + ["seed", "run_id", "family", "recipe", *METRICS, "train_seconds", "epochs_run", "stop_reason",
-                   "params", "created_at"]
+                   "params", "converged", "train_images_per_s", "train_device", "created_at"]
     return _typed(pd.DataFrame(rows, columns=cols))
 
 
@@ -154,6 +159,29 @@ def other_recipe_runs(runs: pd.DataFrame, kept: pd.DataFrame) -> dict[tuple[str,
     return {k: sorted(v) for k, v in sorted(out.items())}
 
 
+def train_images_per_s(rec: dict) -> float:
+    """Training images per second of a run: train images per epoch / median epoch seconds.
+
+    The epoch time includes the validation pass, so this is a lower bound on the pure step rate
+    that the ``train_step`` benchmark measures.
+    """
+    n_train = _num((rec.get("data") or {}).get("n_train"))
+    seconds = [_num(h.get("epoch_seconds")) for h in rec.get("history") or [] if isinstance(h, dict)]
+    seconds = [x for x in seconds if x > 0]
+    if math.isnan(n_train) or not seconds:
+        return math.nan
+    return n_train / float(np.median(seconds))
+
+
+def learned_nothing_runs(records: Iterable[dict]) -> dict[tuple[str, str, str, int], list]:
+    """Finished seeds flagged ``learned_nothing`` (bloodbench.verdicts), keyed like :func:`unfinished_runs`."""
+    out: dict[tuple[str, str, str, int], set] = {}
+    for r in records:
+        if r.get("kind", "train") == "train" and r.get("status") == "finished" and r.get("learned_nothing"):
+            out.setdefault(("learned nothing", *_run_key(r)[:3]), set()).add(r.get("seed"))
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
 def _run_key(rec: dict) -> tuple[str, str, int, Any]:
     """(model, dataset, size, seed): what a rerun of the same seed shares."""
     return rec["model"], rec["dataset"], int(rec["size"]), rec.get("seed")
@@ -174,36 +202,21 @@ def unfinished_runs(records: Iterable[dict]) -> dict[tuple[str, str, str, int], 
     return {k: sorted(v, key=lambda s: (s is None, s)) for k, v in sorted(seeds.items())}
 
 
-def _record_problem(rec: dict) -> str | None:
-    """Why a record cannot be joined on (model, dataset, size), or None."""
-    missing = [k for k in KEYS if rec.get(k) in (None, "")]
-    if missing:
-        return f"no {', '.join(map(repr, missing))} field"
-    try:
-        int(rec["size"])
-    except (TypeError, ValueError):
-        return f"size {rec['size']!r} is not an integer"
-    return None
-
-
 def check_records(records: Iterable[dict], kind: str, store: ResultsStore | None = None) -> list[dict]:
-    """The records, each checked for the keys rows are joined on: a malformed file is named in
-    one line instead of surfacing as a KeyError."""
-    records = list(records)
-    for rec in records:
-        problem = _record_problem(rec)
-        if problem:
-            run_id = rec.get("run_id")
-            where = (store.record_path(kind, run_id) if store and run_id else f"of run {run_id}" if run_id
-                     else f"under {store.root / kind}" if store else "without a run_id")
-            raise BloodbenchError(f"malformed {kind} record {where}: {problem}; fix or delete it")
-    return records
+    """The valid records, one per run_id: a malformed one is named in a warning and skipped
+    (see :func:`bloodbench.results.clean_records`), instead of surfacing as a KeyError."""
+    def where(rec: Any) -> str:
+        run_id = rec.get("run_id") if isinstance(rec, dict) else None
+        if store and isinstance(run_id, str) and run_id:
+            return str(store.record_path(kind, run_id))
+        return f"of run {run_id}" if run_id else "without a run_id"
+
+    return clean_records([(where(rec), rec) for rec in records], kind)
 
 
 def store_records(root: Path, kind: str) -> list[dict]:
     """Checked records of one kind in a results dir (none if the dir does not exist)."""
-    store = ResultsStore(root)
-    return check_records(store.records(kind), kind, store) if root.is_dir() else []
+    return ResultsStore(root).records(kind) if root.is_dir() else []
 
 
 def read_results(results: str | os.PathLike | None = None,
@@ -225,6 +238,14 @@ def read_results(results: str | os.PathLike | None = None,
     return root, train, profiles
 
 
+def _peak_batch(rec: dict) -> float:
+    """The batch size of a profile's best images/s (its ``throughput`` sweep), NaN if not recorded."""
+    sweep = [t for t in rec.get("throughput") or [] if isinstance(t, dict) and not math.isnan(_num(t.get("images_per_s")))]
+    if not sweep:
+        return math.nan
+    return _num(max(sweep, key=lambda t: _num(t["images_per_s"])).get("batch_size"))
+
+
 def profile_frame(records: Iterable[dict]) -> pd.DataFrame:
     """Profile records as cost rows."""
     rows = []
@@ -243,97 +264,38 @@ def profile_frame(records: Iterable[dict]) -> pd.DataFrame:
             "flops": flops if not math.isnan(flops) else 2 * macs,
             "latency_p50_ms": _num(lat.get("p50_ms")), "latency_p90_ms": _num(lat.get("p90_ms")),
             "latency_p99_ms": _num(lat.get("p99_ms")), "latency_batch_size": _num(lat.get("batch_size")),
-            "throughput": _num(rec.get("peak_throughput")), "peak_memory_mb": _num(rec.get("peak_memory_mb")),
+            "throughput": _num(rec.get("peak_throughput")), "throughput_batch_size": _peak_batch(rec),
+            "train_throughput": math.nan, "train_batch_size": math.nan,
+            "peak_memory_mb": _num(rec.get("peak_memory_mb")),
             "created_at": str(rec.get("created_at") or ""), "source": "profile",
         })
     return _typed(pd.DataFrame(rows, columns=COST_COLUMNS))
 
 
-def read_benchmark_json(path: str | os.PathLike) -> dict:
-    """A pytest-benchmark JSON file, checked enough to give a one-line error instead of a KeyError."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BloodbenchError(f"benchmark JSON {path} not found: make it with "
-                              f"`pytest benchmarks/ --benchmark-json {path}`") from None
-    except (OSError, ValueError) as exc:
-        raise BloodbenchError(f"benchmark JSON {path} is unreadable ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
-        raise BloodbenchError(f"{path} is not a pytest-benchmark JSON file (no 'benchmarks' list)")
-    return data
-
-
-def _benchmark_entries(path: str | os.PathLike, data: dict) -> Iterator[tuple[str, dict, dict]]:
-    """(where, extra_info, stats) per benchmark, each checked to be an object, so a stray value in
-    the file is a one-line error naming it instead of an AttributeError."""
-    for i, bench in enumerate(data["benchmarks"]):
-        where = f"{path}: benchmarks[{i}]"
-        if not isinstance(bench, dict):
-            raise BloodbenchError(f"{where} is {bench!r:.40}, not an object")
-        parts = {name: bench.get(name) or {} for name in ("extra_info", "stats")}
-        for name, part in parts.items():
-            if not isinstance(part, dict):
-                raise BloodbenchError(f"{where}.{name} is {part!r:.40}, not an object")
-        yield where, parts["extra_info"], parts["stats"]
-
-
-def _int_field(extra: dict, key: str, default: int, where: str) -> int:
-    """An integer ``extra_info`` field (28, 28.0 or "28"), or a one-line error naming the entry."""
-    value = extra.get(key)
-    if value is None:
-        return default
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if isinstance(value, bool) or not number.is_integer():
-        raise BloodbenchError(f"{where}.extra_info.{key} is {value!r}, not an integer")
-    return int(number)
-
-
-def benchmark_frame(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
-    """Inference entries of pytest-benchmark files as cost rows, like profile records.
+def benchmark_frame(paths: Sequence[str | os.PathLike], entries: list[dict] | None = None) -> pd.DataFrame:
+    """Inference entries of bloodbench's pytest-benchmark files as cost rows, like profile records
+    (foreign entries are left out with a warning: see :mod:`bloodbench.benchjson`).
 
     Latency is read from the batch-1 entries (a per-image figure), throughput is the
-    best images/s over every batch size, as in profile records.
+    best images/s over every batch size, as in profile records, with the batch it was reached at.
+    ``train_step`` entries add the training images/s (best over batch sizes) of the same row.
     """
-    entries = []
-    for path in paths:
-        data = read_benchmark_json(path)
-        machine = data.get("machine_info") if isinstance(data.get("machine_info"), dict) else {}
-        when = str(data.get("datetime") or "")
-        for where, extra, stats in _benchmark_entries(path, data):
-            if extra.get("kind", "inference") != "inference" or not extra.get("model"):
-                continue
-            batch = _int_field(extra, "batch_size", 1, where)
-            median_s = _num(stats.get("median"))
-            p50 = _num(extra.get("p50_ms"))
-            if math.isnan(p50) and not math.isnan(median_s):
-                p50 = median_s * 1e3
-            ips = _num(extra.get("images_per_s"))
-            if math.isnan(ips) and median_s > 0:
-                ips = batch / median_s
-            device = extra.get("device") or "cpu"
-            entries.append({
-                "model": extra["model"], "dataset": extra.get("dataset", "bloodmnist"),
-                "size": _int_field(extra, "size", 28, where), "device": device,
-                "precision": extra.get("precision") or PREFERRED_PRECISION,
-                "device_name": extra.get("device_name") or machine_device_name(machine, device),
-                "params": _num(extra.get("params")), "macs": _num(extra.get("macs")),
-                "flops": _num(extra.get("flops")), "batch_size": batch,
-                "p50": p50, "p90": _num(extra.get("p90_ms")), "p99": _num(extra.get("p99_ms")),
-                "images_per_s": ips, "created_at": when, "source": f"benchmark:{Path(path).name}",
-            })
+    entries = benchmark_entries(paths, machine_device_name) if entries is None else entries
     if not entries:
         return _typed(pd.DataFrame(columns=COST_COLUMNS))
     df = pd.DataFrame(entries)
     rows = []
     for key, g in df.groupby(COST_KEYS + ["source"], sort=True):
-        one = g[g["batch_size"] == 1]
+        infer, train_step = g[g["kind"] == "inference"], g[g["kind"] == "train_step"]
+        if infer.empty:
+            continue
+        one = infer[infer["batch_size"] == 1]
         lat = one.iloc[-1] if len(one) else None
         macs = g["macs"].dropna()
         flops = g["flops"].dropna()
+        peak = infer.loc[infer["images_per_s"].idxmax()] if infer["images_per_s"].notna().any() else None
+        tpeak = (train_step.loc[train_step["images_per_s"].idxmax()]
+                 if train_step["images_per_s"].notna().any() else None)
         rows.append({
             **dict(zip(COST_KEYS + ["source"], key)),
             "device_name": g["device_name"].dropna().iloc[0] if g["device_name"].notna().any() else None,
@@ -344,8 +306,11 @@ def benchmark_frame(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
             "latency_p90_ms": lat["p90"] if lat is not None else math.nan,
             "latency_p99_ms": lat["p99"] if lat is not None else math.nan,
             "latency_batch_size": 1.0 if lat is not None else math.nan,
-            "throughput": g["images_per_s"].max(), "peak_memory_mb": math.nan,
-            "created_at": g["created_at"].max(),
+            "throughput": peak["images_per_s"] if peak is not None else math.nan,
+            "throughput_batch_size": peak["batch_size"] if peak is not None else math.nan,
+            "train_throughput": tpeak["images_per_s"] if tpeak is not None else math.nan,
+            "train_batch_size": tpeak["batch_size"] if tpeak is not None else math.nan,
+            "peak_memory_mb": math.nan, "created_at": g["created_at"].max(),
         })
     return _typed(pd.DataFrame(rows, columns=COST_COLUMNS))
 
@@ -370,11 +335,22 @@ def aggregate_training(train: pd.DataFrame) -> pd.DataFrame:
     """Mean, sample std (ddof=1; blank for one seed) and seed count per (model, dataset, size)."""
     if train.empty:
         cols = KEYS + ["seeds"] + [f"{m}_{s}" for m in METRICS for s in ("mean", "std")] + [
-            "train_seconds_mean", "epochs_mean", "train_params", "family", "stop_reasons", "recipe"]
+            "train_seconds_mean", "epochs_mean", "train_params", "family", "stop_reasons", "recipe",
+            "unconverged_seeds", "train_images_per_s", "train_device"]
         return _typed(pd.DataFrame(columns=cols))
+    if "converged" not in train:  # frames made by hand, before the convergence rule
+        train = train.assign(converged=True)
+    for col in ("train_images_per_s", "train_device"):
+        if col not in train:
+            train = train.assign(**{col: None})
+    train = train.assign(unconverged=~train["converged"].astype(bool),
+                         train_images_per_s=pd.to_numeric(train["train_images_per_s"]))
     g = train.groupby(KEYS, sort=True)
     out = g.agg(
-        seeds=("seed", "count"),
+        seeds=("acc", "count"),  # the seeds actually averaged: the count must match the mean
+        unconverged_seeds=("unconverged", "sum"),
+        train_images_per_s=("train_images_per_s", "mean"),
+        train_device=("train_device", "first"),
         **{f"{m}_{s}": (m, s) for m in METRICS for s in ("mean", "std")},
         train_seconds_mean=("train_seconds", "mean"),
         epochs_mean=("epochs_run", "mean"),
@@ -397,9 +373,14 @@ def choose_device(costs: pd.DataFrame, device: str | None) -> tuple[str | None, 
             raise BloodbenchError(f"no profile records at all, so no cost on {device}: "
                                   f"run `bloodbench profile --all` or drop --device")
         return None, costs
-    present = sorted(costs["device"].dropna().unique())
-    if device is None:
+    profiled = costs[costs["source"] == "profile"]
+    present = sorted((profiled if not profiled.empty else costs)["device"].dropna().unique())
+    if device is None:  # profile records pick the device; a benchmark file alone may
         device = "cuda" if "cuda" in present else ("cpu" if "cpu" in present else present[0])
+        others = costs[(costs["device"] != device) & (costs["source"] != "profile")]
+        for source, g in others.groupby("source", sort=True):
+            warn(f"{str(source).removeprefix('benchmark:')} has cost on {', '.join(sorted(g['device'].unique()))}, "
+                 f"not shown: the table shows {device}, the profiled device (pass --device to choose)")
     if device in ("cpu", "cuda"):
         rows = costs[costs["device"] == device]
     else:
@@ -411,16 +392,47 @@ def choose_device(costs: pd.DataFrame, device: str | None) -> tuple[str | None, 
     return device, rows
 
 
+CONFLICT_TOLERANCE = 0.2  # relative: timings of two tools on one machine differ by less than this
+
+
 def select_costs(costs: pd.DataFrame, precision: str | None = None) -> pd.DataFrame:
-    """One cost row per (model, dataset, size): the asked precision (else fp32 first), then the newest."""
+    """One cost row per (model, dataset, size): the asked precision (else fp32 first), then a
+    profile record before a benchmark file (a measured profile is never overridden), then the newest."""
     if costs.empty:
         return costs
     if precision:
         costs = costs[costs["precision"] == precision]
-    ranked = costs.assign(_pref=(costs["precision"] != PREFERRED_PRECISION).astype(int))
-    ranked = ranked.sort_values(KEYS + ["_pref", "created_at", "source"], ascending=[True] * 3 + [True, False, True],
-                                kind="stable")
-    return ranked.drop_duplicates(KEYS, keep="first").drop(columns="_pref").reset_index(drop=True)
+    ranked = costs.assign(_pref=(costs["precision"] != PREFERRED_PRECISION).astype(int),
+                          _bench=(costs["source"] != "profile").astype(int))
+    ranked = ranked.sort_values(KEYS + ["_pref", "_bench", "created_at", "source"],
+                                ascending=[True] * 3 + [True, True, False, True], kind="stable")
+    return ranked.drop_duplicates(KEYS, keep="first").drop(columns=["_pref", "_bench"]).reset_index(drop=True)
+
+
+def cost_conflicts(costs: pd.DataFrame, chosen: pd.DataFrame) -> dict[tuple, str]:
+    """Rows where another source measured the shown (device, precision) and disagrees by more than
+    :data:`CONFLICT_TOLERANCE` on p50 latency or throughput: (model, dataset, size) -> what it said.
+    Each is also one warning line, since the shown figure set the other aside."""
+    out: dict[tuple, str] = {}
+    if chosen.empty:
+        return out
+    others = costs.merge(chosen[COST_KEYS + ["source", "latency_p50_ms", "throughput"]], on=COST_KEYS,
+                         suffixes=("", "_shown"))
+    others = others[others["source"] != others["source_shown"]]
+    for r in others.itertuples(index=False):
+        said = []
+        for col, label, unit in (("latency_p50_ms", "p50", " ms"), ("throughput", "throughput", " img/s")):
+            mine, shown = getattr(r, col), getattr(r, f"{col}_shown")
+            if pd.notna(mine) and pd.notna(shown) and abs(mine - shown) > CONFLICT_TOLERANCE * max(abs(shown), 1e-12):
+                said.append(f"{label} {fmt(mine, ',.3f' if unit == ' ms' else ',.0f')}{unit} vs "
+                            f"{fmt(shown, ',.3f' if unit == ' ms' else ',.0f')}{unit}")
+        if said:
+            name = lambda src: "profile record" if src == "profile" else str(src).removeprefix("benchmark:")
+            text = f"{name(r.source)} says {'; '.join(said)} in the {name(r.source_shown)} shown"
+            key = (r.model, r.dataset, int(r.size))
+            out[key] = f"{out[key]}; {text}" if key in out else text
+            warn(f"cost conflict for {r.model} ({r.dataset} {int(r.size)}px, {r.device} {r.precision}): {text}")
+    return out
 
 
 def pareto_front(df: pd.DataFrame, cost: str, acc: str = "acc_mean",
@@ -482,6 +494,29 @@ class Leaderboard:
         names = "; ".join(self.device_names) or "unnamed device"
         prec = self.precision or f"{PREFERRED_PRECISION} preferred"
         return f"cost on {self.device}: {names} ({prec}); {self.cost_sources()}"
+
+    def throughput_note(self) -> str:
+        """Where each throughput peaked: the best images/s over the batch sizes measured, and which batch
+        (a quick pytest-benchmark run measures batch 1 only, so "best over batch sizes" alone misleads)."""
+        rows = self.rows.dropna(subset=["throughput"])
+        if rows.empty:
+            return "best images/s over the batch sizes measured"
+        batches = rows["throughput_batch_size"].map(lambda b: "an unrecorded batch" if pd.isna(b) else f"batch {int(b)}")
+        common = batches.value_counts().sort_index().idxmax()
+        text = f"best images/s over the batch sizes measured, reached at {common}"
+        others = [f"{b} for {', '.join(sorted(g))}" for b, g in rows["model"].groupby(batches.to_numpy(), sort=True)
+                  if b != common]
+        return text + (" (" + "; ".join(others) + ")" if others else "")
+
+    def train_throughput_note(self) -> str:
+        """The source of the train images/s of each row, as timm's benchmark names its train rate."""
+        rows = self.rows.dropna(subset=["train_throughput_source"])
+        if rows.empty:
+            return "not measured"
+        by_source = rows.groupby("train_throughput_source", sort=True)["model"]
+        if by_source.ngroups == 1:
+            return f"from {rows['train_throughput_source'].iloc[0]}"
+        return "from " + "; ".join(f"{src} for {', '.join(sorted(g))}" for src, g in by_source)
 
     def cost_sources(self) -> str:
         """Which rows' cost came from pytest-benchmark JSON and which from profile records:
@@ -556,6 +591,7 @@ class Leaderboard:
             "p99 latency (ms)": col("latency_p99_ms", ".3f"),
             "throughput (img/s)": col("throughput", ",.0f"),
             "peak mem (MiB)": col("peak_memory_mb", ".1f"),
+            "train (img/s)": col("train_throughput", ",.0f"),
             "train time (s)": col("train_seconds_mean", ",.0f"),
             "epochs": col("epochs_mean", ".1f"),
             "stop": list(rows["stop_reasons"].fillna("")),
@@ -579,7 +615,8 @@ class Leaderboard:
     def legend(self) -> list[str]:
         lines = [
             "Accuracy, F1 and AUC: test split, mean ± sample std over seeds. MACs: multiply-accumulates per "
-            "image (fvcore); FLOPs = 2 × MACs. Latency: batch 1; throughput: best images/s over batch sizes.",
+            f"image (fvcore); FLOPs = 2 × MACs. Latency: batch 1; throughput: {self.throughput_note()}.",
+            f"Train (img/s): training images per second, {self.train_throughput_note()}.",
             "Pareto: ✓ = not dominated on (accuracy ↑, cost ↓) among the rows of the same dataset and size; "
             "\"by X\" names a model that is at least as accurate and as cheap, and better on one; "
             "blank = a value is missing.",
@@ -602,11 +639,14 @@ SUPERSCRIPTS = "¹²³⁴⁵⁶⁷⁸⁹"
 
 
 def _footnotes(merged: pd.DataFrame, device: str | None, precision: str | None,
-               pending: pd.DataFrame) -> tuple[list[str], dict[tuple, str]]:
+               pending: pd.DataFrame, unconverged: dict[tuple, list] | None = None,
+               conflicts: dict[tuple, str] | None = None) -> tuple[list[str], dict[tuple, str]]:
     """Name every gap so an empty cell is never mistaken for a zero, nor a diverged seed forgotten.
 
     ``pending``: unfinished seeds (see :func:`unfinished_runs`) as status, model, dataset,
-    size, seeds rows. Returns the footnotes and the superscript markers of the rows concerned.
+    size, seeds rows. ``unconverged``: averaged seeds that had not converged, marked † (see
+    :mod:`bloodbench.verdicts`). ``conflicts``: what another cost source said (see
+    :func:`cost_conflicts`). Returns the footnotes and the markers of the rows concerned.
     """
     multi = merged[["dataset", "size"]].drop_duplicates().shape[0] > 1
 
@@ -629,15 +669,23 @@ def _footnotes(merged: pd.DataFrame, device: str | None, precision: str | None,
         by_status.setdefault(status, {})[(m, d, int(s))] = label
     for status, keys in sorted(by_status.items()):
         text = {"diverged": "diverged in training",
-                "other recipe": "trained with another recipe (config) than the seeds shown"}.get(
-            status, f"training {status}")
+                "other recipe": "trained with another recipe (config) than the seeds shown",
+                "learned nothing": f"learned nothing ({LEARNED_NOTHING_RULE})"}.get(status, f"training {status}")
         gaps.append((f"{text}, not averaged in", keys))
+    gaps.append(("cost measured by two sources that disagree", dict(conflicts or {})))
+    fixed = {"averages runs that had not converged": "†"}
+    gaps.append((f"averages runs that had not converged ({CONVERGENCE_RULE})", {
+        k: "seed" + ("s" if len(v) > 1 else "") + " " + ", ".join(str(x) for x in sorted(v))
+        for k, v in (unconverged or {}).items()}))
 
     footnotes, markers = [], {}
+    numbered = 0
     for text, keys in gaps:
         if not keys:
             continue
-        mark = SUPERSCRIPTS[len(footnotes)]
+        mark = next((m for t, m in fixed.items() if text.startswith(t)), None)
+        if mark is None:
+            mark, numbered = SUPERSCRIPTS[numbered], numbered + 1
         names = []
         for m, d, s in sorted(keys, key=lambda k: (k[0], k[1], int(k[2]))):
             detail = ", ".join(x for x in (where(d, int(s)), keys[(m, d, s)]) if x)
@@ -646,6 +694,43 @@ def _footnotes(merged: pd.DataFrame, device: str | None, precision: str | None,
                 markers[(m, d, int(s))] = markers.get((m, d, int(s)), "") + mark
         footnotes.append(f"{mark} {text}: {', '.join(names)}")
     return footnotes, markers
+
+
+def _warn_benchmark_only_sections(train: pd.DataFrame, costs: pd.DataFrame) -> None:
+    """A benchmark file's dataset/size without any training or profile record adds a section: say so."""
+    if costs.empty:
+        return
+    recorded = {(d, int(sz)) for d, sz in train[["dataset", "size"]].itertuples(index=False)}
+    recorded |= {(d, int(sz)) for d, sz in costs[costs["source"] == "profile"][["dataset", "size"]]
+                 .itertuples(index=False)}
+    if not recorded:
+        return  # a benchmark file alone: every section is its own
+    bench = costs[costs["source"] != "profile"]
+    for (d, sz, source), _ in bench.groupby(["dataset", "size", "source"], sort=True):
+        if (d, int(sz)) not in recorded:
+            warn(f"{str(source).removeprefix('benchmark:')} adds a {d} {int(sz)}px section that has no training "
+                 f"or profile records")
+
+
+def _train_throughput(merged: pd.DataFrame) -> None:
+    """``train_throughput`` (images/s) and its source per row, in place: the pytest-benchmark
+    ``train_step`` entry on the cost device where there is one, else the training records."""
+    bench = merged["train_throughput"] if "train_throughput" in merged else pd.Series(math.nan, index=merged.index)
+    from_records = merged["train_images_per_s"] if "train_images_per_s" in merged else bench * math.nan
+    sources = []
+    for b, r, bs, src, dev, tdev in zip(bench, from_records, merged.get("train_batch_size", bench * math.nan),
+                                         merged.get("cost_source", [None] * len(merged)),
+                                         merged.get("device", [None] * len(merged)),
+                                         merged.get("train_device", [None] * len(merged))):
+        if pd.notna(b):
+            sources.append(f"pytest-benchmark {str(src).removeprefix('benchmark:')} train_step, {dev}, "
+                           f"batch {int(bs)}" if pd.notna(bs) else f"pytest-benchmark train_step, {dev}")
+        elif pd.notna(r):
+            sources.append(f"training records on {tdev or 'an unrecorded device'} (train images ÷ median epoch seconds, validation included)")
+        else:
+            sources.append(None)
+    merged["train_throughput"] = bench.where(bench.notna(), from_records)
+    merged["train_throughput_source"] = sources
 
 
 def build_leaderboard(
@@ -686,12 +771,14 @@ def build_leaderboard(
         raise BloodbenchError(f"no finished training or profile records match {what or 'anything'}"
                               + (": drop a filter" if what else ""))
 
+    _warn_benchmark_only_sections(train, costs)
     agg = aggregate_training(train)
     device, on_device = choose_device(costs, device)
     chosen = select_costs(on_device, precision)
     if precision and not costs.empty and chosen.empty:
         raise BloodbenchError(f"no {precision} profile records on {device}: "
                               f"have {', '.join(sorted(on_device['precision'].unique()))}")
+    conflicts = cost_conflicts(on_device, chosen)
 
     merged = agg.merge(chosen, on=KEYS, how="outer", suffixes=("", "_cost"))
     merged = merged.rename(columns={"source": "cost_source"})
@@ -703,6 +790,7 @@ def build_leaderboard(
         merged[col] = merged[col].fillna(pd.Series(fallback[col].to_numpy(), index=merged.index))
     if "train_params" in merged:
         merged["params"] = merged["params"].fillna(merged["train_params"])
+    _train_throughput(merged)
     if "family" not in merged:
         merged["family"] = None
     missing_family = merged["family"].isna()
@@ -724,10 +812,15 @@ def build_leaderboard(
     merged = merged.sort_values(["dataset", "size", sort_col, "model"], ascending=[True, True, ascending, True],
                                 na_position="last", kind="stable").reset_index(drop=True)
 
-    left_out = {**unfinished_runs(train_records), **other_recipe_runs(runs, picked)}
+    left_out = {**unfinished_runs(train_records), **other_recipe_runs(runs, picked),
+                **learned_nothing_runs(train_records)}
     pending = pd.DataFrame([(st, m, d, sz, seeds) for (st, m, d, sz), seeds in left_out.items()],
                            columns=["status", *KEYS, "seeds"])
-    footnotes, markers = _footnotes(merged, device, precision, keep(_typed(pending)))
+    unconverged = {(r.model, r.dataset, int(r.size)): [] for r in train.itertuples(index=False)}
+    for r in train[~train["converged"].astype(bool)].itertuples(index=False) if not train.empty else ():
+        unconverged[(r.model, r.dataset, int(r.size))].append(r.seed)
+    footnotes, markers = _footnotes(merged, device, precision, keep(_typed(pending)),
+                                    {k: v for k, v in unconverged.items() if v}, conflicts)
     names = sorted(chosen["device_name"].dropna().unique()) if not chosen.empty else []
     return Leaderboard(merged[COLUMNS], device, names, precision, footnotes, markers)
 

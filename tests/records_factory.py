@@ -169,7 +169,10 @@ def benchmark_entry(model: str, *, batch_size: int, p50: float, images_per_s: fl
 def write_benchmark_json(path: Path, entries: list[dict[str, Any]], when: str = "2025-01-12T08:00:00") -> Path:
     data = {
         "machine_info": {"node": "bench", "processor": "x86_64", "machine": "x86_64", "python_version": "3.11.9",
-                         "cpu": {"brand_raw": CPU, "count": 2}, "gpu": GPU},
+                         "cpu": {"brand_raw": CPU, "count": 2}, "gpu": GPU,
+                         # the marks benchmarks/conftest.py adds: without them a file is foreign
+                         "torch": "2.5.1", "torch_threads": 1, "bb_device": "auto", "bb_full": False,
+                         "git_commit": "abc1234def"},
         "commit_info": {"id": "abc1234def", "dirty": False, "branch": "main"},
         "benchmarks": entries, "datetime": when, "version": "4.0.0",
     }
