@@ -12,21 +12,13 @@ import numpy as np
 
 from bloodbench.errors import BloodbenchError
 from bloodbench.formatting import short_name
+from bloodbench.results import read_predictions
 
 
 def load_predictions(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """``(y_true (N,) int64, y_score (N, C) float32)`` from a run's ``test_predictions.npz``."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            y_true = np.asarray(npz["y_true"]).reshape(-1).astype(np.int64)
-            y_score = np.asarray(npz["y_score"], dtype=np.float32)
-    except (OSError, ValueError, KeyError, EOFError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BloodbenchError(f"{path} is unreadable ({msg}): it needs arrays y_true and y_score") from None
-    if y_score.ndim != 2 or len(y_score) != len(y_true) or len(y_true) == 0:
-        raise BloodbenchError(f"{path}: y_score {y_score.shape} does not match y_true {y_true.shape}")
-    return y_true, y_score
+    return read_predictions(path, "retrain the run with `bloodbench train MODEL --seed S --force`, "
+                                  "or delete its folder")
 
 
 def match_class(query: str, class_names: list[str] | tuple[str, ...]) -> int:

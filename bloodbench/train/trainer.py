@@ -27,7 +27,8 @@ from bloodbench.metrics import bootstrap_ci, classification_metrics
 from bloodbench.models import create_model, get_model_info
 from bloodbench.profile import count_params
 from bloodbench.profile.timing import autocast, check_precision
-from bloodbench.results import ResultsStore, utc_now
+from bloodbench.results import ResultsStore, utc_now, write_predictions
+from bloodbench.verdicts import annotate
 from bloodbench.train.checkpoint import load_checkpoint, save_checkpoint
 from bloodbench.train.config import TrainConfig
 
@@ -208,6 +209,7 @@ class Trainer:
         existing = self.store.get("train", cfg.run_id)
         if existing and existing.get("status") == "finished" and not force:
             return existing
+        self.store.ensure_writable()  # before an epoch is spent, not after
         last_path, best_path = self.run_dir / "last.pt", self.run_dir / "best.pt"
         if force:
             for p in (last_path, best_path):
@@ -350,8 +352,7 @@ class Trainer:
             y_test = ds["test"].labels.numpy()
             test_m = classification_metrics(y_test, test_scores, info.class_names)
             test_m["ci95"] = bootstrap_ci(y_test, test_scores, n_boot=self.n_boot, seed=cfg.seed)
-            np.savez_compressed(self.run_dir / "test_predictions.npz", y_true=y_test,
-                                y_score=test_scores.astype(np.float32))
+            write_predictions(self.run_dir / "test_predictions.npz", y_test, test_scores)
             artifacts = {"best": "best.pt", "last": "last.pt", "predictions": "test_predictions.npz"}
         mi = get_model_info(cfg.model)
         record = {
@@ -383,6 +384,7 @@ class Trainer:
             "test": test_m,
             "artifacts": artifacts,
         }
+        annotate(record)  # converged, learned_nothing: docs/ARCHITECTURE.md, bloodbench/verdicts.py
         self.store.write(record)
         return record
 
