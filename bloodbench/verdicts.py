@@ -24,8 +24,8 @@ PLATEAU_TOLERANCE = 0.001  # 0.1 percentage point, as a fraction
 MIN_EPOCHS = 5
 CHANCE_FACTOR = 1.5
 
-CONVERGENCE_RULE = ("converged = early stopping ended the run, or the best val accuracy of the last 20 % of "
-                    "epochs is within 0.1 point of the best before them (≥ 5 epochs)")
+CONVERGENCE_RULE = ("rule: stopped early on patience, or the last 20 % of epochs gained ≤ 0.1 point of val "
+                    "accuracy over the best before them, over ≥ 5 epochs")
 LEARNED_NOTHING_RULE = "val accuracy ≤ 1.5 × the majority-class rate"
 
 

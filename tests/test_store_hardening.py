@@ -293,3 +293,13 @@ def test_writes_follow_the_umask_and_sync_the_folder(tmp_path, monkeypatch):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
     y_true, y_score = results.read_predictions(tmp_path / "p.npz")
     assert y_true.tolist() == [0, 1] and y_score.dtype == np.float32
+
+
+def test_report_of_a_model_whose_every_run_learned_nothing(tmp_path, capsys):
+    write_store(tmp_path / "r", [train_record("m", 0, 0.95, stop_reason="converged"), train_record("z", 0, 0.12)])
+    rc, _, err = run_cli(capsys, "report", "--results", tmp_path / "r", "--out", tmp_path / "out")
+    assert rc == 0 and "Traceback" not in err
+    card = (tmp_path / "out" / "models" / "z.md").read_text()
+    assert "| 0      | learned nothing | yes " in card and "Test accuracy **" not in card
+    readme = (tmp_path / "out" / "README.md").read_text()
+    assert "not averaged in: z (seed 0)" in readme and "| m¹ " in readme
