@@ -719,7 +719,7 @@ def _train_throughput(merged: pd.DataFrame) -> None:
     from_records = merged["train_images_per_s"] if "train_images_per_s" in merged else bench * math.nan
     sources = []
     for b, r, bs, src, dev, tdev in zip(bench, from_records, merged.get("train_batch_size", bench * math.nan),
-                                         merged.get("cost_source", [None] * len(merged)),
+                                         merged.get("train_source", [None] * len(merged)),
                                          merged.get("device", [None] * len(merged)),
                                          merged.get("train_device", [None] * len(merged))):
         if pd.notna(b):
@@ -780,6 +780,12 @@ def build_leaderboard(
                               f"have {', '.join(sorted(on_device['precision'].unique()))}")
     conflicts = cost_conflicts(on_device, chosen)
 
+    # train images/s from a train_step benchmark on the shown device, even where a profile gives the cost
+    trained = on_device[on_device["train_throughput"].notna()] if not on_device.empty else on_device
+    trained = select_costs(trained, precision)[KEYS + ["train_throughput", "train_batch_size", "source"]] \
+        if not trained.empty else pd.DataFrame(columns=KEYS + ["train_throughput", "train_batch_size", "source"])
+    chosen = chosen.drop(columns=["train_throughput", "train_batch_size"], errors="ignore")
+    chosen = chosen.merge(_typed(trained.rename(columns={"source": "train_source"})), on=KEYS, how="left")
     merged = agg.merge(chosen, on=KEYS, how="outer", suffixes=("", "_cost"))
     merged = merged.rename(columns={"source": "cost_source"})
     # Params and MACs do not depend on the device: borrow them from any profile (or the

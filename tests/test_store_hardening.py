@@ -215,11 +215,12 @@ def test_train_throughput_from_train_step_entries_or_records(tmp_path):
         benchmark_entry("m", batch_size=1, p50=1.0, images_per_s=1000, macs=1_000_000, device="cpu"),
         benchmark_entry("m", batch_size=32, p50=80.0, images_per_s=400, macs=1_000_000, device="cpu",
                         kind="train_step")])
-    write_store(tmp_path / "r", [train_record("m", 0, 0.9), train_record("n", 0, 0.9)])
+    write_store(tmp_path / "r", [train_record("m", 0, 0.9), train_record("n", 0, 0.9),
+                                 profile_record("m", device="cpu", macs=1_000_000, p50=1.01, throughput=990)])
     board = load_leaderboard(tmp_path / "r", benchmark_json=[path], device="cpu")
     m, n = row(board, "m"), row(board, "n")
-    assert m["train_throughput"] == 400 and m["train_throughput_source"].startswith(
-        "pytest-benchmark b.json train_step, cpu, batch 32")
+    assert m["cost_source"] == "profile" and m["train_throughput"] == 400  # a profile has no train rate
+    assert m["train_throughput_source"].startswith("pytest-benchmark b.json train_step, cpu, batch 32")
     # the factory's records: 11,959 train images, 10 s per epoch
     assert n["train_throughput"] == pytest.approx(1195.9) and n["train_throughput_source"].startswith("training records on cuda")
     text = board.to_markdown()
