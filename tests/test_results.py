@@ -8,7 +8,6 @@ import os
 
 import pytest
 
-from bloodbench.errors import BloodbenchError
 from bloodbench.results import ResultsStore, atomic_write_text, config_hash, resolve_results_dir
 
 
