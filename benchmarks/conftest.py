@@ -24,7 +24,7 @@ from bloodbench.data import SIZES
 from bloodbench.envinfo import git_commit, resolve_device
 from bloodbench.errors import BloodbenchError
 from bloodbench.models import list_models
-from bloodbench.profile.timing import PRECISIONS, check_precision
+from bloodbench.precision import PRECISIONS, check_precision
 
 
 def check_extra_info(info: dict) -> dict:

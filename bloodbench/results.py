@@ -20,15 +20,15 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
 from bloodbench.errors import BloodbenchError, warn
+from bloodbench.fsutil import atomic_write_bytes, atomic_write_text, ensure_writable_dir
 from bloodbench.verdicts import annotate
 
 SCHEMA_VERSION = 1
@@ -38,6 +38,8 @@ DEFAULT_RESULTS = Path("reports") / "results"
 # installed copy this path does not exist and the default stays relative to the cwd.
 REPO_RESULTS = Path(__file__).resolve().parents[1] / DEFAULT_RESULTS
 KINDS = ("train", "profile")
+#: What every record is joined on; a record without them cannot be shown.
+JOIN_KEYS = ("model", "dataset", "size")
 
 # Keys every record of a kind must have, with their types (bool is never an int here).
 REQUIRED: dict[str, dict[str, type | tuple[type, ...]]] = {
@@ -78,76 +80,6 @@ def config_hash(config: dict[str, Any]) -> str:
     """A short stable hash of a config (sorted JSON), used in run ids and for dedup."""
     blob = json.dumps(config, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:10]
-
-
-def current_umask() -> int:
-    """The process umask (reading it means setting it; it is put back at once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def fsync_dir(path: Path) -> None:
-    """fsync a folder, so a rename inside it survives a power cut (a no-op where unsupported)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, rename over ``path``, fsync the folder.
-
-    A crash at any point leaves either the old file or the new one, never a torn one. The
-    file gets the mode a plain ``open`` would give (0666 less the umask), not mkstemp's 0600.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fchmod(f.fileno(), 0o666 & ~current_umask())
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def ensure_writable_dir(path: str | os.PathLike, what: str, hint: str) -> Path:
-    """Create ``path`` and write-probe it, so an unusable folder is one line before any work.
-
-    ``what`` names the folder in the message ("results directory"), ``hint`` says how to fix it.
-    """
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        if not path.is_dir():
-            raise NotADirectoryError(20, "it is a file")
-        fd, probe = tempfile.mkstemp(prefix=".bloodbench-probe.", dir=path)
-        os.close(fd)
-        os.unlink(probe)
-    except FileExistsError:
-        raise BloodbenchError(f"cannot write to {what} {path}: it is a file; {hint}") from None
-    except OSError as exc:
-        raise BloodbenchError(f"cannot write to {what} {path}: {exc.strerror or exc}; {hint}") from None
-    return path
 
 
 class Unreadable(str):
@@ -313,6 +245,13 @@ class ResultsStore:
     def records(self, kind: str | None = None) -> list[dict[str, Any]]:
         return list(self.iter_records(kind))
 
+    def finished_runs(self, model: str, dataset: str, size: int, seed: int | None = None) -> list[dict[str, Any]]:
+        """Finished training records of (model, dataset, size), of one seed or all: what evaluate and explain use."""
+        return [r for r in self.iter_records("train")
+                if r.get("model") == model and r.get("dataset") == dataset and r.get("size") is not None
+                and int(r["size"]) == int(size) and r.get("status") == "finished"
+                and (seed is None or r.get("seed") == seed)]
+
     def load(self, kind: str | None = None) -> pd.DataFrame:
         """All records as a flat DataFrame (nested dicts become ``a.b`` columns)."""
         recs = self.records(kind)
@@ -321,5 +260,53 @@ class ResultsStore:
         return pd.json_normalize(recs, max_level=2)
 
 
+def model_info(name: str, records: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The registry's facts about a model, else the copy its records kept (a model since renamed or
+    removed still shows its family and description); {} when neither knows it."""
+    try:
+        from bloodbench.models import get_model_info
+
+        return get_model_info(name).as_dict()
+    except (BloodbenchError, ImportError):
+        return next((r.get("model_info") for r in records if r.get("model_info")), None) or {}
+
+
 def load_results(results: str | os.PathLike | None = None, kind: str | None = None) -> pd.DataFrame:
     return ResultsStore(results).load(kind)
+
+
+# -- checked reading --------------------------------------------------------------------
+def check_records(records: Iterable[dict], kind: str, store: ResultsStore | None = None) -> list[dict]:
+    """The valid records, one per run_id: a malformed one is named in a warning and skipped
+    (see :func:`clean_records`), instead of surfacing as a KeyError."""
+    def where(rec: Any) -> str:
+        run_id = rec.get("run_id") if isinstance(rec, dict) else None
+        if store and isinstance(run_id, str) and run_id:
+            return str(store.record_path(kind, run_id))
+        return f"of run {run_id}" if run_id else "without a run_id"
+
+    return clean_records([(where(rec), rec) for rec in records], kind)
+
+
+def store_records(root: Path, kind: str) -> list[dict]:
+    """Valid records of one kind in a results dir (none if the dir does not exist)."""
+    return ResultsStore(root).records(kind) if root.is_dir() else []
+
+
+def read_results(results: str | os.PathLike | None = None,
+                 benchmark_json: Sequence[str | os.PathLike] = ()) -> tuple[Path, list[dict], list[dict]]:
+    """(root, train records, profile records), or one line saying why there is nothing to show.
+
+    Shared by ``leaderboard`` and ``report`` so both fail the same way: a ``--results`` dir
+    that does not exist, or no records at all and no benchmark JSON to take cost from.
+    """
+    root = resolve_results_dir(results)
+    if results and not root.is_dir():
+        raise BloodbenchError(f"results directory {root} does not exist: check the path, or leave --results "
+                              f"out to use the committed reports/results")
+    train, profiles = store_records(root, "train"), store_records(root, "profile")
+    if not train and not profiles and not benchmark_json:
+        what = f"no results in {root}" if root.is_dir() else f"results directory {root} does not exist"
+        raise BloodbenchError(f"{what}: run `bloodbench run` (or `bloodbench train` and `bloodbench profile`), "
+                              f"or point --results at a results directory")
+    return root, train, profiles

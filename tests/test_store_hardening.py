@@ -18,7 +18,8 @@ from records_factory import benchmark_entry, profile_record, train_record, write
 from bloodbench import verdicts
 from bloodbench.cli import main
 from bloodbench.leaderboard import load_leaderboard
-from bloodbench.results import ResultsStore, atomic_write_bytes, write_predictions
+from bloodbench.fsutil import atomic_write_bytes
+from bloodbench.results import ResultsStore, write_predictions
 
 ACCS = (0.9676, 0.9691, 0.9662)
 
@@ -277,10 +278,10 @@ def test_a_torn_predictions_file_is_one_error_naming_it(store, capsys):
 
 
 def test_writes_follow_the_umask_and_sync_the_folder(tmp_path, monkeypatch):
-    from bloodbench import results
+    from bloodbench import fsutil, results
 
     synced = []
-    monkeypatch.setattr(results, "fsync_dir", lambda path: synced.append(path))
+    monkeypatch.setattr(fsutil, "fsync_dir", lambda path: synced.append(path))
     old = os.umask(0o077)
     try:
         atomic_write_bytes(tmp_path / "private", b"x")

@@ -115,7 +115,7 @@ def test_weights_blowing_up_under_a_clipped_loss_mark_the_run_diverged(tmp_path,
 
 
 def test_cuda_runs_default_to_bf16_and_channels_last(monkeypatch):
-    from bloodbench.train import config
+    from bloodbench import config
 
     cpu = TrainConfig.build("baseline_cnn", device="cpu")
     assert (cpu.precision, cpu.channels_last) == ("fp32", False)

@@ -6,11 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from bloodbench.commands.common import add_results_option
+from bloodbench.commands.common import add_results_option, comma_list
 from bloodbench.data import SIZES
 from bloodbench.leaderboard import FORMATS, load_leaderboard
 from bloodbench.errors import BloodbenchError
-from bloodbench.results import atomic_write_text, ensure_writable_dir
+from bloodbench.fsutil import atomic_write_text, ensure_writable_dir
 
 
 def add_cost_options(p: argparse.ArgumentParser) -> None:
@@ -45,7 +45,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         if out.is_dir():
             raise BloodbenchError(f"cannot write the leaderboard to {out}: it is a folder; give a file name")
         ensure_writable_dir(out.parent, "output folder", "give -o a file in a writable folder")
-    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    models = comma_list(args.models) or None
     board = load_leaderboard(args.results, benchmark_json=args.benchmark_json, device=args.device,
                              precision=args.precision, dataset=args.dataset, size=args.size, models=models,
                              sort=args.sort)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from tabulate import tabulate
 
 from bloodbench.commands.common import add_format_option
+from bloodbench.formatting import md_table
 from bloodbench.models import create_model, get_model_info, list_models
 from bloodbench.profile import count_macs, count_params
 
@@ -37,6 +37,6 @@ def cmd_models(args: argparse.Namespace) -> int:
         return 0
     table = [[r["name"], r["family"], f"{r['params'] / 1e6:.2f}", f"{r['macs'] / 1e6:.1f}", r["description"]]
              for r in rows]
-    print(tabulate(table, headers=["model", "family", "params (M)", "MACs (M)", "description"], tablefmt="github"))
+    print(md_table(table, ["model", "family", "params (M)", "MACs (M)", "description"]))
     print("\nMACs: multiply-accumulates per image at 28x28x3, 8 classes (fvcore); FLOPs = 2 x MACs.")
     return 0

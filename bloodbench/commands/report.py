@@ -8,7 +8,8 @@ from pathlib import Path
 
 from bloodbench.commands.leaderboard import add_cost_options
 from bloodbench.errors import BloodbenchError
-from bloodbench.results import atomic_write_text, resolve_results_dir
+from bloodbench.fsutil import atomic_write_text
+from bloodbench.results import resolve_results_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -6,15 +6,8 @@ import argparse
 import json
 
 from bloodbench.commands.common import add_data_options, add_results_option
-from bloodbench.train.config import CLASS_WEIGHTING, MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES
-
-
-def _bool(value: str) -> bool:
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected on/off, got {value!r}")
+from bloodbench.config import CLASS_WEIGHTING, MONITORS, OPTIMIZERS, SCHEDULES
+from bloodbench.precision import PRECISIONS
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
@@ -34,7 +27,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--label-smoothing", type=float, default=None)
     g.add_argument("--class-weighting", choices=CLASS_WEIGHTING, default=None,
                    help="loss: weighted cross-entropy; sampler: class-balanced sampling")
-    g.add_argument("--augment", type=_bool, default=None, metavar="on|off")
+    g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="random flips, 90-degree rotations, brightness/contrast jitter (default: the recipe's, on)")
     g.add_argument("--limit-train", type=int, default=None, help="use only the first N training images (smoke runs)")
     h = p.add_argument_group("execution")
     h.add_argument("--device", default="auto", help="auto, cpu or cuda")

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from bloodbench.errors import BloodbenchError
+from bloodbench.fsutil import atomic_write_text
 
 SIZES = (28, 64, 128, 224)
 SPLITS = ("train", "val", "test")
@@ -124,8 +125,6 @@ def _read_cache(cache_path: Path) -> dict:
 
 def _remember_verdict(cache_path: Path, key: str, md5: str) -> None:
     """Merge one verdict into the cache under a lock, so parallel runs do not drop each other's."""
-    from bloodbench.results import atomic_write_text
-
     try:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         with open(cache_path.with_suffix(".lock"), "w") as lock:

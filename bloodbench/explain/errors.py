@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import confusion_matrix
 
 from bloodbench.errors import BloodbenchError
 from bloodbench.formatting import short_name
@@ -40,9 +41,7 @@ def match_class(query: str, class_names: list[str] | tuple[str, ...]) -> int:
 
 def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """cm[t, p] = number of test images of true class t predicted as p."""
-    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(cm, (np.asarray(y_true), np.asarray(y_pred)), 1)
-    return cm
+    return confusion_matrix(np.asarray(y_true), np.asarray(y_pred), labels=range(n_classes)).astype(np.int64)
 
 
 def confused_pairs(y_true, y_score, class_names, top: int | None = 10) -> list[dict]:

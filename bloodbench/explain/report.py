@@ -24,7 +24,8 @@ from bloodbench.explain.errors import (
 )
 from bloodbench.explain.gradcam import coarse_map_note, feature_map_size, grad_cam, resolve_target_layer
 from bloodbench.formatting import md_table, output_dir, short_name
-from bloodbench.results import ResultsStore, atomic_write_text, resolve_results_dir
+from bloodbench.fsutil import atomic_write_text
+from bloodbench.results import ResultsStore, resolve_results_dir
 
 OUTPUT_FILES = ("gradcam_correct.png", "gradcam_wrong.png", "errors.md", "reliability.png", "misclassified.png")
 DEFAULT_OUT = Path("reports") / "explain"
@@ -45,9 +46,7 @@ def find_train_run(store: ResultsStore, model: str, dataset: str = "bloodmnist",
                    seed: int | None = None) -> dict[str, Any]:
     """The finished train record for (model, dataset, size, seed): newest if several,
     lowest seed if ``seed`` is None (so repeated calls pick the same run)."""
-    runs = [r for r in store.records("train")
-            if r.get("model") == model and r.get("dataset") == dataset and int(r.get("size", -1)) == size
-            and r.get("status") == "finished" and (seed is None or r.get("seed") == seed)]
+    runs = store.finished_runs(model, dataset, size, seed)
     if not runs:
         what = f"{model} on {dataset} {size}px" + ("" if seed is None else f" seed {seed}")
         raise BloodbenchError(f"no finished training run of {what} in {store.root}: "

@@ -15,14 +15,12 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from bloodbench.errors import BloodbenchError
 from bloodbench.leaderboard import (
     Leaderboard,
     aggregate_training,
     build_leaderboard,
     cost_frame,
     read_benchmark_json,
-    read_results,
     train_frame,
 )
 from bloodbench.report import plots
@@ -35,7 +33,8 @@ from bloodbench.formatting import (
     mean_std,
     output_dir,
 )
-from bloodbench.results import atomic_write_bytes
+from bloodbench.fsutil import atomic_write_bytes
+from bloodbench.results import model_info, read_results
 
 EXPLAIN_FILES = [
     ("gradcam_correct.png", "Grad-CAM on correctly classified test images"),
@@ -127,12 +126,7 @@ def environment_table(records: list[dict], benchmarks: list[dict]) -> str:
 # --------------------------------------------------------------------------------------
 def model_meta(name: str, records: list[dict]) -> dict[str, str]:
     """Description and origin from the registry, else from the records' copy of it."""
-    try:
-        from bloodbench.models import get_model_info
-
-        info = get_model_info(name).as_dict()
-    except (BloodbenchError, ImportError):
-        info = next((r.get("model_info") for r in records if r.get("model_info")), None) or {}
+    info = model_info(name, records)
     return {k: info.get(k) or "—" for k in ("family", "description", "origin")}
 
 

@@ -24,13 +24,12 @@ from bloodbench.data.medmnist_data import Split
 from bloodbench.envinfo import environment, resolve_device, seed_everything
 from bloodbench.errors import BloodbenchError
 from bloodbench.metrics import bootstrap_ci, classification_metrics
-from bloodbench.models import create_model, get_model_info
-from bloodbench.profile import count_params
-from bloodbench.profile.timing import autocast, check_precision
+from bloodbench.models import count_params, create_model, get_model_info
+from bloodbench.precision import autocast, check_precision
 from bloodbench.results import ResultsStore, utc_now, write_predictions
 from bloodbench.verdicts import annotate
 from bloodbench.train.checkpoint import load_checkpoint, save_checkpoint
-from bloodbench.train.config import TrainConfig
+from bloodbench.config import TrainConfig
 
 EpochCallback = Callable[[int, dict], None]
 
