@@ -4,7 +4,7 @@ Layout under the results root::
 
     train/<run_id>/record.json        training + evaluation record
     train/<run_id>/{best,last}.pt     checkpoints (git-ignored)
-    train/<run_id>/test_predictions.npz
+    train/<run_id>/{val,test}_predictions[_tta].npz   probabilities (see predictions.py)
     profile/<run_id>.json             profiling record
 
 Every run writes its own file under a unique name, so two processes writing to the
@@ -17,18 +17,16 @@ skipped, so it can neither crash a command nor silently replace a real run.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-import numpy as np
 import pandas as pd
 
 from bloodbench.errors import BloodbenchError, warn
-from bloodbench.fsutil import atomic_write_bytes, atomic_write_text, ensure_writable_dir
+from bloodbench.fsutil import atomic_write_text, ensure_writable_dir
 from bloodbench.verdicts import annotate
 
 SCHEMA_VERSION = 1
@@ -144,31 +142,6 @@ def clean_records(found: list[tuple[Any, Any]], kind: str) -> list[dict]:
                  f"(finished, then newest); delete the other")
         out.append(annotate(kept) if kind == "train" else kept)
     return out
-
-
-def write_predictions(path: Path, y_true: np.ndarray, y_score: np.ndarray) -> None:
-    """A run's ``test_predictions.npz`` (y_true, y_score float32), written atomically like records."""
-    buf = io.BytesIO()
-    np.savez_compressed(buf, y_true=y_true, y_score=np.asarray(y_score, dtype=np.float32))
-    atomic_write_bytes(Path(path), buf.getvalue())
-
-
-def read_predictions(path: Path, fix: str = "retrain the run with --force") -> tuple[np.ndarray, np.ndarray]:
-    """``(y_true (N,) int64, y_score (N, C) float32)`` from a predictions file; a torn or foreign
-    file is one error line naming it and ``fix``."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            y_true = np.asarray(npz["y_true"]).reshape(-1).astype(np.int64)
-            y_score = np.asarray(npz["y_score"], dtype=np.float32)
-    except FileNotFoundError:
-        raise BloodbenchError(f"{path} is missing: {fix}") from None
-    except Exception as exc:  # zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError, ...
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BloodbenchError(f"{path} is unreadable ({msg}; it needs arrays y_true and y_score): {fix}") from None
-    if y_score.ndim != 2 or len(y_score) != len(y_true) or len(y_true) == 0:
-        raise BloodbenchError(f"{path}: y_score {y_score.shape} does not match y_true {y_true.shape}: {fix}")
-    return y_true, y_score
 
 
 def _json_default(obj: Any) -> Any:

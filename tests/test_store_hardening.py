@@ -19,7 +19,8 @@ from bloodbench import verdicts
 from bloodbench.cli import main
 from bloodbench.leaderboard import load_leaderboard
 from bloodbench.fsutil import atomic_write_bytes
-from bloodbench.results import ResultsStore, write_predictions
+from bloodbench.predictions import load_predictions, save_predictions
+from bloodbench.results import ResultsStore
 
 ACCS = (0.9676, 0.9691, 0.9662)
 
@@ -278,7 +279,7 @@ def test_a_torn_predictions_file_is_one_error_naming_it(store, capsys):
 
 
 def test_writes_follow_the_umask_and_sync_the_folder(tmp_path, monkeypatch):
-    from bloodbench import fsutil, results
+    from bloodbench import fsutil
 
     synced = []
     monkeypatch.setattr(fsutil, "fsync_dir", lambda path: synced.append(path))
@@ -286,14 +287,14 @@ def test_writes_follow_the_umask_and_sync_the_folder(tmp_path, monkeypatch):
     try:
         atomic_write_bytes(tmp_path / "private", b"x")
         os.umask(0o002)
-        write_predictions(tmp_path / "p.npz", np.array([0, 1]), np.eye(2))
+        save_predictions(tmp_path / "p.npz", np.array([0, 1]), np.eye(2))
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "private").stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "p.npz").stat().st_mode) == 0o664
     assert synced == [tmp_path, tmp_path]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
-    y_true, y_score = results.read_predictions(tmp_path / "p.npz")
+    y_true, y_score = load_predictions(tmp_path / "p.npz")
     assert y_true.tolist() == [0, 1] and y_score.dtype == np.float32
 
 

@@ -9,7 +9,8 @@ from bloodbench.commands.common import add_dataset_options, add_format_option, a
 from bloodbench.errors import BloodbenchError
 from bloodbench.formatting import md_table
 from bloodbench.metrics import bootstrap_ci, classification_metrics
-from bloodbench.results import ResultsStore, read_predictions
+from bloodbench.predictions import load_predictions
+from bloodbench.results import ResultsStore
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +38,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for rec in finished_runs(store, args.model, args.dataset, args.size, args.seed):
         run_dir = store.run_dir(rec["run_id"])
         pred_path = run_dir / (rec.get("artifacts") or {}).get("predictions", "test_predictions.npz")
-        y_true, y_score = read_predictions(pred_path, f"retrain with `bloodbench train {args.model} --seed "
+        y_true, y_score = load_predictions(pred_path, f"retrain with `bloodbench train {args.model} --seed "
                                                       f"{rec['seed']} --force`, or delete {run_dir}")
         m = classification_metrics(y_true, y_score, rec["test"].get("class_names"))
         m["ci95"] = bootstrap_ci(y_true, y_score, seed=rec["seed"])

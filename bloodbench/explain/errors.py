@@ -13,13 +13,7 @@ from sklearn.metrics import confusion_matrix
 
 from bloodbench.errors import BloodbenchError
 from bloodbench.formatting import short_name
-from bloodbench.results import read_predictions
-
-
-def load_predictions(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """``(y_true (N,) int64, y_score (N, C) float32)`` from a run's ``test_predictions.npz``."""
-    return read_predictions(path, "retrain the run with `bloodbench train MODEL --seed S --force`, "
-                                  "or delete its folder")
+from bloodbench.predictions import load_predictions  # noqa: F401  (re-exported)
 
 
 def match_class(query: str, class_names: list[str] | tuple[str, ...]) -> int:

@@ -36,7 +36,7 @@ COST_COLUMNS = COST_KEYS + ["device_name", *PROFILE_FIELDS, "throughput_batch_si
 
 # The public row layout (JSON / CSV) in order.
 COLUMNS = [
-    "model", "family", "dataset", "size", "seeds",
+    "model", "kind", "family", "dataset", "size", "seeds",
     "acc_mean", "acc_std", "f1_macro_mean", "f1_macro_std", "auc_mean", "auc_std",
     "train_seconds_mean", "epochs_mean", "stop_reasons", "recipe", "unconverged_seeds",
     "params", "macs", "flops",
@@ -44,7 +44,9 @@ COLUMNS = [
     "train_throughput", "train_throughput_source",
     "device", "device_name", "precision", "cost_source",
     "pareto", "pareto_macs", "dominated_by_macs", "pareto_latency", "dominated_by_latency",
+    "members", "weights",
 ]
+LIST_COLUMNS = ("members", "weights")  # ensemble and TTA rows: run_ids, and weights where unequal
 INT_COLUMNS = ("size", "seeds", "unconverged_seeds", "params", "macs", "flops", "throughput_batch_size")
 
 # Friendly names accepted by --sort, and which direction is "better" for each column.

@@ -14,7 +14,7 @@ from bloodbench.leaderboard.frames import (
     _family, _resolve_sort, aggregate_training, choose_device, cost_conflicts, cost_frame, finished_runs_frame,
     learned_nothing_runs, other_recipe_runs, pareto_front, pick_recipe, select_costs, unfinished_runs,
 )
-from bloodbench.leaderboard.table import Leaderboard, _footnotes
+from bloodbench.leaderboard.table import SUPERSCRIPTS, Leaderboard, _footnotes
 from bloodbench.results import check_records, read_results
 
 
@@ -66,6 +66,7 @@ def build_leaderboard(
     size: int | None = None,
     models: Sequence[str] | None = None,
     sort: str | None = None,
+    results_root: str | os.PathLike | None = None,
 ) -> Leaderboard:
     """The leaderboard from records in memory (see :func:`load_leaderboard` for a results dir)."""
     train_records = check_records(train_records, "train")
@@ -125,6 +126,14 @@ def build_leaderboard(
     if missing_family.any():
         merged.loc[missing_family, "family"] = [_family({"model": m}) for m in merged.loc[missing_family, "model"]]
 
+    merged["kind"] = "model"
+    predictions = None
+    if results_root is not None:  # ensemble and TTA rows from the saved predictions
+        from bloodbench.ensemble import prediction_rows
+
+        predictions = prediction_rows(train, train_records, results_root, merged)
+        if not predictions.rows.empty:
+            merged = pd.concat([merged, predictions.rows], ignore_index=True)
     for col in COLUMNS:
         if col not in merged:
             merged[col] = None
@@ -149,8 +158,15 @@ def build_leaderboard(
         unconverged[(r.model, r.dataset, int(r.size))].append(r.seed)
     footnotes, markers = _footnotes(merged, device, precision, keep(_typed(pending)),
                                     {k: v for k, v in unconverged.items() if v}, conflicts)
+    dagger = [f for f in footnotes if f.startswith("†")]  # kept last: the numbered notes count on
+    footnotes = [f for f in footnotes if not f.startswith("†")]
+    if predictions is not None:
+        from bloodbench.ensemble import footnotes as prediction_footnotes
+
+        prediction_footnotes(merged, predictions, footnotes, markers, SUPERSCRIPTS)
+    footnotes += dagger
     names = sorted(chosen["device_name"].dropna().unique()) if not chosen.empty else []
-    return Leaderboard(merged[COLUMNS], device, names, precision, footnotes, markers)
+    return Leaderboard(merged[COLUMNS], device, names, precision, footnotes, markers, predictions)
 
 
 def load_leaderboard(results: str | os.PathLike | None = None, *,
@@ -159,5 +175,5 @@ def load_leaderboard(results: str | os.PathLike | None = None, *,
 
     Fails with one line when there is nothing to show (see :func:`read_results`).
     """
-    _, train, profiles = read_results(results, benchmark_json)
-    return build_leaderboard(train, profiles, benchmark_json=benchmark_json, **options)
+    root, train, profiles = read_results(results, benchmark_json)
+    return build_leaderboard(train, profiles, benchmark_json=benchmark_json, results_root=root, **options)

@@ -10,7 +10,9 @@ import pandas as pd
 
 from bloodbench.errors import BloodbenchError
 from bloodbench.formatting import fmt, md_table, mean_std
-from bloodbench.leaderboard.columns import COLUMNS, DISPLAY, FORMATS, INT_COLUMNS, KEYS, PREFERRED_PRECISION
+from bloodbench.leaderboard.columns import (
+    COLUMNS, DISPLAY, FORMATS, INT_COLUMNS, KEYS, LIST_COLUMNS, PREFERRED_PRECISION,
+)
 from bloodbench.verdicts import CONVERGENCE_RULE, LEARNED_NOTHING_RULE
 
 
@@ -24,6 +26,8 @@ class Leaderboard:
     precision: str | None
     footnotes: list[str] = field(default_factory=list)
     markers: dict[tuple, str] = field(default_factory=dict)
+    # From saved predictions (bloodbench.ensemble), when built with ``results_root``.
+    predictions: Any = None
 
     def groups(self) -> list[tuple[tuple[str, int], pd.DataFrame]]:
         return [((d, int(s)), g) for (d, s), g in self.rows.groupby(["dataset", "size"], sort=True)]
@@ -61,7 +65,7 @@ class Leaderboard:
     def cost_sources(self) -> str:
         """Which rows' cost came from pytest-benchmark JSON and which from profile records: a benchmark
         file gives the cost of rows without a profile record, and the reader should know which."""
-        rows = self.rows.dropna(subset=["cost_source"])
+        rows = self.rows[self.rows["kind"] == "model"].dropna(subset=["cost_source"])  # not derived rows
         bench = rows[rows["cost_source"] != "profile"]
         if bench.empty:
             return "source: profile records"
@@ -91,7 +95,10 @@ class Leaderboard:
         return json.dumps(self.to_records(), indent=1)
 
     def to_csv(self) -> str:
-        return self._plain().to_csv(index=False, lineterminator="\n")
+        df = self._plain()
+        for col in LIST_COLUMNS:
+            df[col] = [";".join(map(str, v)) if isinstance(v, list) else v for v in df[col]]
+        return df.to_csv(index=False, lineterminator="\n")
 
     # -- human-readable ------------------------------------------------------------------
     def display_frame(self, rows: pd.DataFrame) -> pd.DataFrame:

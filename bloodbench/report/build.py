@@ -24,6 +24,7 @@ from bloodbench.leaderboard import (
     train_frame,
 )
 from bloodbench.report import plots
+from bloodbench.report.pick import pick_section
 from bloodbench.report.walltime import time_by_model
 from bloodbench.formatting import (
     fmt,
@@ -338,16 +339,16 @@ def write_report(results: str | os.PathLike | None = None, out: str | os.PathLik
     root, train_recs, profile_recs = read_results(results, benchmark_json)
     benchmarks = [read_benchmark_json(p) for p in benchmark_json]
     board = build_leaderboard(train_recs, profile_recs, benchmark_json=benchmark_json, device=device,
-                              precision=precision)
+                              precision=precision, results_root=root)
     costs = cost_frame(profile_recs, benchmark_json)
     devices = sorted(costs["device"].dropna().unique()) if not costs.empty else []
     per_device = {d: build_leaderboard(train_recs, profile_recs, benchmark_json=benchmark_json, device=d,
-                                       precision=precision) for d in devices}
+                                       precision=precision, results_root=root) for d in devices}
 
     out = output_dir(out)
     w = _Writer(out)
     finished = [r for r in train_recs if r.get("status") == "finished"]
-    models = sorted(set(board.rows["model"]) | {r["model"] for r in train_recs})
+    models = sorted(set(board.rows.loc[board.rows["kind"] == "model", "model"]) | {r["model"] for r in train_recs})
     results_rel = os.path.relpath(root, out) if root.is_dir() else str(root)
 
     lines = [
@@ -367,6 +368,7 @@ def write_report(results: str | os.PathLike | None = None, out: str | os.PathLik
         lines += ["Cost on the other devices: "
                   + ", ".join(f"`bloodbench leaderboard --device {d}`" for d in devices if d != board.device)
                   + " (plots below).", ""]
+    lines += pick_section(board)
     lines += ["## Plots", ""]
     for dataset, size in sorted((d, int(s)) for d, s in board.rows[["dataset", "size"]].drop_duplicates()
                                 .itertuples(index=False)):
