@@ -136,6 +136,7 @@ def execute(jobs: list[Job], dataset: str, size: int, results: str | None, data_
     from bloodbench.jobs import Context, run_with_retries
 
     store = ResultsStore(results)
+    store.ensure_writable()
     pending = [j for j in jobs if not j.done]
     log_path, log = new_run_log(store, dataset, size, {"executor": "inline", "skipped": len(jobs) - len(pending)})
     ctx = Context(dataset, size, str(store.root.resolve()), data_dir, verify, progress=progress)

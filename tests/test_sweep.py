@@ -14,6 +14,7 @@ import pytest
 from bloodbench import claims, executors, jobs, run
 from bloodbench.cli import main
 from bloodbench.results import ResultsStore
+from records_factory import train_record
 
 TINY = {"model_kwargs": {"widths": [8, 16]}, "limit_train": 128, "epochs": 1, "batch_size": 64}
 
@@ -108,8 +109,7 @@ def test_status_lists_finished_running_failed_and_pending(tmp_path, capsys):
             "--no-profile", "--device", "cpu", "--results", str(tmp_path)]
     planned = run.plan(["baseline_cnn"], [0, 1, 2, 3], "bloodmnist", 28, str(tmp_path), [], "cpu",
                        {"epochs": 1, "limit_train": 500}, profile=False)
-    ResultsStore(tmp_path).write({"kind": "train", "run_id": planned[0].run_id, "status": "finished",
-                                  "model": "baseline_cnn", "seed": 0})
+    ResultsStore(tmp_path).write({**train_record("baseline_cnn", 0, 0.9), "run_id": planned[0].run_id})
     held = claims.acquire(tmp_path, planned[1].run_id, heartbeat_s=None)
     claims.write_failure(tmp_path, planned[2].run_id, {"error": "RuntimeError: boom", "log": "/x/12_0_log.out"})
     assert main(argv + ["--status"]) == 0

@@ -105,6 +105,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     root = ResultsStore(args.results).root.resolve()
     data_dir = os.path.abspath(args.data_dir) if args.data_dir else None
     ctx = Context(args.dataset, args.size, str(root), data_dir, args.verify)
+    if pending and not args.dry_run:
+        ResultsStore(args.results).ensure_writable()
     if params is not None:
         return _slurm(jobs, ctx, params, args)
     from bloodbench import executors
