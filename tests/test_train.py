@@ -157,6 +157,8 @@ def test_early_stopping_reports_converged(tmp_path, blood):
     (["train", "baseline_cnn", "--batch-size", "0"], "--batch-size must be at least 1"),
     (["train", "baseline_cnn", "--precision", "fp16", "--device", "cpu"], "fp16 autocast needs CUDA"),
     (["evaluate", "baseline_cnn"], "no finished training run"),
+    (["train", "baseline_cnn", "--epochs", "1", "--limit-train", "128", "--batch-size", "64", "--schedule",
+      "onecycle"], "onecycle schedule needs at least 4 optimizer steps"),
 ])
 def test_bad_options_are_one_line_errors(argv, message, capsys, real_data_dir, tmp_path):
     with pytest.raises(SystemExit) if "invalid choice" in message else _no_raise() as exc:
