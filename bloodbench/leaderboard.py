@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from bloodbench.choices import LEADERBOARD_FORMATS
 from bloodbench.errors import BloodbenchError
 from bloodbench.formatting import fmt, machine_device_name, md_table, mean_std
 from bloodbench.results import ResultsStore, resolve_results_dir
@@ -29,7 +30,7 @@ from bloodbench.results import ResultsStore, resolve_results_dir
 KEYS = ["model", "dataset", "size"]
 COST_KEYS = KEYS + ["device", "precision"]
 METRICS = ("acc", "f1_macro", "auc")
-FORMATS = ("markdown", "csv", "json")
+FORMATS = LEADERBOARD_FORMATS
 PREFERRED_PRECISION = "fp32"
 
 # Columns of a cost row, whether it came from a profile record or a benchmark JSON.

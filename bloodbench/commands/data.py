@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from tabulate import tabulate
-
-from bloodbench import data
 from bloodbench.commands.common import add_data_options
 
 
@@ -23,6 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from bloodbench import data
+
     ds = data.load_dataset(args.dataset, args.size, args.data_dir, verify=args.verify)
     info = ds.info
     print(f"{info.flag} {info.size}x{info.size}, {info.n_channels} channel(s), {info.n_classes} classes, "
@@ -36,6 +37,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
+    from bloodbench import data
+
     path = data.download(args.dataset, args.size, args.data_dir)
     print(f"downloaded {path}")
     return 0

@@ -5,13 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
-from tabulate import tabulate
-
 from bloodbench.commands.common import add_dataset_options, add_format_option, add_results_option
 from bloodbench.errors import BloodbenchError
-from bloodbench.metrics import bootstrap_ci, classification_metrics
-from bloodbench.results import ResultsStore
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_evaluate)
 
 
-def finished_runs(store: ResultsStore, model: str, dataset: str, size: int, seed: int | None) -> list[dict]:
+def finished_runs(store, model: str, dataset: str, size: int, seed: int | None) -> list[dict]:
     runs = [r for r in store.iter_records("train") if r.get("model") == model and r.get("dataset") == dataset
             and r.get("size") == size and r.get("status") == "finished" and (seed is None or r.get("seed") == seed)]
     if not runs:
@@ -35,6 +30,14 @@ def finished_runs(store: ResultsStore, model: str, dataset: str, size: int, seed
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+    from tabulate import tabulate
+
+    from bloodbench.metrics import bootstrap_ci, classification_metrics
+    from bloodbench.models import get_model_info
+    from bloodbench.results import ResultsStore
+
+    get_model_info(args.model)  # a typo is "unknown model", not "train it first"
     store = ResultsStore(args.results)
     out = []
     for rec in finished_runs(store, args.model, args.dataset, args.size, args.seed):

@@ -7,10 +7,7 @@ import sys
 from pathlib import Path
 
 from bloodbench.commands.common import add_results_option
-from bloodbench.data import SIZES
-from bloodbench.leaderboard import FORMATS, load_leaderboard
-from bloodbench.formatting import output_dir
-from bloodbench.results import atomic_write_text
+from bloodbench.choices import LEADERBOARD_FORMATS, SIZES
 
 
 def add_cost_options(p: argparse.ArgumentParser) -> None:
@@ -34,12 +31,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sort", default="acc",
                    help="column to sort by within each dataset/size: acc (default), f1, auc, latency, p99, "
                         "throughput, params, macs, memory, model, ...; force the order with a prefix: --sort=-latency")
-    p.add_argument("--format", choices=FORMATS, default="markdown", help="output format (default: markdown)")
+    p.add_argument("--format", choices=LEADERBOARD_FORMATS, default="markdown", help="output format (default: markdown)")
     p.add_argument("-o", "--output", default=None, help="write to this file instead of stdout")
     p.set_defaults(func=cmd_leaderboard)
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from bloodbench.formatting import output_dir
+    from bloodbench.leaderboard import load_leaderboard
+    from bloodbench.results import atomic_write_text
+
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     board = load_leaderboard(args.results, benchmark_json=args.benchmark_json, device=args.device,
                              precision=args.precision, dataset=args.dataset, size=args.size, models=models,

@@ -5,17 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 
-from tabulate import tabulate
-from tqdm import tqdm
-
-from bloodbench.commands.common import add_results_option
-from bloodbench.data import SIZES
-from bloodbench.envinfo import resolve_device
+from bloodbench.choices import PRECISIONS, SIZES
+from bloodbench.commands.common import add_results_option, positive_int
 from bloodbench.errors import BloodbenchError
-from bloodbench.models import get_model_info, list_models
-from bloodbench.profile.counting import unsupported_ops_note
-from bloodbench.profile.timing import PRECISIONS, check_precision
-from bloodbench.results import ResultsStore
 
 
 def _batch_sizes(text: str) -> list[int]:
@@ -28,14 +20,7 @@ def _batch_sizes(text: str) -> list[int]:
     return sizes
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+_positive = positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,6 +54,8 @@ def _fmt(value, scale: float = 1.0, digits: int = 2) -> str:
 
 def _record_notes(rec: dict) -> list[str]:
     """What the table cannot show: skipped operators, a MAC cross-check failure, out-of-memory steps."""
+    from bloodbench.profile.counting import unsupported_ops_note
+
     notes = []
     if rec["unsupported_ops"]:
         notes.append(unsupported_ops_note(rec["unsupported_ops"]))
@@ -83,6 +70,14 @@ def _record_notes(rec: dict) -> list[str]:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+    from tqdm import tqdm
+
+    from bloodbench.envinfo import resolve_device
+    from bloodbench.models import get_model_info, list_models
+    from bloodbench.profile.timing import check_precision
+    from bloodbench.results import ResultsStore
+
     if args.all and args.models:
         raise BloodbenchError("give model names or --all, not both")
     names = list_models() if args.all else list(args.models)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from bloodbench.commands.leaderboard import add_cost_options
 from bloodbench.errors import BloodbenchError
-from bloodbench.results import atomic_write_text, resolve_results_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from bloodbench.results import atomic_write_text, resolve_results_dir
+
     out = Path(args.out)
     if args.compare is not None:
         from bloodbench.report import compare

@@ -6,7 +6,9 @@ import argparse
 
 from tabulate import tabulate
 
-from bloodbench.commands.common import add_data_options, add_results_option
+from tqdm import tqdm
+
+from bloodbench.commands.common import add_data_options, add_results_option, positive_int
 from bloodbench.errors import BloodbenchError
 
 
@@ -28,8 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated devices to profile on (default: cpu, plus cuda when present)")
     p.add_argument("--no-profile", action="store_true", help="train and evaluate only")
     p.add_argument("--no-report", action="store_true", help="do not regenerate reports/ at the end")
-    p.add_argument("--epochs", type=int, default=None, help="override every recipe's maximum epochs (smoke runs)")
-    p.add_argument("--limit-train", type=int, default=None, help="first N training images only (smoke runs)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="override every recipe's maximum epochs (smoke runs)")
+    p.add_argument("--limit-train", type=positive_int, default=None, help="first N training images only (smoke runs)")
     p.add_argument("--dry-run", action="store_true", help="list the jobs and whether they are done, run nothing")
     p.set_defaults(func=cmd_run)
 
@@ -47,7 +49,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(tabulate([[j.kind, j.model, "" if j.seed is None else j.seed, j.device, "done" if j.done else "pending"]
                     for j in jobs], headers=["job", "model", "seed", "device", "state"], tablefmt="github"))
     pending = sum(not j.done for j in jobs)
-    print(f"{pending} of {len(jobs)} jobs pending")
+    eta = sum(run.estimate_seconds([j for j in jobs if not j.done], run.past_job_seconds(args.results)))
+    print(f"{pending} of {len(jobs)} jobs pending" + (f", ETA {tqdm.format_interval(eta)} (from past job times)"
+                                                      if pending else ""))
     if args.dry_run or not pending:
         return 0
     log = run.execute(jobs, args.dataset, args.size, args.results, args.data_dir, args.verify)

@@ -6,6 +6,7 @@ The output names are fixed (``OUTPUT_FILES``) because the report links to them.
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +31,31 @@ OUTPUT_FILES = ("gradcam_correct.png", "gradcam_wrong.png", "errors.md", "reliab
 DEFAULT_OUT = Path("reports") / "explain"
 
 
-def train_hint(model: str, seed: int | None, dataset: str, size: int, results: Path | None = None) -> str:
+def train_hint(model: str, seed: int | None, dataset: str, size: int, results: Path | None = None,
+               extra: tuple[str, ...] = ()) -> str:
     cmd = f"bloodbench train {model} --seed {0 if seed is None else seed}"
     if dataset != "bloodmnist":
         cmd += f" --dataset {dataset}"
     if size != 28:
         cmd += f" --size {size}"
     if results is not None and Path(results) != resolve_results_dir():
-        cmd += f" --results {results}"
-    return f"`{cmd}`"
+        cmd += f" --results {shlex.quote(str(results))}"
+    return f"`{' '.join([cmd, *map(shlex.quote, extra)])}`"
+
+
+def retrain_hint(record: dict, results: Path) -> str:
+    """The command that recreates a finished run's files under the same run id: ``--force``
+    (a plain rerun just reports the finished record) plus the run's own recipe options."""
+    from bloodbench.train.config import recipe_cli_args
+
+    config = dict(record.get("config") or {})
+    config.setdefault("model", record["model"])
+    args, unsettable = recipe_cli_args(config)
+    hint = train_hint(record["model"], record.get("seed"), record.get("dataset", "bloodmnist"),
+                      int(record.get("size", 28)), results, ("--force", *args))
+    if unsettable:
+        hint += f" (then set {', '.join(unsettable)} in the recipe: no option sets them)"
+    return hint
 
 
 def find_train_run(store: ResultsStore, model: str, dataset: str = "bloodmnist", size: int = 28,
@@ -135,19 +152,20 @@ def explain(model: str, *, seed: int | None = None, n: int = 16, class_name: str
     store = ResultsStore(results)
     record = find_train_run(store, model, dataset, size, seed)
     run_dir = store.run_dir(record["run_id"])
-    hint = train_hint(model, record.get("seed", seed), dataset, size, store.root)
+    hint = retrain_hint(record, store.root)
     ckpt_path, pred_path = run_dir / "best.pt", run_dir / "test_predictions.npz"
     if gradcam and not ckpt_path.is_file():
-        raise BloodbenchError(f"run {record['run_id']} has no checkpoint {ckpt_path}: run {hint} again")
+        raise BloodbenchError(f"run {record['run_id']} has no checkpoint {ckpt_path} (checkpoints stay out of git): "
+                              f"recreate it with {hint}, or pass --no-gradcam for the rest")
     if not pred_path.is_file():
-        raise BloodbenchError(f"run {record['run_id']} has no {pred_path.name} in {run_dir}: run {hint} again")
+        raise BloodbenchError(f"run {record['run_id']} has no {pred_path.name} in {run_dir}: recreate it with {hint}")
 
     y_true, y_score = load_predictions(pred_path)
     data = load_dataset(dataset, size, data_dir, verify=verify, splits=("test",))
     test = data["test"]
     if len(test) != len(y_true) or not np.array_equal(test.labels.numpy(), y_true):
         raise BloodbenchError(f"{pred_path} does not match the {dataset} {size}px test split "
-                              f"({len(y_true)} vs {len(test)} images or different labels): run {hint} again")
+                              f"({len(y_true)} vs {len(test)} images or different labels): recreate it with {hint}")
     class_names = list((record.get("test") or {}).get("class_names") or data.info.class_names)
     if y_score.shape[1] != len(class_names):
         raise BloodbenchError(f"{pred_path} has {y_score.shape[1]} classes but {dataset} has {len(class_names)}")

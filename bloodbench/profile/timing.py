@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from bloodbench.choices import PRECISIONS
 from bloodbench.errors import BloodbenchError
 
-PRECISIONS = ("fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 DEFAULT_BATCH_SIZES = {"cpu": (1, 2, 4, 8, 16, 32, 64), "cuda": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)}
 #: The latency keys stored in a profile record (docs/ARCHITECTURE.md, "Profile record").
