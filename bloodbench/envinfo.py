@@ -52,7 +52,9 @@ def device_name(device: torch.device | str) -> str:
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{cpu_name()} ({torch.get_num_threads()} threads)"
+    from bloodbench.formatting import threads_label
+
+    return f"{cpu_name()} ({threads_label(torch.get_num_threads())})"
 
 
 @lru_cache(maxsize=1)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from bloodbench.choices import LEADERBOARD_FORMATS
 from bloodbench.errors import BloodbenchError
-from bloodbench.formatting import fmt, machine_device_name, md_table, mean_std
+from bloodbench.formatting import device_label, fmt, fmt_count, machine_device_name, md_table, mean_std
 from bloodbench.results import ResultsStore, resolve_results_dir
 
 KEYS = ["model", "dataset", "size"]
@@ -239,7 +239,7 @@ def profile_frame(records: Iterable[dict]) -> pd.DataFrame:
             "model": rec["model"], "dataset": rec["dataset"], "size": int(rec["size"]),
             "device": rec.get("device") or (rec.get("env") or {}).get("device"),
             "precision": rec.get("precision") or PREFERRED_PRECISION,
-            "device_name": rec.get("device_name") or (rec.get("env") or {}).get("device_name"),
+            "device_name": device_label(rec.get("device_name") or (rec.get("env") or {}).get("device_name")),
             "params": _num(rec.get("params")), "macs": macs,
             "flops": flops if not math.isnan(flops) else 2 * macs,
             "latency_p50_ms": _num(lat.get("p50_ms")), "latency_p90_ms": _num(lat.get("p90_ms")),
@@ -558,7 +558,7 @@ class Leaderboard:
             "throughput (img/s)": col("throughput", ",.0f"),
             "peak mem (MiB)": col("peak_memory_mb", ".1f"),
             "train time (s)": col("train_seconds_mean", ",.0f"),
-            "epochs": col("epochs_mean", ".1f"),
+            "epochs": [fmt_count(v) for v in rows["epochs_mean"]],
             "stop": list(rows["stop_reasons"].fillna("")),
             "Pareto MACs": [front(o, b) for o, b in zip(rows["pareto_macs"], rows["dominated_by_macs"])],
             "Pareto latency": [front(o, b) for o, b in zip(rows["pareto_latency"], rows["dominated_by_latency"])],
