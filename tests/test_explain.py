@@ -345,7 +345,8 @@ def test_cli_end_to_end_writes_the_five_outputs(tmp_path, tiny_trained, tiny_pre
 
     # --class narrows the example grids; an unknown class lists the class names; --layer still picks the layer
     rc = main(["explain", "baseline_cnn", "--n", "2", "--class", "Neut", "--layer", "features.3",
-               "--data-dir", str(real_data_dir), "--results", str(tmp_path / "results"), "--out", str(tmp_path / "neut")])
+               "--data-dir", str(real_data_dir), "--results", str(tmp_path / "results"),
+               "--out", str(tmp_path / "neut")])
     assert rc == 0
     neut = (tmp_path / "neut" / "errors.md").read_text()
     assert "true class **neutrophil**" in neut and "`features.3`, a 3x3 feature map" in neut
@@ -383,7 +384,8 @@ def test_cli_no_gradcam_needs_only_the_saved_predictions(tmp_path, tiny_trained,
                  "--results", str(tmp_path / "results"), "--out", str(out)]) == 0
     md = (out / "errors.md").read_text()
     assert "not computed" not in md and "grids below are from an earlier pass" in md
-    assert "![Grad-CAM correct](gradcam_correct.png)" in md and (out / "gradcam_wrong.png").read_bytes() == b"earlier grid"
+    assert "![Grad-CAM correct](gradcam_correct.png)" in md
+    assert (out / "gradcam_wrong.png").read_bytes() == b"earlier grid"
 
 
 def _one_line_error(capsys) -> str:

@@ -137,6 +137,18 @@ def test_explain_without_checkpoint_gives_a_command_that_rebuilds_the_same_run(t
     assert "`bloodbench train encoder_cnn --seed 0 --results " in capsys.readouterr().err
 
 
+def test_evaluate_without_predictions_gives_the_same_retrain_command(tmp_path, capsys):
+    cfg = TrainConfig.build("encoder_cnn", seed=1, device="cpu", weight_decay=0.0, optimizer="sgd")
+    rec = train_record("encoder_cnn", 1, 0.9)
+    rec.update(config=cfg.as_dict(), config_hash=cfg.hash(), run_id=cfg.run_id)
+    write_store(tmp_path / "r", [rec])
+    assert main(["evaluate", "encoder_cnn", "--results", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "test_predictions.npz is missing" in err
+    argv = shlex.split(err.split("`")[1])
+    assert "--force" in argv and config_from_args(build_parser().parse_args(argv[1:])).run_id == cfg.run_id
+
+
 def test_force_sets_the_old_run_aside_until_the_new_record_exists(tmp_path):
     run = tmp_path / "train" / "m-bloodmnist-28-s0-abc"
     run.mkdir(parents=True)

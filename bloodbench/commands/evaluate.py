@@ -33,6 +33,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
     from tabulate import tabulate
 
+    from bloodbench.hints import retrain_hint
     from bloodbench.metrics import bootstrap_ci, classification_metrics
     from bloodbench.models import get_model_info
     from bloodbench.results import ResultsStore
@@ -43,8 +44,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for rec in finished_runs(store, args.model, args.dataset, args.size, args.seed):
         pred_path = store.run_dir(rec["run_id"]) / rec["artifacts"]["predictions"]
         if not pred_path.is_file():
-            raise BloodbenchError(f"{pred_path} is missing: retrain with `bloodbench train {args.model} "
-                                  f"--seed {rec['seed']} --force`")
+            raise BloodbenchError(f"{pred_path} is missing: recreate it with {retrain_hint(rec, store.root)}")
         with np.load(pred_path) as npz:
             m = classification_metrics(npz["y_true"], npz["y_score"], rec["test"]["class_names"])
             m["ci95"] = bootstrap_ci(npz["y_true"], npz["y_score"], seed=rec["seed"])

@@ -30,7 +30,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("recipe (default: the model's registry recipe)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--epochs", type=positive_int, default=None, help="maximum epochs (early stopping may end sooner)")
-    g.add_argument("--patience", type=positive_int, default=None, help="epochs without validation improvement before stopping")
+    g.add_argument("--patience", type=positive_int, default=None,
+                   help="epochs without validation improvement before stopping")
     g.add_argument("--monitor", choices=MONITORS, default=None)
     g.add_argument("--batch-size", type=positive_int, default=None)
     g.add_argument("--lr", type=positive_float, default=None)
@@ -43,7 +44,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--augment", type=_bool, default=None, metavar="on|off")
     g.add_argument("--grad-clip", type=_grad_clip, default=None, metavar="NORM|off",
                    help="clip the gradient norm to NORM (default: the recipe's, 5); 0 or off: no clipping")
-    g.add_argument("--limit-train", type=positive_int, default=None, help="use only the first N training images (smoke runs)")
+    g.add_argument("--limit-train", type=positive_int, default=None,
+                   help="use only the first N training images (smoke runs)")
     h = p.add_argument_group("execution")
     h.add_argument("--device", default="auto", help="auto, cpu or cuda")
     h.add_argument("--precision", choices=PRECISIONS, default=None,

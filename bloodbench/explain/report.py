@@ -6,7 +6,6 @@ The output names are fixed (``OUTPUT_FILES``) because the report links to them.
 from __future__ import annotations
 
 import os
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -31,37 +30,11 @@ from bloodbench.explain.gradcam import (
     resolve_target_layer,
 )
 from bloodbench.formatting import md_table, output_dir, short_name
-from bloodbench.results import ResultsStore, atomic_write_text, resolve_results_dir
+from bloodbench.hints import retrain_hint, train_hint
+from bloodbench.results import ResultsStore, atomic_write_text
 
 OUTPUT_FILES = ("gradcam_correct.png", "gradcam_wrong.png", "errors.md", "reliability.png", "misclassified.png")
 DEFAULT_OUT = Path("reports") / "explain"
-
-
-def train_hint(model: str, seed: int | None, dataset: str, size: int, results: Path | None = None,
-               extra: tuple[str, ...] = ()) -> str:
-    cmd = f"bloodbench train {model} --seed {0 if seed is None else seed}"
-    if dataset != "bloodmnist":
-        cmd += f" --dataset {dataset}"
-    if size != 28:
-        cmd += f" --size {size}"
-    if results is not None and Path(results) != resolve_results_dir():
-        cmd += f" --results {shlex.quote(str(results))}"
-    return f"`{' '.join([cmd, *map(shlex.quote, extra)])}`"
-
-
-def retrain_hint(record: dict, results: Path) -> str:
-    """The command that recreates a finished run's files under the same run id: ``--force``
-    (a plain rerun just reports the finished record) plus the run's own recipe options."""
-    from bloodbench.train.config import recipe_cli_args
-
-    config = dict(record.get("config") or {})
-    config.setdefault("model", record["model"])
-    args, unsettable = recipe_cli_args(config)
-    hint = train_hint(record["model"], record.get("seed"), record.get("dataset", "bloodmnist"),
-                      int(record.get("size", 28)), results, ("--force", *args))
-    if unsettable:
-        hint += f" (then set {', '.join(unsettable)} in the recipe: no option sets them)"
-    return hint
 
 
 def find_train_run(store: ResultsStore, model: str, dataset: str = "bloodmnist", size: int = 28,

@@ -250,7 +250,8 @@ class Trainer:
         if existing and existing.get("status") == "finished" and not force:
             return existing
         last_path, best_path = self.run_dir / "last.pt", self.run_dir / "best.pt"
-        replaced = set_aside_old_run(self.run_dir) if force else None
+        if force:
+            set_aside_old_run(self.run_dir)
 
         st = self.setup()
         ds, model, norm, opt, sched, scaler, stopper = st.ds, st.model, st.norm, st.opt, st.sched, st.scaler, st.stopper
@@ -319,8 +320,9 @@ class Trainer:
                 stop_reason = "converged"
 
         record = self._finish(model, ds, info, stopper, history, stop_reason, train_seconds, created_at)
-        if replaced is not None:  # the new record is written: the old run's files can go
-            shutil.rmtree(replaced, ignore_errors=True)
+        # The new record is written: an old run set aside by --force (this call's, or one whose
+        # retrain was interrupted and then resumed without --force) can go.
+        shutil.rmtree(self.run_dir / REPLACED_DIR, ignore_errors=True)
         if diverged_msg:
             raise TrainingDiverged(f"{cfg.model} diverged: {diverged_msg}; the run is recorded as diverged. "
                                    f"{divergence_hint(cfg)}")
