@@ -18,6 +18,8 @@ from typing import Callable
 
 CACHE_DIR_ENV = "BLOODBENCH_CACHE_DIR"
 MODELS_DIR = Path(__file__).resolve().parent / "models"
+# How params and MACs are counted: a change there changes the figures as much as a model's.
+COUNTING_SOURCES = (Path(__file__).resolve().parent / "profile" / "counting.py",)
 COSTS_FILE = "model_costs.json"
 # Packages whose version can change a model's params or MAC count.
 KEY_PACKAGES = ("torch", "torchvision", "fvcore")
@@ -37,11 +39,12 @@ def _version(package: str) -> str:
         return "absent"
 
 
-def registry_key(*settings: object, models_dir: Path = MODELS_DIR) -> str:
-    """Hash of the registry's source files (builders and their metadata), the package
-    versions that count, and ``settings`` (input size, channels, classes)."""
+def registry_key(*settings: object, models_dir: Path = MODELS_DIR,
+                 extra_sources: tuple[Path, ...] = COUNTING_SOURCES) -> str:
+    """Hash of the registry's source files (builders and their metadata), the counting code,
+    the package versions that count, and ``settings`` (input size, channels, classes)."""
     h = hashlib.sha256()
-    for path in sorted(models_dir.glob("*.py")):
+    for path in [*sorted(models_dir.glob("*.py")), *(p for p in extra_sources if p.is_file())]:
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     for package in KEY_PACKAGES:
         h.update(f"{package}={_version(package)}\0".encode())

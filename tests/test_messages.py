@@ -59,6 +59,11 @@ def test_cost_cache_key_follows_model_source_package_versions_and_settings(tmp_p
     monkeypatch.undo()
     (tmp_path / "a.py").write_text("def build(): return 2\n")
     assert cache.registry_key(28, 3, 8, models_dir=tmp_path) != key  # a builder changed
+    key = cache.registry_key(28, 3, 8, models_dir=tmp_path)
+    counting = tmp_path / "counting" / "counting.py"
+    counting.parent.mkdir()
+    counting.write_text("MACS = 1\n")
+    assert cache.registry_key(28, 3, 8, models_dir=tmp_path, extra_sources=(counting,)) != key
     assert cache.registry_key() != cache.registry_key(models_dir=tmp_path)
 
 
