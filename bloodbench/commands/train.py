@@ -53,7 +53,9 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     h.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="channels_last memory format (default: on for CUDA, off for CPU)")
     h.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
-    h.add_argument("--force", action="store_true", help="retrain even if a finished record exists")
+    h.add_argument("--force", action="store_true",
+                   help="retrain from scratch even if the run is finished (its old files stay in "
+                        "<run>/replaced/ until the new record is written)")
     h.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
     h.add_argument("--tensorboard", default=None, metavar="DIR",
                    help="also log loss, accuracy, lr and validation metrics per epoch to DIR/<run_id> "
