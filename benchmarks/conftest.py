@@ -23,7 +23,7 @@ from bloodbench.data import SIZES
 from bloodbench.envinfo import git_commit, resolve_device
 from bloodbench.errors import BloodbenchError
 from bloodbench.models import list_models
-from bloodbench.profile.timing import PRECISIONS, check_precision
+from bloodbench.precision import PRECISIONS, check_precision
 
 #: Keys of every entry, whatever it measures.
 COMMON_KEYS = ("kind", "model", "dataset", "size", "device", "device_name", "precision", "batch_size")

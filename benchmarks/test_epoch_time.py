@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from bloodbench.data import load_dataset
 from bloodbench.envinfo import device_name
-from bloodbench.profile.timing import autocast
+from bloodbench.precision import autocast
 from bloodbench.train import TrainConfig, Trainer
 
 # Images per measured epoch: the whole training split on a GPU, a slice of it on 2 CPU cores

@@ -19,7 +19,7 @@ import torch.utils.benchmark as tbench
 
 from bloodbench.envinfo import device_name
 from bloodbench.profile.record import build_model
-from bloodbench.profile.timing import make_input, measure
+from bloodbench.profile.timing import make_input, measure_latency
 
 DEFAULT_MODEL = "baseline_cnn"
 DATASET = "bloodmnist"
@@ -40,7 +40,7 @@ def latency_ratio(name: str = DEFAULT_MODEL, size: int = 28, device: str = "cpu"
 
     ours, theirs = [], []
     for _ in range(repeats):
-        ours.append(measure(model, tuple(x.shape), device, warmup=5, iters=30, threads=threads).p50_ms)
+        ours.append(measure_latency(model, tuple(x.shape), device, warmup=5, iters=30, threads=threads).p50_ms)
         timer = tbench.Timer(stmt="call()", globals={"call": call}, num_threads=threads)
         theirs.append(timer.blocked_autorange(min_run_time=0.5).median * 1e3)
     ours_ms = sorted(ours)[len(ours) // 2]

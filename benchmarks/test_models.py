@@ -18,7 +18,8 @@ from torch import nn
 from bloodbench.envinfo import device_name
 from bloodbench.profile.counting import count_macs, count_params
 from bloodbench.profile.record import build_model
-from bloodbench.profile.timing import LatencyMeasurement, autocast, make_input
+from bloodbench.precision import autocast
+from bloodbench.profile.timing import LatencyMeasurement, make_input
 
 DATASET = "bloodmnist"
 

@@ -66,7 +66,7 @@ def cached(key: str, compute: Callable[[], list[dict]], name: str = COSTS_FILE) 
         pass
     rows = compute()
     try:
-        from bloodbench.results import atomic_write_text
+        from bloodbench.fsutil import atomic_write_text
 
         atomic_write_text(path, json.dumps({"key": key, "rows": rows}, indent=1) + "\n")
     except OSError:

@@ -52,9 +52,8 @@ def device_name(device: torch.device | str) -> str:
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    from bloodbench.formatting import threads_label
-
-    return f"{cpu_name()} ({threads_label(torch.get_num_threads())})"
+    n = torch.get_num_threads()
+    return f"{cpu_name()} ({n} thread{'' if n == 1 else 's'})"
 
 
 @lru_cache(maxsize=1)

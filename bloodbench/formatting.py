@@ -40,10 +40,6 @@ def fmt_count(value: Any, spec: str = ".1f") -> str:
     return str(int(value)) if float(value).is_integer() else fmt(value, spec)
 
 
-def threads_label(n: int) -> str:
-    return f"{n} thread{'' if n == 1 else 's'}"
-
-
 def device_label(name: str | None) -> str | None:
     """A device name as recorded, with older records' "(1 threads)" read as "(1 thread)"."""
     return re.sub(r"\b1 threads\b", "1 thread", name) if name else name

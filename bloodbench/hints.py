@@ -28,7 +28,7 @@ def train_hint(model: str, seed: int | None, dataset: str, size: int, results: P
 def retrain_hint(record: dict, results: Path) -> str:
     """The command that recreates a finished run's files under the same run id: ``--force``
     (a plain rerun just reports the finished record) plus the run's own recipe options."""
-    from bloodbench.train.config import recipe_cli_args
+    from bloodbench.config import recipe_cli_args
 
     config = dict(record.get("config") or {})
     config.setdefault("model", record["model"])

@@ -4,7 +4,7 @@ Layout under the results root::
 
     train/<run_id>/record.json        training + evaluation record
     train/<run_id>/{best,last}.pt     checkpoints (git-ignored)
-    train/<run_id>/test_predictions.npz
+    train/<run_id>/{val,test}_predictions[_tta].npz   probabilities (see predictions.py)
     profile/<run_id>.json             profiling record
 
 Every run writes its own file under a unique name, so two processes writing to the
@@ -16,14 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import pandas as pd
 
 from bloodbench.errors import BloodbenchError
+from bloodbench.fsutil import atomic_write_text
 
 SCHEMA_VERSION = 1
 RESULTS_ENV = "BLOODBENCH_RESULTS"
@@ -32,6 +32,8 @@ DEFAULT_RESULTS = Path("reports") / "results"
 # installed copy this path does not exist and the default stays relative to the cwd.
 REPO_RESULTS = Path(__file__).resolve().parents[1] / DEFAULT_RESULTS
 KINDS = ("train", "profile")
+#: What every record is joined on; a record without them cannot be shown.
+JOIN_KEYS = ("model", "dataset", "size")
 
 
 def resolve_results_dir(results: str | os.PathLike | None = None) -> Path:
@@ -57,32 +59,6 @@ def config_hash(config: dict[str, Any]) -> str:
     """A short stable hash of a config (sorted JSON), used in run ids and for dedup."""
     blob = json.dumps(config, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:10]
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over ``path``.
-
-    A crash at any point leaves either the old file or the new one, never a torn one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
 
 
 def _json_default(obj: Any) -> Any:
@@ -149,6 +125,13 @@ class ResultsStore:
     def records(self, kind: str | None = None) -> list[dict[str, Any]]:
         return list(self.iter_records(kind))
 
+    def finished_runs(self, model: str, dataset: str, size: int, seed: int | None = None) -> list[dict[str, Any]]:
+        """Finished training records of (model, dataset, size), of one seed or all: what evaluate and explain use."""
+        return [r for r in self.iter_records("train")
+                if r.get("model") == model and r.get("dataset") == dataset and r.get("size") is not None
+                and int(r["size"]) == int(size) and r.get("status") == "finished"
+                and (seed is None or r.get("seed") == seed)]
+
     def load(self, kind: str | None = None) -> pd.DataFrame:
         """All records as a flat DataFrame (nested dicts become ``a.b`` columns)."""
         recs = self.records(kind)
@@ -157,5 +140,68 @@ class ResultsStore:
         return pd.json_normalize(recs, max_level=2)
 
 
+def model_info(name: str, records: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The registry's facts about a model, else the copy its records kept (a model since renamed or
+    removed still shows its family and description); {} when neither knows it."""
+    try:
+        from bloodbench.models import get_model_info
+
+        return get_model_info(name).as_dict()
+    except (BloodbenchError, ImportError):
+        return next((r.get("model_info") for r in records if r.get("model_info")), None) or {}
+
+
 def load_results(results: str | os.PathLike | None = None, kind: str | None = None) -> pd.DataFrame:
     return ResultsStore(results).load(kind)
+
+
+# -- checked reading --------------------------------------------------------------------
+def _record_problem(rec: dict) -> str | None:
+    """Why a record cannot be joined on (model, dataset, size), or None."""
+    missing = [k for k in JOIN_KEYS if rec.get(k) in (None, "")]
+    if missing:
+        return f"no {', '.join(map(repr, missing))} field"
+    try:
+        int(rec["size"])
+    except (TypeError, ValueError):
+        return f"size {rec['size']!r} is not an integer"
+    return None
+
+
+def check_records(records: Iterable[dict], kind: str, store: ResultsStore | None = None) -> list[dict]:
+    """The records, each checked for the keys rows are joined on: a malformed file is named in
+    one line instead of surfacing as a KeyError."""
+    records = list(records)
+    for rec in records:
+        problem = _record_problem(rec)
+        if problem:
+            run_id = rec.get("run_id")
+            where = (store.record_path(kind, run_id) if store and run_id else f"of run {run_id}" if run_id
+                     else f"under {store.root / kind}" if store else "without a run_id")
+            raise BloodbenchError(f"malformed {kind} record {where}: {problem}; fix or delete it")
+    return records
+
+
+def store_records(root: Path, kind: str) -> list[dict]:
+    """Checked records of one kind in a results dir (none if the dir does not exist)."""
+    store = ResultsStore(root)
+    return check_records(store.records(kind), kind, store) if root.is_dir() else []
+
+
+def read_results(results: str | os.PathLike | None = None,
+                 benchmark_json: Sequence[str | os.PathLike] = ()) -> tuple[Path, list[dict], list[dict]]:
+    """(root, train records, profile records), or one line saying why there is nothing to show.
+
+    Shared by ``leaderboard`` and ``report`` so both fail the same way: a ``--results`` dir
+    that does not exist, or no records at all and no benchmark JSON to take cost from.
+    """
+    root = resolve_results_dir(results)
+    if results and not root.is_dir():
+        raise BloodbenchError(f"results directory {root} does not exist: check the path, or leave --results "
+                              f"out to use the committed reports/results")
+    train, profiles = store_records(root, "train"), store_records(root, "profile")
+    if not train and not profiles and not benchmark_json:
+        what = f"no results in {root}" if root.is_dir() else f"results directory {root} does not exist"
+        raise BloodbenchError(f"{what}: run `bloodbench run` (or `bloodbench train` and `bloodbench profile`), "
+                              f"or point --results at a results directory")
+    return root, train, profiles

@@ -21,7 +21,8 @@ from bloodbench.envinfo import environment, resolve_device
 from bloodbench.errors import BloodbenchError
 from bloodbench.models import get_model_info, list_models
 from bloodbench.profile.record import profile_config, profile_model, profile_run_id
-from bloodbench.results import ResultsStore, atomic_write_text, utc_now
+from bloodbench.fsutil import atomic_write_text
+from bloodbench.results import ResultsStore, utc_now
 from bloodbench.train import TrainConfig, Trainer, TrainingDiverged
 
 
@@ -140,12 +141,12 @@ def default_devices() -> list[str]:
     return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
 
 
-def resolve_models(spec: str | None) -> list[str]:
-    if not spec or spec == "all":
+def resolve_models(names: Sequence[str]) -> list[str]:
+    """Registry names checked up front (a typo fails before any training); ``["all"]`` is every model."""
+    if list(names) == ["all"]:
         return list_models()
-    names = [m.strip() for m in spec.split(",") if m.strip()]
-    for n in names:
-        get_model_info(n)
     if not names:
         raise BloodbenchError("--models is empty: give comma-separated names or 'all'")
-    return names
+    for n in names:
+        get_model_info(n)
+    return list(names)

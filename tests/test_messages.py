@@ -13,7 +13,7 @@ import pytest
 from bloodbench import cache
 from bloodbench.cli import build_parser, main
 from bloodbench.commands.train import config_from_args
-from bloodbench.formatting import device_label, fmt_count, threads_label
+from bloodbench.formatting import device_label, fmt_count
 from bloodbench.train import TrainConfig
 from bloodbench.train.trainer import divergence_hint, set_aside_old_run
 from records_factory import train_record, write_store
@@ -177,6 +177,8 @@ def test_run_dry_run_shows_the_eta_from_past_jobs(tmp_path, capsys):
 
 def test_counts_and_threads_read_as_words():
     assert fmt_count(30.0) == "30" and fmt_count(29.666) == "29.7" and fmt_count(float("nan")) == ""
-    assert threads_label(1) == "1 thread" and threads_label(2) == "2 threads"
+    from bloodbench.envinfo import device_name
+
+    assert device_name("cpu").endswith(("(1 thread)", "threads)")) and "(1 threads)" not in device_name("cpu")
     assert device_label("AMD EPYC (1 threads)") == "AMD EPYC (1 thread)"
     assert device_label("AMD EPYC (11 threads)") == "AMD EPYC (11 threads)" and device_label(None) is None

@@ -42,7 +42,7 @@ def test_all_families_registered():
 def test_metadata(name):
     from dataclasses import fields
 
-    from bloodbench.train.config import OPTIMIZERS, TrainConfig
+    from bloodbench.config import OPTIMIZERS, TrainConfig
 
     info = get_model_info(name)
     assert info.family and info.description and info.origin and info.target_layer

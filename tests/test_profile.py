@@ -22,7 +22,7 @@ from bloodbench.profile import (
     flopcounter_flops,
     measure_latency,
     measure_throughput,
-    model_size_mb,
+    model_size_mib,
     profile_model,
 )
 from bloodbench.profile import record, timing
@@ -94,7 +94,7 @@ def test_cost_breakdown_fields_and_model_size():
     assert 0 < c.macs_disagreement < 0.1 and not c.disagreement_flagged  # BN counted by fvcore only
     assert c.params == 108 + 8 + 725 and c.trainable_params == 8 + 725
     # state_dict = params + BN running mean/var (float32) + num_batches_tracked (int64)
-    assert model_size_mb(model) == pytest.approx(((108 + 8 + 725 + 8) * 4 + 8) / 2**20)
+    assert model_size_mib(model) == pytest.approx(((108 + 8 + 725 + 8) * 4 + 8) / 2**20)
     assert {m["module"] for m in c.top_modules} == {"0", "1", "4"}
     assert c.top_modules[0] == {"module": "0", "macs": conv_macs}
     assert c.activations > 0
@@ -124,7 +124,7 @@ def test_unsupported_ops_are_collected_not_printed(capsys, caplog):
 # -- timing ----------------------------------------------------------------------------------
 def test_measure_latency_stats_are_sane():
     model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
-    lat = measure_latency(model, (3, 16), warmup=2, iters=25, threads=1)
+    lat = measure_latency(model, (3, 16), warmup=2, iters=25, threads=1).as_dict()
     assert lat["n"] == 25 and lat["batch_size"] == 3
     assert 0 < lat["p50_ms"] <= lat["p90_ms"] <= lat["p99_ms"]
     assert lat["mean_ms"] > 0 and lat["std_ms"] >= 0
@@ -133,7 +133,7 @@ def test_measure_latency_stats_are_sane():
 
 def test_measure_latency_bf16_runs_and_threads_are_restored():
     torch.set_num_threads(1)
-    lat = timing.measure(nn.Conv2d(3, 4, 3), (1, 3, 8, 8), precision="bf16", warmup=1, iters=3, threads=2)
+    lat = timing.measure_latency(nn.Conv2d(3, 4, 3), (1, 3, 8, 8), precision="bf16", warmup=1, iters=3, threads=2)
     assert lat.precision == "bf16" and lat.n == 3 and lat.threads == 2 and "p50" in str(lat)
     assert torch.get_num_threads() == 1
 
@@ -200,7 +200,7 @@ def test_profile_model_writes_a_complete_record(tmp_path):
 
 def test_profile_records_out_of_memory_instead_of_crashing(tmp_path, monkeypatch):
     monkeypatch.setattr(record, "peak_forward_memory", _oom)
-    monkeypatch.setattr(record, "measure", _oom)
+    monkeypatch.setattr(record, "measure_latency", _oom)
     rec = profile_model("baseline_cnn", device="cpu", batch_size=4, batch_sizes=[1], warmup=1, iters=2,
                         threads=1, min_time_s=0.01, results=tmp_path)
     assert rec["oom_stages"] == ["memory", "latency"]
@@ -211,7 +211,7 @@ def test_profile_records_out_of_memory_instead_of_crashing(tmp_path, monkeypatch
 
 
 def test_cli_notes_out_of_memory_and_labels_mib(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(record, "measure", _oom)
+    monkeypatch.setattr(record, "measure_latency", _oom)
     rc = main(["profile", "baseline_cnn", "--no-save", "--batch-sizes", "1", "--iters", "2", "--warmup", "1",
                "--threads", "1"])
     out = capsys.readouterr().out

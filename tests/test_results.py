@@ -9,7 +9,8 @@ import os
 import pytest
 
 from bloodbench.errors import BloodbenchError
-from bloodbench.results import ResultsStore, atomic_write_text, config_hash, resolve_results_dir
+from bloodbench.fsutil import atomic_write_text
+from bloodbench.results import ResultsStore, config_hash, resolve_results_dir
 
 
 def _record(i: int, kind: str = "train") -> dict:

@@ -116,6 +116,18 @@ def test_record_carries_provenance_metrics_and_predictions(tmp_path, blood):
     with np.load(run_dir / "test_predictions.npz") as npz:
         assert npz["y_score"].shape == (3421, 8)
         assert np.allclose(npz["y_score"].sum(1), 1, atol=1e-4)
+    # val and test, plain and 8-view TTA, each named in artifacts under a key that says its split
+    from bloodbench.predictions import load_predictions
+    n = {"val": rec["val"]["n"], "test": 3421}
+    for key in ("val_predictions", "test_predictions", "val_predictions_tta", "test_predictions_tta"):
+        y, s = load_predictions(run_dir / rec["artifacts"][key])
+        split = key.split("_")[0]
+        assert s.dtype == np.float32 and s.shape == (n[split], 8) and np.allclose(s.sum(1), 1, atol=1e-4)
+    y, s = load_predictions(run_dir / rec["artifacts"]["val_predictions"])
+    assert abs(float(np.mean(s.argmax(1) == y)) - rec["val"]["acc"]) < 1e-12
+    y, s = load_predictions(run_dir / rec["artifacts"]["test_predictions_tta"])
+    assert abs(float(np.mean(s.argmax(1) == y)) - rec["test_tta"]["acc"]) < 1e-12
+    assert not np.array_equal(s, load_predictions(run_dir / "test_predictions.npz")[1])
     df = ResultsStore(tmp_path).load("train")
     assert df.loc[0, "test.acc"] == rec["test"]["acc"]
 
@@ -149,7 +161,7 @@ def test_weights_blowing_up_under_a_clipped_loss_mark_the_run_diverged(tmp_path,
 
 
 def test_cuda_runs_default_to_bf16_and_channels_last(monkeypatch):
-    from bloodbench.train import config
+    from bloodbench import config
 
     cpu = TrainConfig.build("baseline_cnn", device="cpu")
     assert (cpu.precision, cpu.channels_last) == ("fp32", False)

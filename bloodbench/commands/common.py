@@ -47,6 +47,27 @@ def fraction(text: str) -> float:
     return value
 
 
+def comma_list(text: str | None) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``: the one reading of a comma-separated option."""
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
+def int_list(text: str, minimum: int | None = None) -> list[int]:
+    """argparse type: comma-separated integers (each >= ``minimum`` when given)."""
+    try:
+        values = [int(t) for t in comma_list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if minimum is not None and (not values or min(values) < minimum):
+        raise argparse.ArgumentTypeError(f"expected integers >= {minimum}, got {text!r}")
+    return values
+
+
+def positive_int_list(text: str) -> list[int]:
+    """argparse type: comma-separated integers >= 1, at least one."""
+    return int_list(text, minimum=1)
+
+
 def add_dataset_options(p: argparse.ArgumentParser, size: bool = True) -> None:
     """Which dataset and size a command is about (no file access needed)."""
     p.add_argument("--dataset", default="bloodmnist", help="MedMNIST 2D flag (default: bloodmnist)")
@@ -63,6 +84,7 @@ def add_data_options(p: argparse.ArgumentParser, size: bool = True) -> None:
 
 
 def add_results_option(p: argparse.ArgumentParser) -> None:
+    """``--results``: which results store a command reads or writes."""
     p.add_argument("--results", default=None,
                    help="results directory (default: $BLOODBENCH_RESULTS, then reports/results)")
 

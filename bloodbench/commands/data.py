@@ -20,9 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from tabulate import tabulate
-
     from bloodbench import data
+    from bloodbench.formatting import md_table
 
     ds = data.load_dataset(args.dataset, args.size, args.data_dir, verify=args.verify)
     info = ds.info
@@ -32,7 +31,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     counts = {s: ds[s].class_counts(info.n_classes).tolist() for s in data.SPLITS}
     rows = [[i, name] + [counts[s][i] for s in data.SPLITS] for i, name in enumerate(info.class_names)]
     rows.append(["", "total"] + [len(ds[s]) for s in data.SPLITS])
-    print(tabulate(rows, headers=["label", "class", *data.SPLITS], tablefmt="github"))
+    print(md_table(rows, ["label", "class", *data.SPLITS], numeric_from=2))
     return 0
 
 

@@ -20,8 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def finished_runs(store, model: str, dataset: str, size: int, seed: int | None) -> list[dict]:
-    runs = [r for r in store.iter_records("train") if r.get("model") == model and r.get("dataset") == dataset
-            and r.get("size") == size and r.get("status") == "finished" and (seed is None or r.get("seed") == seed)]
+    runs = store.finished_runs(model, dataset, size, seed)
     if not runs:
         which = f"{model} on {dataset} {size}px" + (f" seed {seed}" if seed is not None else "")
         raise BloodbenchError(f"no finished training run for {which} in {store.root}: run "
@@ -31,8 +30,8 @@ def finished_runs(store, model: str, dataset: str, size: int, seed: int | None) 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
-    from tabulate import tabulate
 
+    from bloodbench.formatting import md_table
     from bloodbench.hints import retrain_hint
     from bloodbench.metrics import bootstrap_ci, classification_metrics
     from bloodbench.models import get_model_info
@@ -54,11 +53,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 0
     rows = [[m["seed"], f"{m['acc']:.4f}", f"[{m['ci95']['acc'][0]:.4f}, {m['ci95']['acc'][1]:.4f}]",
              f"{m['f1_macro']:.4f}", f"{m['auc']:.4f}", m["run_id"]] for m in out]
-    print(tabulate(rows, headers=["seed", "test acc", "95% CI", "macro-F1", "AUC", "run"], tablefmt="github"))
+    print(md_table(rows, ["seed", "test acc", "95% CI", "macro-F1", "AUC", "run"]))
     last = out[-1]
     pc = last["per_class"]
     print(f"\nper class (seed {last['seed']}):")
-    print(tabulate([[n, f"{p:.3f}", f"{r:.3f}", f"{f:.3f}", s] for n, p, r, f, s in
+    print(md_table([[n, f"{p:.3f}", f"{r:.3f}", f"{f:.3f}", s] for n, p, r, f, s in
                     zip(last["class_names"], pc["precision"], pc["recall"], pc["f1"], pc["support"])],
-                   headers=["class", "precision", "recall", "F1", "support"], tablefmt="github"))
+                   ["class", "precision", "recall", "F1", "support"], numeric_from=1))
     return 0

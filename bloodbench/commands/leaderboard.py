@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from bloodbench.commands.common import add_results_option
 from bloodbench.choices import LEADERBOARD_FORMATS, SIZES
+from bloodbench.commands.common import add_results_option, comma_list
 
 
 def add_cost_options(p: argparse.ArgumentParser) -> None:
@@ -38,10 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from bloodbench.formatting import output_dir
+    from bloodbench.fsutil import atomic_write_text
     from bloodbench.leaderboard import load_leaderboard
-    from bloodbench.results import atomic_write_text
 
-    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    models = comma_list(args.models) or None
     board = load_leaderboard(args.results, benchmark_json=args.benchmark_json, device=args.device,
                              precision=args.precision, dataset=args.dataset, size=args.size, models=models,
                              sort=args.sort)

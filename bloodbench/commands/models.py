@@ -17,8 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def compute_model_rows(size: int = 28, in_channels: int = 3, num_classes: int = 8) -> list[dict]:
     """Build and count every registered model (fvcore traces each one: seconds)."""
-    from bloodbench.models import create_model, get_model_info, list_models
-    from bloodbench.profile import count_macs, count_params
+    from bloodbench.models import count_params, create_model, get_model_info, list_models
+    from bloodbench.profile import count_macs
 
     rows = []
     for name in list_models():
@@ -40,7 +40,7 @@ def model_rows(family: str | None = None, size: int = 28, in_channels: int = 3, 
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from tabulate import tabulate
+    from bloodbench.formatting import md_table
 
     rows = model_rows(args.family)
     if args.format == "json":
@@ -48,6 +48,6 @@ def cmd_models(args: argparse.Namespace) -> int:
         return 0
     table = [[r["name"], r["family"], f"{r['params'] / 1e6:.2f}", f"{r['macs'] / 1e6:.1f}", r["description"]]
              for r in rows]
-    print(tabulate(table, headers=["model", "family", "params (M)", "MACs (M)", "description"], tablefmt="github"))
+    print(md_table(table, ["model", "family", "params (M)", "MACs (M)", "description"]))
     print("\nMACs: multiply-accumulates per image at 28x28x3, 8 classes (fvcore); FLOPs = 2 x MACs.")
     return 0

@@ -5,22 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 
-from bloodbench.choices import PRECISIONS, SIZES
-from bloodbench.commands.common import add_results_option, positive_int
+from bloodbench.choices import PRECISIONS
+from bloodbench.commands.common import add_dataset_options, add_results_option, positive_int, positive_int_list
 from bloodbench.errors import BloodbenchError
-
-
-def _batch_sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--batch-sizes wants comma-separated integers, got {text!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"--batch-sizes wants integers >= 1, got {text!r}")
-    return sizes
-
-
-_positive = positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,27 +16,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "MACs = fused multiply-adds (fvcore), FLOPs = 2 x MACs.")
     p.add_argument("models", nargs="*", metavar="MODEL", help="registry model names (see `bloodbench models`)")
     p.add_argument("--all", action="store_true", help="profile every registered model")
-    p.add_argument("--dataset", default="bloodmnist", help="MedMNIST 2D flag, for channels/classes")
-    p.add_argument("--size", type=int, default=28, choices=SIZES, help="image size in px (default: 28)")
+    add_dataset_options(p)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="autocast precision (fp16: CUDA only)")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     p.add_argument("--compile", action="store_true", help="torch.compile the model first")
-    p.add_argument("--batch-size", type=_positive, default=1, help="batch size of the latency figure (default: 1)")
-    p.add_argument("--batch-sizes", type=_batch_sizes, default=None,
+    p.add_argument("--batch-size", type=positive_int, default=1, help="batch size of the latency figure (default: 1)")
+    p.add_argument("--batch-sizes", type=positive_int_list, default=None,
                    help="throughput sweep, e.g. 1,8,32 (default: 1..64 on cpu, 1..1024 on cuda)")
-    p.add_argument("--iters", type=_positive, default=50, help="timed latency calls (default: 50)")
+    p.add_argument("--iters", type=positive_int, default=50, help="timed latency calls (default: 50)")
     p.add_argument("--warmup", type=int, default=10, help="untimed warm-up calls (default: 10)")
-    p.add_argument("--threads", type=_positive, default=None, help="CPU threads (default: torch's current)")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: torch's current)")
     p.add_argument("--trace", action="store_true", help="also write torch.profiler traces and a top-operators table")
     p.add_argument("--trace-dir", default=None, help="trace folder (default: reports/traces)")
     p.add_argument("--no-save", dest="save", action="store_false", help="print only, write no record")
     add_results_option(p)
     p.set_defaults(func=cmd_profile)
-
-
-def _fmt(value, scale: float = 1.0, digits: int = 2) -> str:
-    return "-" if value is None else f"{value / scale:.{digits}f}"
 
 
 def _record_notes(rec: dict) -> list[str]:
@@ -70,12 +52,12 @@ def _record_notes(rec: dict) -> list[str]:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from tabulate import tabulate
     from tqdm import tqdm
 
     from bloodbench.envinfo import resolve_device
+    from bloodbench.formatting import fmt, md_table
     from bloodbench.models import get_model_info, list_models
-    from bloodbench.profile.timing import check_precision
+    from bloodbench.precision import check_precision
     from bloodbench.results import ResultsStore
 
     if args.all and args.models:
@@ -111,12 +93,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
     bar.close()
 
     lat_bs = args.batch_size
-    rows = [[r["model"], _fmt(r["params"], 1e6), _fmt(r["macs"], 1e6, 1), _fmt(r["flops"], 1e6, 1),
-             _fmt(r["latency"]["p50_ms"], digits=3), _fmt(r["latency"]["p90_ms"], digits=3),
-             _fmt(r["latency"]["p99_ms"], digits=3), _fmt(r["peak_throughput"], digits=0),
-             _fmt(r["peak_memory_mb"], digits=1)] for r in records]
-    print(tabulate(rows, headers=["model", "params (M)", "MACs (M)", "FLOPs (M)", "p50 ms", "p90 ms", "p99 ms",
-                                  "peak img/s", "peak mem MiB"], tablefmt="github"))
+    rows = [[r["model"], fmt(r["params"], ".2f", 1e-6), fmt(r["macs"], ".1f", 1e-6), fmt(r["flops"], ".1f", 1e-6),
+             fmt(r["latency"]["p50_ms"], ".3f"), fmt(r["latency"]["p90_ms"], ".3f"),
+             fmt(r["latency"]["p99_ms"], ".3f"), fmt(r["peak_throughput"], ".0f"),
+             fmt(r["peak_memory_mb"], ".1f")] for r in records]
+    print(md_table(rows, ["model", "params (M)", "MACs (M)", "FLOPs (M)", "p50 ms", "p90 ms", "p99 ms",
+                          "peak img/s", "peak mem MiB"], numeric_from=1))
     first = records[0]
     method = next((r["peak_memory_method"] for r in records if r["peak_memory_method"]), "not measured")
     print(f"\n{first['dataset']} {args.size}x{args.size}x{first['in_channels']}, {first['device_name']}, "

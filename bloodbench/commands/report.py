@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bloodbench.results import atomic_write_text, resolve_results_dir
+    from bloodbench.fsutil import atomic_write_text
+    from bloodbench.results import resolve_results_dir
 
     out = Path(args.out or "reports")
     if args.compare is not None:

@@ -4,19 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from tabulate import tabulate
-
-from tqdm import tqdm
-
-from bloodbench.commands.common import add_data_options, add_results_option, positive_int
+from bloodbench.commands.common import add_data_options, add_results_option, comma_list, int_list, positive_int
 from bloodbench.errors import BloodbenchError
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_options(p)
     add_results_option(p)
     p.add_argument("--models", default="all", help="comma-separated registry names (default: all)")
-    p.add_argument("--seeds", type=_int_list, default=[0, 1, 2], help="comma-separated seeds (default: 0,1,2)")
+    p.add_argument("--seeds", type=int_list, default=[0, 1, 2], help="comma-separated seeds (default: 0,1,2)")
     p.add_argument("--device", default="auto", help="training device: auto, cpu or cuda")
     p.add_argument("--profile-devices", default=None,
                    help="comma-separated devices to profile on (default: cpu, plus cuda when present)")
@@ -37,17 +26,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bloodbench import run
+    from tqdm import tqdm
 
-    models = run.resolve_models(args.models)
-    devices = args.profile_devices.split(",") if args.profile_devices else run.default_devices()
+    from bloodbench import run
+    from bloodbench.formatting import md_table
+
+    models = run.resolve_models(comma_list(args.models))
+    devices = comma_list(args.profile_devices) or run.default_devices()
     if not args.seeds:
         raise BloodbenchError("--seeds is empty: give at least one seed, e.g. --seeds 0,1,2")
     overrides = {k: v for k, v in (("epochs", args.epochs), ("limit_train", args.limit_train)) if v is not None}
     jobs = run.plan(models, args.seeds, args.dataset, args.size, args.results, devices, args.device,
                     train_options=overrides, profile=not args.no_profile)
-    print(tabulate([[j.kind, j.model, "" if j.seed is None else j.seed, j.device, "done" if j.done else "pending"]
-                    for j in jobs], headers=["job", "model", "seed", "device", "state"], tablefmt="github"))
+    print(md_table([[j.kind, j.model, j.seed, j.device, "done" if j.done else "pending"] for j in jobs],
+                   ["job", "model", "seed", "device", "state"]))
     pending = sum(not j.done for j in jobs)
     eta = sum(run.estimate_seconds([j for j in jobs if not j.done], run.past_job_seconds(args.results)))
     print(f"{pending} of {len(jobs)} jobs pending" + (f", ETA {tqdm.format_interval(eta)} (from past job times)"

@@ -11,14 +11,6 @@ from bloodbench.commands.common import (add_data_options, add_results_option, fr
                                        positive_float, positive_int)
 
 
-def _bool(value: str) -> bool:
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected on/off, got {value!r}")
-
-
 def _grad_clip(value: str) -> float:
     return 0.0 if value.lower() in ("off", "none") else nonnegative_float(value)
 
@@ -41,7 +33,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--label-smoothing", type=fraction, default=None)
     g.add_argument("--class-weighting", choices=CLASS_WEIGHTING, default=None,
                    help="loss: weighted cross-entropy; sampler: class-balanced sampling")
-    g.add_argument("--augment", type=_bool, default=None, metavar="on|off")
+    g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="random flips, 90-degree rotations, brightness/contrast jitter (default: the recipe's, on)")
     g.add_argument("--grad-clip", type=_grad_clip, default=None, metavar="NORM|off",
                    help="clip the gradient norm to NORM (default: the recipe's, 5); 0 or off: no clipping")
     g.add_argument("--limit-train", type=positive_int, default=None,

@@ -21,6 +21,7 @@ import torch
 from bloodbench.cache import cache_dir
 from bloodbench.choices import SIZES
 from bloodbench.errors import BloodbenchError
+from bloodbench.fsutil import atomic_write_text
 
 SPLITS = ("train", "val", "test")
 DATA_DIR_ENV = "BLOODBENCH_DATA_DIR"
@@ -121,8 +122,6 @@ def _read_cache(cache_path: Path) -> dict:
 
 def _remember_verdict(cache_path: Path, key: str, md5: str) -> None:
     """Merge one verdict into the cache under a lock, so parallel runs do not drop each other's."""
-    from bloodbench.results import atomic_write_text
-
     try:
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         with open(cache_path.with_suffix(".lock"), "w") as lock:

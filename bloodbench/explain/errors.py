@@ -9,24 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import confusion_matrix
 
 from bloodbench.errors import BloodbenchError
 from bloodbench.formatting import short_name
-
-
-def load_predictions(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """``(y_true (N,) int64, y_score (N, C) float32)`` from a run's ``test_predictions.npz``."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            y_true = np.asarray(npz["y_true"]).reshape(-1).astype(np.int64)
-            y_score = np.asarray(npz["y_score"], dtype=np.float32)
-    except (OSError, ValueError, KeyError, EOFError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BloodbenchError(f"{path} is unreadable ({msg}): it needs arrays y_true and y_score") from None
-    if y_score.ndim != 2 or len(y_score) != len(y_true) or len(y_true) == 0:
-        raise BloodbenchError(f"{path}: y_score {y_score.shape} does not match y_true {y_true.shape}")
-    return y_true, y_score
+from bloodbench.predictions import load_predictions  # noqa: F401  (re-exported)
 
 
 def match_class(query: str, class_names: list[str] | tuple[str, ...]) -> int:
@@ -48,9 +35,7 @@ def match_class(query: str, class_names: list[str] | tuple[str, ...]) -> int:
 
 def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
     """cm[t, p] = number of test images of true class t predicted as p."""
-    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(cm, (np.asarray(y_true), np.asarray(y_pred)), 1)
-    return cm
+    return confusion_matrix(np.asarray(y_true), np.asarray(y_pred), labels=range(n_classes)).astype(np.int64)
 
 
 def confused_pairs(y_true, y_score, class_names, top: int | None = 10) -> list[dict]:

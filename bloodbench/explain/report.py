@@ -30,8 +30,9 @@ from bloodbench.explain.gradcam import (
     resolve_target_layer,
 )
 from bloodbench.formatting import md_table, output_dir, short_name
+from bloodbench.fsutil import atomic_write_text
 from bloodbench.hints import retrain_hint, train_hint
-from bloodbench.results import ResultsStore, atomic_write_text
+from bloodbench.results import ResultsStore
 
 OUTPUT_FILES = ("gradcam_correct.png", "gradcam_wrong.png", "errors.md", "reliability.png", "misclassified.png")
 DEFAULT_OUT = Path("reports") / "explain"
@@ -41,9 +42,7 @@ def find_train_run(store: ResultsStore, model: str, dataset: str = "bloodmnist",
                    seed: int | None = None) -> dict[str, Any]:
     """The finished train record for (model, dataset, size, seed): newest if several,
     lowest seed if ``seed`` is None (so repeated calls pick the same run)."""
-    runs = [r for r in store.records("train")
-            if r.get("model") == model and r.get("dataset") == dataset and int(r.get("size", -1)) == size
-            and r.get("status") == "finished" and (seed is None or r.get("seed") == seed)]
+    runs = store.finished_runs(model, dataset, size, seed)
     if not runs:
         what = f"{model} on {dataset} {size}px" + ("" if seed is None else f" seed {seed}")
         raise BloodbenchError(f"no finished training run of {what} in {store.root}: "

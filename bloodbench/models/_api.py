@@ -93,4 +93,12 @@ def create_model(name: str, in_channels: int = 3, num_classes: int = 8, **kwargs
     return info.builder(in_channels=in_channels, num_classes=num_classes, **kwargs)
 
 
+def count_params(model: nn.Module, trainable_only: bool = False) -> int:
+    """Parameters, counting each shared (tied) tensor once, as ``model.parameters()`` does.
+
+    Here, not in profile/, because the trainer records it too and must not import the profiler.
+    """
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
 get_model = create_model

@@ -70,8 +70,7 @@ class ConvAutoencoder(nn.Module):
     family="autoencoder",
     description="strided conv encoder + GAP head, with a decoder whose reconstruction MSE is an auxiliary loss",
     origin="seed project autoencoder classifier; supervised AE regularisation as in Le et al. 2018",
-    recipe={"optimizer": "adamw", "lr": 3e-3, "weight_decay": 5e-4, "epochs": 40, "batch_size": 128,
-            "label_smoothing": 0.05, "patience": 8},
+    recipe={"label_smoothing": 0.05},
     target_layer="encoder.3",
 )
 def autoencoder_cnn(in_channels: int = 3, num_classes: int = 8, **kwargs) -> nn.Module:

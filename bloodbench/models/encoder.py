@@ -6,6 +6,8 @@ backbone; the SE variant tests whether cheap channel gating helps on cell images
 
 from __future__ import annotations
 
+from functools import partial
+
 from torch import nn
 
 from bloodbench.models._api import register_model
@@ -43,27 +45,22 @@ class EncoderCNN(nn.Module):
         return self.head(self.features(x))
 
 
-_RECIPE = {"optimizer": "adamw", "lr": 3e-3, "weight_decay": 5e-4, "epochs": 30, "batch_size": 128,
-           "label_smoothing": 0.05, "patience": 6}
+# What both variants share: family, recipe (only what differs from TrainConfig's defaults), Grad-CAM layer.
+_register = partial(register_model, family="encoder", target_layer="features.3",
+                    recipe={"epochs": 30, "label_smoothing": 0.05, "patience": 6})
 
 
-@register_model(
-    family="encoder",
+@_register(
     description="U-Net encoder path (double conv-BN-ReLU, max-pool, 32-64-128-256) + GAP + dropout head",
     origin="seed project U-Net-encoder classifier; U-Net: Ronneberger et al. 2015",
-    recipe=_RECIPE,
-    target_layer="features.3",
 )
 def encoder_cnn(in_channels: int = 3, num_classes: int = 8, **kwargs) -> nn.Module:
     return EncoderCNN(in_channels, num_classes, gate=None, **kwargs)
 
 
-@register_model(
-    family="encoder",
+@_register(
     description="U-Net encoder classifier with squeeze-and-excitation after each double-conv block",
     origin="seed project; U-Net: Ronneberger et al. 2015, SE: Hu et al. 2018",
-    recipe=_RECIPE,
-    target_layer="features.3",
 )
 def encoder_cnn_se(in_channels: int = 3, num_classes: int = 8, **kwargs) -> nn.Module:
     return EncoderCNN(in_channels, num_classes, gate="se", **kwargs)

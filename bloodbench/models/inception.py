@@ -77,8 +77,7 @@ class CompactInception(nn.Module):
     family="inception",
     description="compact GoogLeNet: stride-1 stem + 6 Inception blocks (1x1/3x3/double-3x3/pool branches)",
     origin="Szegedy et al. 2015 (GoogLeNet), factorised 5x5 per Szegedy et al. 2016",
-    recipe={"optimizer": "adamw", "lr": 2e-3, "weight_decay": 5e-4, "epochs": 40, "batch_size": 128,
-            "label_smoothing": 0.1, "patience": 8},
+    recipe={"lr": 2e-3, "label_smoothing": 0.1},
     target_layer="features.inception5b",
 )
 def inception(in_channels: int = 3, num_classes: int = 8, **kwargs) -> nn.Module:

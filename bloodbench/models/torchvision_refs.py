@@ -30,8 +30,7 @@ def _replace_first_conv(features: nn.Sequential, in_channels: int, small_input: 
                                old.padding[0])
 
 
-_RECIPE = {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 1e-4, "epochs": 30, "batch_size": 128,
-           "label_smoothing": 0.1, "patience": 6}
+_RECIPE = {"lr": 2e-3, "weight_decay": 1e-4, "epochs": 30, "label_smoothing": 0.1, "patience": 6}
 
 
 @register_model(

@@ -9,6 +9,7 @@ original schedule down to 7x7. The 4096-wide FC classifier is replaced by GAP + 
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import partial
 
 from torch import nn
 
@@ -44,27 +45,22 @@ class VGG(nn.Module):
         return self.head(self.features(x))
 
 
-_RECIPE = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 5e-4, "epochs": 40, "batch_size": 128,
-           "label_smoothing": 0.1, "patience": 8}
+# What both variants share: family, recipe (only what differs from TrainConfig's defaults), Grad-CAM layer.
+_register = partial(register_model, family="vgg", target_layer="features.stage5",
+                    recipe={"lr": 1e-3, "label_smoothing": 0.1})
 
 
-@register_model(
-    family="vgg",
+@_register(
     description="VGG-11 (config A) with BN, size-aware pooling and a GAP head",
     origin="Simonyan & Zisserman 2015 (VGG-11), BN per Ioffe & Szegedy 2015",
-    recipe=_RECIPE,
-    target_layer="features.stage5",
 )
 def vgg11(in_channels: int = 3, num_classes: int = 8, **kwargs) -> nn.Module:
     return VGG(in_channels, num_classes, attention=False, **kwargs)
 
 
-@register_model(
-    family="vgg",
+@_register(
     description="VGG-11 with BN and CBAM attention after each of its five stages",
     origin="seed project; VGG-11: Simonyan & Zisserman 2015, CBAM: Woo et al. 2018",
-    recipe=_RECIPE,
-    target_layer="features.stage5",
 )
 def vgg11_attention(in_channels: int = 3, num_classes: int = 8, **kwargs) -> nn.Module:
     return VGG(in_channels, num_classes, attention=True, **kwargs)

@@ -1,7 +1,7 @@
-"""Profiling: cost counting (MACs, params, memory), latency, throughput, traces.
+"""Profiling: cost counting (MACs, params: counting.py), memory (memory.py), latency, throughput, traces.
 
 Units: MACs are fused multiply-adds as fvcore counts them; FLOPs = 2 x MACs; sizes and
-memory are MiB (2^20 bytes) although fields say ``_mb``.
+memory are MiB (2^20 bytes); record fields keep their historical ``_mb`` names (memory.py).
 
 Against torchvision's published metadata (``python -m bloodbench.profile.torchvision_check``,
 docs/PROFILING.md): params match exactly, and fvcore's conv + linear MACs match ``_ops``
@@ -20,14 +20,12 @@ from bloodbench.profile.counting import (
     count_params,
     flopcounter_flops,
     fvcore_macs,
-    model_size_mb,
-    peak_forward_memory,
 )
+from bloodbench.profile.memory import model_size_mib, peak_forward_memory
 from bloodbench.profile.record import PROFILE_FIELDS, build_model, profile_config, profile_model, profile_run_id
+from bloodbench.precision import PRECISIONS
 from bloodbench.profile.timing import (
-    PRECISIONS,
     LatencyMeasurement,
-    measure,
     measure_latency,
     measure_throughput,
     peak_throughput,
@@ -37,6 +35,6 @@ from bloodbench.profile.trace import DEFAULT_TRACE_DIR, TraceResult, trace_model
 __all__ = [
     "CostBreakdown", "DEFAULT_TRACE_DIR", "LatencyMeasurement", "MacCount", "PRECISIONS", "PROFILE_FIELDS",
     "TraceResult", "build_model", "cost_breakdown", "count_activations", "count_macs", "count_params", "flopcounter_flops",
-    "fvcore_macs", "measure", "measure_latency", "measure_throughput", "model_size_mb", "peak_forward_memory",
+    "fvcore_macs", "measure_latency", "measure_throughput", "model_size_mib", "peak_forward_memory",
     "peak_throughput", "profile_config", "profile_model", "profile_run_id", "trace_model",
 ]

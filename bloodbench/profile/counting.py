@@ -1,4 +1,4 @@
-"""Cost counting: MACs, FLOPs, params, model size, activations, forward-pass peak memory.
+"""Cost counting: MACs, FLOPs, params, activations; memory is in memory.py.
 
 Units: fvcore counts one fused multiply-add as one "flop", i.e. one **MAC**; we report
 ``flops = 2 * macs`` everywhere. torch's ``FlopCounterMode`` counts real FLOPs (2 per MAC)
@@ -9,108 +9,20 @@ models with many normalisation layers.
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
-import sys
-import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
 
 from bloodbench.errors import BloodbenchError
+from bloodbench.models import count_params
+from bloodbench.profile.common import eval_mode, quiet_fvcore, zeros_input
+from bloodbench.profile.memory import model_size_mib, peak_forward_memory
 
 #: Relative MAC disagreement (fvcore vs FlopCounterMode/2) above which a cost report is flagged.
 DISAGREEMENT_THRESHOLD = 0.10
-_MB = 2**20
-
-
-# -- helpers ------------------------------------------------------------------------------
-@contextlib.contextmanager
-def quiet_fvcore() -> Iterator[None]:
-    """Silence fvcore's per-op logger warnings and jit-trace warnings for one analysis.
-
-    fvcore logs every unsupported operator on the console; we collect them instead
-    (``unsupported_ops``) and report them once. Importing fvcore also fires torch's
-    ``torch.jit.script`` FutureWarning, which says nothing about the user's model.
-    """
-    loggers = [logging.getLogger(n) for n in ("fvcore", "fvcore.nn.jit_analysis", "fvcore.nn.jit_handles")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, lvl in zip(loggers, levels):
-            lg.setLevel(lvl)
-
-
-@contextlib.contextmanager
-def quiet_kineto() -> Iterator[None]:
-    """Hold back what torch.profiler's C++ side (kineto) prints on stderr while it runs.
-
-    On a CPU-only machine it logs ``profiler_start``/``profiler_stop`` lines and an ``ERROR``
-    about counting GPUs; none of it concerns the user's model, and an ERROR line on every
-    profile would read as a failure. Python-level output is flushed first and restored after.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    for t in model.parameters():
-        return t.device
-    for t in model.buffers():
-        return t.device
-    return torch.device("cpu")
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Counts are of inference (eval mode: BN uses running stats, dropout is a no-op)."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
-
-
-def _zeros(model: nn.Module, input_shape: tuple[int, ...], device: torch.device | str | None = None) -> torch.Tensor:
-    return torch.zeros(tuple(input_shape), device=device or _model_device(model))
-
-
-# -- params and size ------------------------------------------------------------------------
-def count_params(model: nn.Module, trainable_only: bool = False) -> int:
-    """Parameters, counting each shared (tied) tensor once, as ``model.parameters()`` does."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
-def model_size_mb(model: nn.Module) -> float:
-    """Bytes of the state_dict (parameters *and* buffers, e.g. BN running stats) in MiB.
-
-    This is what a checkpoint of the weights costs on disk/in memory, whatever the dtype.
-    """
-    seen: set[int] = set()
-    total = 0
-    for t in model.state_dict().values():
-        if not isinstance(t, torch.Tensor) or t.data_ptr() in seen and t.data_ptr() != 0:
-            continue
-        seen.add(t.data_ptr())
-        total += t.numel() * t.element_size()
-    return total / _MB
 
 
 # -- MACs -----------------------------------------------------------------------------------
@@ -133,10 +45,10 @@ class MacCount:
 
 def fvcore_macs(model: nn.Module, input_shape: tuple[int, ...], device: torch.device | str | None = None) -> MacCount:
     """Run fvcore's ``FlopCountAnalysis`` quietly and keep everything it knows."""
-    with quiet_fvcore(), _eval_mode(model):
+    with quiet_fvcore(), eval_mode(model):
         from fvcore.nn import FlopCountAnalysis
 
-        x = _zeros(model, input_shape, device)
+        x = zeros_input(model, input_shape, device)
         analysis = FlopCountAnalysis(model, x)
         analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         try:
@@ -162,8 +74,8 @@ def flopcounter_flops(model: nn.Module, input_shape: tuple[int, ...], device: to
     """FLOPs by torch's ``FlopCounterMode`` (2 per MAC; matmul/conv/attention only)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with _eval_mode(model), torch.no_grad():
-        x = _zeros(model, input_shape, device)
+    with eval_mode(model), torch.no_grad():
+        x = zeros_input(model, input_shape, device)
         counter = FlopCounterMode(display=False)
         with counter:
             model(x)
@@ -172,68 +84,17 @@ def flopcounter_flops(model: nn.Module, input_shape: tuple[int, ...], device: to
 
 def count_activations(model: nn.Module, input_shape: tuple[int, ...], device: torch.device | str | None = None) -> int:
     """Output elements of conv/matmul/norm layers (fvcore): a proxy for activation memory traffic."""
-    with quiet_fvcore(), _eval_mode(model):
+    with quiet_fvcore(), eval_mode(model):
         from fvcore.nn import ActivationCountAnalysis
 
-        analysis = ActivationCountAnalysis(model, _zeros(model, input_shape, device))
+        analysis = ActivationCountAnalysis(model, zeros_input(model, input_shape, device))
         analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         return int(analysis.total())
 
 
 # -- memory ---------------------------------------------------------------------------------
-CUDA_PEAK_METHOD = "cuda_max_memory_allocated-baseline+state_dict+input"
-CPU_PEAK_METHOD = "torch_profiler_cpu_allocator_events+state_dict+input"
 
 
-def peak_forward_memory(model: nn.Module, input_shape: tuple[int, ...], precision: str = "fp32",
-                        channels_last: bool = False) -> tuple[float, str]:
-    """Peak memory (MiB) held while one forward pass runs: weights + input + live activations.
-
-    On CUDA it is the caching allocator's own peak (``max_memory_allocated`` after a reset)
-    above what was allocated before the call (so other tensors in the process do not count),
-    plus the bytes of the weights and input. On CPU no allocator peak counter exists
-    (tracemalloc does not see torch's allocator), so we replay the allocation/free events
-    that ``torch.profiler(profile_memory=True)`` records during the forward pass, take the
-    running maximum, and add the bytes already resident (state_dict and input). The second
-    element names the method so figures from different devices are not silently compared.
-    """
-    from bloodbench.profile.timing import autocast
-
-    device = _model_device(model)
-    with _eval_mode(model), torch.inference_mode(), autocast(device, precision):
-        x = _zeros(model, input_shape, device)
-        if channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        model(x)  # warm: lazy inits and cudnn autotuning must not count
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats(device)
-            baseline = torch.cuda.memory_allocated(device)
-            model(x)
-            torch.cuda.synchronize(device)
-            peak = torch.cuda.max_memory_allocated(device) - baseline
-            return (peak + _resident_bytes(model, x)) / _MB, CUDA_PEAK_METHOD
-
-        from torch.profiler import ProfilerActivity, profile
-
-        with quiet_kineto(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-            model(x)
-        events = [e for e in prof.profiler.kineto_results.events()
-                  if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU]
-        events.sort(key=lambda e: e.start_ns())
-        live = peak = 0
-        for e in events:
-            live += e.nbytes()
-            peak = max(peak, live)
-        return (peak + _resident_bytes(model, x)) / _MB, CPU_PEAK_METHOD
-
-
-def _resident_bytes(model: nn.Module, x: torch.Tensor) -> float:
-    return model_size_mb(model) * _MB + x.numel() * x.element_size()
-
-
-# -- everything at once ---------------------------------------------------------------------
 @dataclass
 class CostBreakdown:
     """Every count for one model and input shape, with units in the field names."""
@@ -304,7 +165,7 @@ def cost_breakdown(model: nn.Module, input_shape: tuple[int, ...], memory: bool 
         disagreement_flagged=dis > threshold,
         params=count_params(model),
         trainable_params=count_params(model, trainable_only=True),
-        model_size_mb=model_size_mb(model),
+        model_size_mb=model_size_mib(model),
         activations=count_activations(model, input_shape),
         unsupported_ops=dict(Counter(mc.unsupported_ops)),
         top_modules=mc.top_modules(top_k),

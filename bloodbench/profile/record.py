@@ -16,13 +16,14 @@ from torch import nn
 from bloodbench.data import DatasetInfo, dataset_info
 from bloodbench.envinfo import device_name, environment, resolve_device
 from bloodbench.models import create_model, get_model_info
-from bloodbench.profile.counting import cost_breakdown, peak_forward_memory
+from bloodbench.profile.counting import cost_breakdown
+from bloodbench.profile.memory import peak_forward_memory
 from bloodbench.profile.timing import (
     DEFAULT_BATCH_SIZES,
     LATENCY_KEYS,
     check_precision,
     cpu_threads,
-    measure,
+    measure_latency,
     measure_throughput,
     peak_throughput,
     prepare_model,
@@ -119,11 +120,11 @@ def profile_model(name: str, dataset: str = "bloodmnist", size: int = 28, device
         peak_mb, peak_method = memory or (None, None)
         prepared = prepare_model(model, dev, channels_last, compile)
         step("latency")
-        lat, latency_oom = unless_oom(lambda: measure(prepared, shape, dev, precision, warmup, iters, channels_last,
-                                                      compile, threads, prepared=True), dev)
+        lat, latency_oom = unless_oom(lambda: measure_latency(prepared, shape, dev, precision, warmup, iters,
+                                                              channels_last, compile, threads), dev)
         step("throughput")
         thr = measure_throughput(prepared, size, ds.n_channels, config["batch_sizes"], dev, precision,
-                                 channels_last, compile, threads, min_time_s=min_time_s, prepared=True)
+                                 channels_last, compile, threads, min_time_s=min_time_s)
         if trace:
             step("trace")
             from bloodbench.profile.trace import DEFAULT_TRACE_DIR, trace_model

@@ -18,35 +18,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from bloodbench.choices import PRECISIONS
 from bloodbench.errors import BloodbenchError
+from bloodbench.precision import autocast, check_precision
 
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 DEFAULT_BATCH_SIZES = {"cpu": (1, 2, 4, 8, 16, 32, 64), "cuda": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)}
 #: The latency keys stored in a profile record (docs/ARCHITECTURE.md, "Profile record").
 LATENCY_KEYS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "n", "batch_size", "threads")
 T = TypeVar("T")
-
-
-# -- options ------------------------------------------------------------------------------
-def check_precision(precision: str, device: torch.device | str) -> None:
-    """Refuse precisions the device cannot run, before anything is built or timed."""
-    device = torch.device(device)
-    if precision not in PRECISIONS:
-        raise BloodbenchError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
-    if precision == "fp16" and device.type != "cuda":
-        raise BloodbenchError("fp16 autocast needs CUDA (CPU fp16 kernels are slow emulation): "
-                              "use --precision bf16 or fp32 on cpu")
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise BloodbenchError(f"{torch.cuda.get_device_name(device)} does not support bf16: use fp16 or fp32")
-
-
-def autocast(device: torch.device | str, precision: str) -> contextlib.AbstractContextManager:
-    """Mixed precision as deployed: autocast over fp32 weights (no-op for fp32)."""
-    device = torch.device(device)
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=_DTYPES[precision])
+_PREPARED = "_bloodbench_prepared"  # attribute prepare_model leaves on a model: (device, channels_last, compile)
 
 
 @contextlib.contextmanager
@@ -65,13 +44,21 @@ def cpu_threads(threads: int | None) -> Iterator[int]:
 
 def prepare_model(model: nn.Module, device: torch.device | str, channels_last: bool = False,
                   compile: bool = False) -> nn.Module:
-    """Move to device, eval mode, optional channels_last and torch.compile (compiles lazily)."""
+    """Move to device, eval mode, optional channels_last and torch.compile (compiles lazily).
+
+    A model this already prepared with the same options is returned as is, so latency and
+    throughput can share one compiled model without a flag saying so.
+    """
     device = torch.device(device)
+    settings = (device, channels_last, compile)
+    if getattr(model, _PREPARED, None) == settings and not model.training:
+        return model
     model = model.to(device).eval()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     if compile:
         model = torch.compile(model)
+    setattr(model, _PREPARED, settings)
     return model
 
 
@@ -180,20 +167,20 @@ class LatencyMeasurement:
                 f"(n={self.n}, batch {self.batch_size}, {self.device}, {self.precision}, {self.threads} threads)")
 
 
-def measure(model: nn.Module, input_shape: Sequence[int], device: torch.device | str = "cpu",
-            precision: str = "fp32", warmup: int = 10, iters: int = 50, channels_last: bool = False,
-            compile: bool = False, threads: int | None = None, prepared: bool = False) -> LatencyMeasurement:
-    """Like :func:`measure_latency` but returns the :class:`LatencyMeasurement` object.
+def measure_latency(model: nn.Module, input_shape: Sequence[int], device: torch.device | str = "cpu",
+                    precision: str = "fp32", warmup: int = 10, iters: int = 50, channels_last: bool = False,
+                    compile: bool = False, threads: int | None = None) -> LatencyMeasurement:
+    """Per-call latency of ``model`` on a batch of ``input_shape`` (N, C, H, W); ``.as_dict()`` for a record.
 
-    ``prepared=True`` says ``model`` already went through :func:`prepare_model` with these
-    options (so a compiled model is reused across latency and throughput).
+    ``threads`` pins the CPU thread count (None keeps torch's current setting; either way
+    the count used is recorded). Each call is timed on its own, so p99 is a real tail.
     """
     device = torch.device(device)
     check_precision(precision, device)
     if iters < 1 or warmup < 0:
         raise BloodbenchError(f"need iters >= 1 and warmup >= 0 (got {iters}, {warmup})")
     with cpu_threads(threads if device.type == "cpu" else None) as nthreads:
-        m = model if prepared else prepare_model(model, device, channels_last, compile)
+        m = prepare_model(model, device, channels_last, compile)
         x = make_input(input_shape, device, channels_last)
 
         def call() -> Any:
@@ -205,17 +192,6 @@ def measure(model: nn.Module, input_shape: Sequence[int], device: torch.device |
             times = _time_calls(call, iters, device)
     return LatencyMeasurement(times, int(input_shape[0]), device.type, precision, nthreads,
                               channels_last, compile, warmup)
-
-
-def measure_latency(model: nn.Module, input_shape: Sequence[int], device: torch.device | str = "cpu",
-                    precision: str = "fp32", warmup: int = 10, iters: int = 50, channels_last: bool = False,
-                    compile: bool = False, threads: int | None = None) -> dict[str, Any]:
-    """Latency percentiles (ms) of ``model`` on a batch of ``input_shape`` (N, C, H, W).
-
-    ``threads`` pins the CPU thread count (None keeps torch's current setting; either way
-    the count used is recorded). Each call is timed on its own, so p99 is a real tail.
-    """
-    return measure(model, input_shape, device, precision, warmup, iters, channels_last, compile, threads).as_dict()
 
 
 # -- out of memory --------------------------------------------------------------------------
@@ -253,7 +229,7 @@ def measure_throughput(model: nn.Module, size: int, in_channels: int = 3,
                        batch_sizes: Sequence[int] | None = None, device: torch.device | str = "cpu",
                        precision: str = "fp32", channels_last: bool = False, compile: bool = False,
                        threads: int | None = None, warmup: int = 2, min_iters: int = 5,
-                       min_time_s: float = 0.25, prepared: bool = False,
+                       min_time_s: float = 0.25,
                        progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
     """Images/s over a batch-size sweep: ``[{batch_size, images_per_s, oom}]``, one row per size.
 
@@ -272,7 +248,7 @@ def measure_throughput(model: nn.Module, size: int, in_channels: int = 3,
         raise BloodbenchError(f"batch sizes must be >= 1 (got {sizes[0]})")
     results: list[dict[str, Any]] = []
     with cpu_threads(threads if device.type == "cpu" else None):
-        m = model if prepared else prepare_model(model, device, channels_last, compile)
+        m = prepare_model(model, device, channels_last, compile)
         for bs in sizes:
             rate, oom = unless_oom(lambda: _sustained_rate(m, (bs, in_channels, size, size), device, precision,
                                                            channels_last, warmup, min_iters, min_time_s), device)

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tabulate import tabulate
 
-from bloodbench.profile.counting import count_params, fvcore_macs, model_size_mb
+from bloodbench.formatting import md_table
+from bloodbench.profile.counting import count_params, fvcore_macs
+from bloodbench.profile.memory import model_size_mib
 
 TORCHVISION_MODELS = ("resnet18", "vgg16", "densenet121", "efficientnet_b0", "mobilenet_v3_small")
 INPUT_SHAPE = (1, 3, 224, 224)
@@ -64,7 +65,7 @@ def compare(name: str) -> Comparison:
     mc = fvcore_macs(model, INPUT_SHAPE)
     dense = mc.by_operator.get("conv", 0) + mc.by_operator.get("linear", 0)
     return Comparison(name, int(meta["num_params"]), count_params(model), float(meta["_ops"]), dense / 1e9,
-                      mc.total / 1e9, float(meta["_file_size"]), model_size_mb(model))
+                      mc.total / 1e9, float(meta["_file_size"]), model_size_mib(model))
 
 
 def markdown(rows: list[Comparison]) -> str:
@@ -75,7 +76,7 @@ def markdown(rows: list[Comparison]) -> str:
     body = [[r.model, f"{r.published_params:,}", f"{r.params:,}", f"{r.published_gmacs:.3f}", f"{r.dense_gmacs:.3f}",
              f"{r.total_gmacs:.3f}", f"{r.macs_excess:+.1%}", f"{r.published_file_mib:.3f}",
              f"{r.state_dict_mib:.3f}", f"{r.size_gap:+.1%}"] for r in rows]
-    return tabulate(body, headers, tablefmt="github", disable_numparse=True)
+    return md_table(body, headers)
 
 
 def main() -> None:

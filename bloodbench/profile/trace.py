@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from tabulate import tabulate
 from torch import nn
 
-from bloodbench.profile.counting import quiet_kineto
-from bloodbench.profile.timing import autocast, check_precision, make_input, prepare_model
+from bloodbench.formatting import md_table
+from bloodbench.precision import autocast, check_precision
+from bloodbench.profile.common import quiet_kineto
+from bloodbench.profile.timing import make_input, prepare_model
 
 DEFAULT_TRACE_DIR = Path("reports") / "traces"
 
@@ -72,10 +73,10 @@ def top_ops_markdown(key_averages: Any, title: str, cuda: bool, top_k: int = 20)
     if cuda:
         headers += ["self CUDA (ms)", "CUDA total (ms)"]
     headers.append("self CPU mem (MiB)")
-    out += ["## Top operators by self CPU time", "", tabulate(rows("self_cpu_time_total"), headers, tablefmt="github")]
+    out += ["## Top operators by self CPU time", "", md_table(rows("self_cpu_time_total"), headers, numeric_from=1)]
     if cuda:
         out += ["", "## Top operators by self CUDA time", "",
-                tabulate(rows("self_device_time_total"), headers, tablefmt="github")]
+                md_table(rows("self_device_time_total"), headers, numeric_from=1)]
     return "\n".join(out) + "\n"
 
 

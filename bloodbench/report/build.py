@@ -15,17 +15,16 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from bloodbench.errors import BloodbenchError
 from bloodbench.leaderboard import (
     Leaderboard,
     aggregate_training,
     build_leaderboard,
     cost_frame,
     read_benchmark_json,
-    read_results,
     train_frame,
 )
 from bloodbench.report import plots
+from bloodbench.report.pick import pick_section
 from bloodbench.report.walltime import time_by_model
 from bloodbench.formatting import (
     fmt,
@@ -36,7 +35,8 @@ from bloodbench.formatting import (
     mean_std,
     output_dir,
 )
-from bloodbench.results import atomic_write_bytes
+from bloodbench.fsutil import atomic_write_bytes
+from bloodbench.results import model_info, read_results
 
 EXPLAIN_FILES = [
     ("gradcam_correct.png", "Grad-CAM on correctly classified test images"),
@@ -128,12 +128,7 @@ def environment_table(records: list[dict], benchmarks: list[dict]) -> str:
 # --------------------------------------------------------------------------------------
 def model_meta(name: str, records: list[dict]) -> dict[str, str]:
     """Description and origin from the registry, else from the records' copy of it."""
-    try:
-        from bloodbench.models import get_model_info
-
-        info = get_model_info(name).as_dict()
-    except (BloodbenchError, ImportError):
-        info = next((r.get("model_info") for r in records if r.get("model_info")), None) or {}
+    info = model_info(name, records)
     return {k: info.get(k) or "—" for k in ("family", "description", "origin")}
 
 
@@ -341,16 +336,16 @@ def write_report(results: str | os.PathLike | None = None, out: str | os.PathLik
     root, train_recs, profile_recs = read_results(results, benchmark_json)
     benchmarks = [read_benchmark_json(p) for p in benchmark_json]
     board = build_leaderboard(train_recs, profile_recs, benchmark_json=benchmark_json, device=device,
-                              precision=precision)
+                              precision=precision, results_root=root)
     costs = cost_frame(profile_recs, benchmark_json)
     devices = sorted(costs["device"].dropna().unique()) if not costs.empty else []
     per_device = {d: build_leaderboard(train_recs, profile_recs, benchmark_json=benchmark_json, device=d,
-                                       precision=precision) for d in devices}
+                                       precision=precision, results_root=root) for d in devices}
 
     out = output_dir(out)
     w = _Writer(out)
     finished = [r for r in train_recs if r.get("status") == "finished"]
-    models = sorted(set(board.rows["model"]) | {r["model"] for r in train_recs})
+    models = sorted(set(board.rows.loc[board.rows["kind"] == "model", "model"]) | {r["model"] for r in train_recs})
     results_rel = os.path.relpath(root, out) if root.is_dir() else str(root)
 
     lines = [
@@ -370,6 +365,7 @@ def write_report(results: str | os.PathLike | None = None, out: str | os.PathLik
         lines += ["Cost on the other devices: "
                   + ", ".join(f"`bloodbench leaderboard --device {d}`" for d in devices if d != board.device)
                   + " (plots below).", ""]
+    lines += pick_section(board)
     lines += ["## Plots", ""]
     for dataset, size in sorted((d, int(s)) for d, s in board.rows[["dataset", "size"]].drop_duplicates()
                                 .itertuples(index=False)):

@@ -20,10 +20,10 @@ from bloodbench.leaderboard import (
     aggregate_training,
     benchmark_frame,
     cost_frame,
-    store_records,
     train_frame,
 )
 from bloodbench.formatting import fmt, md_table
+from bloodbench.results import store_records
 
 
 def load_side(path: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -1,6 +1,6 @@
 """Training to convergence, evaluation, checkpoints."""
 
-from bloodbench.train.config import TrainConfig
+from bloodbench.config import TrainConfig
 from bloodbench.train.trainer import Trainer, TrainingDiverged, predict, train
 
 __all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "predict", "train"]

@@ -27,12 +27,13 @@ from bloodbench.data.medmnist_data import Split
 from bloodbench.envinfo import environment, resolve_device, seed_everything
 from bloodbench.errors import BloodbenchError
 from bloodbench.metrics import bootstrap_ci, classification_metrics
-from bloodbench.models import create_model, get_model_info
-from bloodbench.profile import count_params
-from bloodbench.profile.timing import autocast, check_precision
+from bloodbench.models import count_params, create_model, get_model_info
+from bloodbench.precision import autocast, check_precision
+from bloodbench.predictions import PREDICTION_FILES, save_predictions
 from bloodbench.results import ResultsStore, utc_now
 from bloodbench.train.checkpoint import load_checkpoint, save_checkpoint
-from bloodbench.train.config import TrainConfig
+from bloodbench.config import TrainConfig
+from bloodbench.train.tta import tta_probabilities
 
 EpochCallback = Callable[[int, dict], None]
 
@@ -50,18 +51,22 @@ def model_outputs(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torc
 
 @torch.inference_mode()
 def predict(model: nn.Module, split: Split, norm: Normalizer, device: torch.device, batch_size: int = 512,
-            precision: str = "fp32", channels_last: bool = False) -> np.ndarray:
-    """Softmax probabilities (N, C) for a split, in order."""
+            precision: str = "fp32", channels_last: bool = False, tta: bool = False) -> np.ndarray:
+    """Softmax probabilities (N, C) for a split, in order; ``tta``: averaged over the 8 D4 views."""
     model.eval()
     out = []
     batches = TensorBatches(split, batch_size, device, sampler="sequential")
-    for xb, _ in batches():
-        x = norm(xb)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, precision):
-            logits = model(x)
-        out.append(torch.softmax(logits.float(), dim=1).cpu())
+            return model(x)
+
+    for xb, _ in batches():
+        x = norm(xb)
+        probs = tta_probabilities(forward, x) if tta else torch.softmax(forward(x).float(), dim=1)
+        out.append(probs.cpu())
     return torch.cat(out).numpy()
 
 
@@ -153,15 +158,16 @@ REPLACED_DIR = "replaced"
 
 
 def set_aside_old_run(run_dir: Path) -> Path | None:
-    """``--force``: move the old record, best checkpoint and predictions into ``run_dir/replaced/``
-    (deleted once the new record is written), and drop ``last.pt`` so training starts from scratch.
+    """``--force``: move the old run's files (record, best checkpoint, predictions) into
+    ``run_dir/replaced/`` (deleted once the new record is written), and drop ``last.pt`` so
+    training starts from scratch.
 
     A forced retrain killed half-way thus leaves the old finished run restorable, and no record
     that claims to describe the new, partial checkpoints. If ``replaced/`` is already there (an
     earlier forced retrain was interrupted), it holds the finished run and is kept as it is.
     """
     (run_dir / "last.pt").unlink(missing_ok=True)
-    old = [run_dir / n for n in ("record.json", "best.pt", "test_predictions.npz") if (run_dir / n).is_file()]
+    old = [p for p in sorted(run_dir.iterdir()) if p.is_file()] if run_dir.is_dir() else []
     keep = run_dir / REPLACED_DIR
     if keep.is_dir():
         for path in old:
@@ -381,23 +387,29 @@ class Trainer:
         """Evaluate the best-on-validation checkpoint on val and test; write the record."""
         cfg = self.cfg
         best_path = self.run_dir / "best.pt"
-        val_m = test_m = None
+        val_m = test_m = test_tta = None
         artifacts: dict[str, str] = {}
         if best_path.is_file():
             best = load_checkpoint(best_path, map_location=self.device)
             model.load_state_dict(best["model_state"])
             ck_norm = Normalizer(**{k: tuple(v) for k, v in best["normalizer"].items()})  # what the weights saw
-            val_scores = predict(model, ds["val"], ck_norm, self.device, cfg.eval_batch_size, cfg.precision,
-                                 cfg.channels_last)
-            val_m = classification_metrics(ds["val"].labels.numpy(), val_scores, info.class_names)
-            test_scores = predict(model, ds["test"], ck_norm, self.device, cfg.eval_batch_size, cfg.precision,
-                                  cfg.channels_last)
-            y_test = ds["test"].labels.numpy()
+            scores = {}  # artifacts key -> (y_true, y_score): val and test, plain and 8-view TTA
+            for split in ("val", "test"):
+                for tta in (False, True):
+                    scores[f"{split}_predictions" + ("_tta" if tta else "")] = (ds[split].labels.numpy(), predict(
+                        model, ds[split], ck_norm, self.device, cfg.eval_batch_size, cfg.precision,
+                        cfg.channels_last, tta=tta))
+            val_m = classification_metrics(*scores["val_predictions"], info.class_names)
+            y_test, test_scores = scores["test_predictions"]
             test_m = classification_metrics(y_test, test_scores, info.class_names)
             test_m["ci95"] = bootstrap_ci(y_test, test_scores, n_boot=self.n_boot, seed=cfg.seed)
-            np.savez_compressed(self.run_dir / "test_predictions.npz", y_true=y_test,
-                                y_score=test_scores.astype(np.float32))
-            artifacts = {"best": "best.pt", "last": "last.pt", "predictions": "test_predictions.npz"}
+            tta_m = classification_metrics(*scores["test_predictions_tta"], info.class_names)
+            test_tta = {k: tta_m[k] for k in ("n", "acc", "auc", "f1_macro")}
+            for key, (y, s) in scores.items():
+                save_predictions(self.run_dir / PREDICTION_FILES[key], y, s)
+            # "predictions" is the test file under its old key, which older readers use.
+            artifacts = {"best": "best.pt", "last": "last.pt", "predictions": PREDICTION_FILES["test_predictions"],
+                         **{k: PREDICTION_FILES[k] for k in scores}}
         mi = get_model_info(cfg.model)
         record = {
             "kind": "train",
@@ -426,6 +438,7 @@ class Trainer:
             "history": history,
             "val": val_m,
             "test": test_m,
+            "test_tta": test_tta,
             "artifacts": artifacts,
         }
         self.store.write(record)

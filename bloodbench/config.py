@@ -1,0 +1,163 @@
+"""Training configuration: global defaults < the model's registry recipe < explicit options.
+
+Below train/ and the leaderboard: both need what a run learned with (``recipe_hash``), and
+the leaderboard must not import the trainer for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+
+from bloodbench.choices import CLASS_WEIGHTING, MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES, SIZES
+from bloodbench.envinfo import resolve_device
+from bloodbench.errors import BloodbenchError
+from bloodbench.models import get_model_info
+from bloodbench.results import config_hash
+
+# Options that change where or how fast a run goes, not what it learns: left out of the hash
+# so the same run started on another machine is recognised as the same run.
+NOT_HASHED = ("device", "channels_last", "compile", "eval_batch_size")
+# Hashed fields that `bloodbench train` has an option for (--batch-size for batch_size, ...).
+CLI_FIELDS = ("epochs", "patience", "monitor", "batch_size", "lr", "weight_decay", "optimizer", "schedule",
+              "label_smoothing", "class_weighting", "augment", "grad_clip", "limit_train", "precision")
+
+
+def recipe_hash(config: dict[str, Any]) -> str:
+    """What a run learned with, seed aside: runs that share it are seeds of one recipe.
+
+    Fields missing from an older record take today's defaults, so adding an option does not
+    split old runs from new ones that leave it at its default.
+    """
+    values = {}
+    for f in fields(TrainConfig):
+        if f.name in NOT_HASHED or f.name == "seed":
+            continue
+        default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+        values[f.name] = config.get(f.name, default)
+    return config_hash(values)
+
+
+def device_defaults(device: str) -> dict[str, Any]:
+    """On CUDA, train as a GPU user would: bf16 autocast (fp16 where bf16 is missing) and channels_last.
+
+    On CPU nothing changes (fp32, NCHW), so CPU records keep their config hash.
+    """
+    if resolve_device(device).type != "cuda":
+        return {}
+    return {"precision": "bf16" if torch.cuda.is_bf16_supported() else "fp16", "channels_last": True}
+
+
+@dataclass
+class TrainConfig:
+    model: str
+    dataset: str = "bloodmnist"
+    size: int = 28
+    seed: int = 0
+    epochs: int = 40
+    patience: int = 8
+    min_delta: float = 1e-4
+    monitor: str = "val_acc"
+    batch_size: int = 128
+    eval_batch_size: int = 512
+    optimizer: str = "adamw"
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    schedule: str = "cosine"
+    warmup_epochs: int = 1
+    label_smoothing: float = 0.0
+    class_weighting: str = "none"
+    augment: bool = True
+    color_jitter: float = 0.1
+    grad_clip: float | None = 5.0
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    device: str = "auto"
+    limit_train: int | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, model: str, **overrides: Any) -> "TrainConfig":
+        """Defaults, then the device's defaults, then the registry recipe, then non-None ``overrides``."""
+        info = get_model_info(model)
+        names = {f.name for f in fields(cls)}
+        values: dict[str, Any] = device_defaults(overrides.get("device") or cls.device)
+        values.update({k: v for k, v in info.recipe.items() if k in names})
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(values) - names
+        if unknown:
+            raise BloodbenchError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+        cfg = cls(model=model, **{k: v for k, v in values.items() if k != "model"})
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        def bad(msg: str) -> None:
+            raise BloodbenchError(msg)
+
+        if self.size not in SIZES:
+            bad(f"--size {self.size} is not available: choose one of {', '.join(map(str, SIZES))}")
+        if self.batch_size < 1:
+            bad(f"--batch-size must be at least 1 (got {self.batch_size})")
+        if self.epochs < 1:
+            bad(f"--epochs must be at least 1 (got {self.epochs})")
+        if self.patience < 1:
+            bad(f"--patience must be at least 1 (got {self.patience})")
+        if not self.lr > 0:
+            bad(f"--lr must be positive (got {self.lr})")
+        if not 0 <= self.label_smoothing < 1:
+            bad(f"--label-smoothing must be in [0, 1) (got {self.label_smoothing})")
+        for name, value, allowed in (("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES),
+                                     ("precision", self.precision, PRECISIONS),
+                                     ("class-weighting", self.class_weighting, CLASS_WEIGHTING),
+                                     ("monitor", self.monitor, MONITORS)):
+            if value not in allowed:
+                bad(f"--{name} {value!r} is not one of {', '.join(allowed)}")
+        if not self.weight_decay >= 0:
+            bad(f"--weight-decay must be >= 0 (got {self.weight_decay})")
+        if self.grad_clip is not None and not self.grad_clip >= 0:
+            bad(f"--grad-clip must be >= 0 or off (got {self.grad_clip})")
+        if self.limit_train is not None and self.limit_train < 1:
+            bad(f"--limit-train must be at least 1 (got {self.limit_train})")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def hash(self) -> str:
+        return config_hash({k: v for k, v in self.as_dict().items() if k not in NOT_HASHED})
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.model}-{self.dataset}-{self.size}-s{self.seed}-{self.hash()}"
+
+
+def recipe_cli_args(config: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """`bloodbench train` options that rebuild a record's ``config`` (same hash, same run id)
+    from today's defaults and the model's recipe, and the differing fields no option sets.
+
+    Only what differs is listed, so the command stays short; dataset, size and seed are left
+    to the caller. A field missing from an older record counts as today's default, as in
+    :func:`recipe_hash`.
+    """
+    base = TrainConfig.build(config["model"], dataset=config.get("dataset", "bloodmnist"),
+                             size=config.get("size", 28)).as_dict()
+    args: list[str] = []
+    unsettable: list[str] = []
+    for name, default in base.items():
+        if name in NOT_HASHED or name in ("model", "dataset", "size", "seed"):
+            continue
+        value = config.get(name, default)
+        if value == default:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if name in CLI_FIELDS and isinstance(value, bool):
+            args.append(flag if value else "--no-" + flag[2:])  # BooleanOptionalAction
+        elif name in CLI_FIELDS and value is not None:
+            args += [flag, str(value)]
+        else:
+            unsettable.append(f"{name}={value!r}")
+    return args, unsettable

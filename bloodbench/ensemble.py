@@ -1,0 +1,331 @@
+"""Ensemble and TTA rows from saved predictions alone (no checkpoint, no re-inference).
+
+Ensembles follow Caruana et al. (2004): greedy forward selection *with replacement* on the
+**validation** predictions, optionally under a MACs budget; a member's weight is how often it
+was picked over the number of picks. Test predictions are only averaged afterwards.
+
+Runs recorded before val predictions were saved have only test probabilities. They are
+test-only members, and their selection falls back to the validation accuracy in the record:
+the ``FALLBACK_K`` runs with the highest recorded val accuracy (within the budget), equal
+weights. ``k`` is fixed in advance, not tuned: without val probabilities an ensemble cannot be
+scored on val, and choosing ``k`` on test would leak.
+
+Ensembles are built per seed (one from each seed's runs, selected on that seed's val data)
+and reported as mean ± std over seeds, like a model. Cost: the sum of the distinct members'
+MACs and params (a member picked twice runs once); latency: the sum of their p50s, as the
+members run one after another; per-seed selections may differ, so a row shows its costliest seed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import log_loss
+
+from bloodbench.errors import BloodbenchError
+from bloodbench.metrics import classification_metrics
+from bloodbench.predictions import load_predictions, prediction_path
+from bloodbench.results import ResultsStore
+
+ROUNDS = 25
+FALLBACK_K = 3
+BUDGETS = (None, 100e6, 25e6, 5e6)   # MACs per image; None = no budget
+TTA_VIEWS = 8
+METRICS = ("acc", "f1_macro", "auc")
+
+
+@dataclass
+class RunPredictions:
+    """One finished run's saved probabilities (val ones may be missing on older runs)."""
+
+    run_id: str
+    model: str
+    seed: int
+    val_acc: float                      # from the record: the fallback selection key
+    test: tuple[np.ndarray, np.ndarray]
+    val: tuple[np.ndarray, np.ndarray] | None = None
+    test_tta: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def load_run_predictions(records: Iterable[dict], root: str | Path | None, run_ids: Iterable[str]) -> dict[str, RunPredictions]:
+    """The runs of ``run_ids`` that have saved test predictions, by run_id."""
+    store = ResultsStore(root)
+    wanted = set(run_ids)
+    out = {}
+    for rec in records:
+        if rec.get("run_id") not in wanted:
+            continue
+        run_dir = store.run_dir(rec["run_id"])
+        paths = {k: prediction_path(run_dir, rec, k) for k in ("test_predictions", "val_predictions",
+                                                                 "test_predictions_tta")}
+        if paths["test_predictions"] is None:
+            continue
+        load = {k: load_predictions(p) if p else None for k, p in paths.items()}
+        out[rec["run_id"]] = RunPredictions(
+            rec["run_id"], rec["model"], rec.get("seed"), float((rec.get("val") or {}).get("acc") or math.nan),
+            load["test_predictions"], load["val_predictions"], load["test_predictions_tta"])
+    return out
+
+
+def weighted_average(scores: Sequence[np.ndarray], counts: Sequence[int]) -> np.ndarray:
+    """Probabilities averaged with weights count / total (float64)."""
+    total = float(sum(counts))
+    return sum((c / total) * np.asarray(s, np.float64) for s, c in zip(scores, counts) if c)
+
+
+def _fits(members: set[int], cand: int, costs: Sequence[float] | None, budget: float | None) -> bool:
+    if budget is None:
+        return True
+    return sum(costs[i] for i in members | {cand}) <= budget
+
+
+def caruana_select(val_scores: Sequence[np.ndarray], y_val: np.ndarray, *, metric: str = "log_loss",
+                   rounds: int = ROUNDS, costs: Sequence[float] | None = None,
+                   budget: float | None = None) -> list[int]:
+    """Greedy forward selection with replacement on validation; returns a pick count per candidate.
+
+    Each round adds the candidate (again, possibly) that most improves the ensemble's val
+    ``metric`` (``log_loss`` or ``acc``); the best ensemble over all rounds is returned, the
+    smaller one on ties. Under ``budget`` a candidate is allowed only while the distinct
+    members' ``costs`` sum to at most the budget. Sees validation data only.
+    """
+    if metric not in ("log_loss", "acc"):
+        raise ValueError(f"metric must be log_loss or acc, not {metric!r}")
+    y_val = np.asarray(y_val)
+    labels = list(range(np.asarray(val_scores[0]).shape[1]))
+
+    def score(p: np.ndarray) -> float:  # lower is better
+        if metric == "acc":
+            return -float(np.mean(p.argmax(1) == y_val))
+        p = np.clip(p, 1e-12, 1)
+        return float(log_loss(y_val, p / p.sum(1, keepdims=True), labels=labels))  # float32 files: renormalise
+
+    counts = [0] * len(val_scores)
+    total = np.zeros_like(np.asarray(val_scores[0], np.float64))
+    best_counts, best = None, math.inf
+    for r in range(1, rounds + 1):
+        members = {i for i, c in enumerate(counts) if c}
+        trial = [(score((total + val_scores[i]) / r), i) for i in range(len(val_scores))
+                 if _fits(members, i, costs, budget)]
+        if not trial:
+            break
+        s, i = min(trial)  # ties: the lower index
+        counts[i] += 1
+        total = total + val_scores[i]
+        if s < best:
+            best, best_counts = s, list(counts)
+    return best_counts or counts
+
+
+def topk_by_val_acc(val_accs: Sequence[float], *, k: int = FALLBACK_K, costs: Sequence[float] | None = None,
+                    budget: float | None = None) -> list[int]:
+    """The fallback for runs without val probabilities: the ``k`` best recorded val accuracies that
+    fit the budget together, equal weights (one pick each)."""
+    order = sorted(range(len(val_accs)), key=lambda i: (-val_accs[i] if not math.isnan(val_accs[i]) else math.inf, i))
+    chosen: set[int] = set()
+    for i in order:
+        if len(chosen) < k and _fits(chosen, i, costs, budget):
+            chosen.add(i)
+    return [int(i in chosen) for i in range(len(val_accs))]
+
+
+# --------------------------------------------------------------------------------------
+# rows
+# --------------------------------------------------------------------------------------
+@dataclass
+class SeedEnsemble:
+    seed: int
+    members: list[str]          # run_ids
+    counts: list[int]
+    models: list[str]
+    method: str                 # "greedy val log-loss" | "top-k recorded val acc"
+
+
+@dataclass
+class PredictionRows:
+    """Extra leaderboard rows and, for every row, per-image test correctness averaged over its runs."""
+
+    rows: pd.DataFrame
+    correct: dict[tuple, np.ndarray] = field(default_factory=dict)    # (model, dataset, size) -> (N,)
+    n_runs: dict[tuple, int] = field(default_factory=dict)
+    ensembles: dict[tuple, list[SeedEnsemble]] = field(default_factory=dict)
+    fallback: bool = False      # some ensemble was chosen on recorded val accuracy (test-only members)
+
+
+def budget_name(budget: float | None) -> str:
+    return "ensemble" if budget is None else f"ensemble ≤{budget / 1e6:g}M MACs"
+
+
+def _metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    m = classification_metrics(y, p)
+    return {k: m[k] for k in METRICS}
+
+
+def _summary(per_seed: list[dict[str, float]]) -> dict[str, float]:
+    out = {}
+    for m in METRICS:
+        vals = pd.Series([d[m] for d in per_seed], dtype=float)
+        out[f"{m}_mean"], out[f"{m}_std"] = float(vals.mean()), float(vals.std()) if len(vals) > 1 else math.nan
+    return out
+
+
+def select_seed_ensemble(runs: list[RunPredictions], macs: dict[str, float], budget: float | None) -> SeedEnsemble | None:
+    """One seed's ensemble: greedy on val when every run has val predictions, else the fallback."""
+    runs = sorted(runs, key=lambda r: r.run_id)
+    if budget is not None:
+        runs = [r for r in runs if not math.isnan(macs.get(r.model, math.nan))]
+    if len(runs) < 2:
+        return None
+    costs = [macs.get(r.model, math.nan) for r in runs]
+    if all(r.val is not None for r in runs):
+        counts = caruana_select([r.val[1] for r in runs], runs[0].val[0], costs=costs, budget=budget)
+        method = "greedy val log-loss"
+    else:
+        counts = topk_by_val_acc([r.val_acc for r in runs], costs=costs, budget=budget)
+        method = f"top-{FALLBACK_K} recorded val acc"
+    picked = [(r, c) for r, c in zip(runs, counts) if c]
+    if len(picked) < 2:
+        return None
+    return SeedEnsemble(runs[0].seed, [r.run_id for r, _ in picked], [c for _, c in picked],
+                        [r.model for r, _ in picked], method)
+
+
+def prediction_rows(train: pd.DataFrame, records: list[dict], root: str | Path | None,
+                    models: pd.DataFrame) -> PredictionRows:
+    """Ensemble and TTA rows for the leaderboard, from the runs in ``train`` (the chosen recipes).
+
+    ``models``: the leaderboard's model rows, whose cost columns the new rows are built from.
+    Rows get the leaderboard's columns plus ``kind``, ``members`` and ``weights``.
+    """
+    preds = load_run_predictions(records, root, train["run_id"]) if not train.empty else {}
+    out = PredictionRows(pd.DataFrame())
+    rows = []
+    for (dataset, size), g in train.groupby(["dataset", "size"], sort=True):
+        cost = models[(models["dataset"] == dataset) & (models["size"] == size)].set_index("model")
+        num = lambda col, m: float(cost[col].get(m, math.nan)) if col in cost else math.nan  # noqa: E731
+        runs = [preds[r] for r in g["run_id"] if r in preds]
+        _check_same_images(runs, root)
+        by_model: dict[str, list[RunPredictions]] = {}
+        for r in runs:
+            by_model.setdefault(r.model, []).append(r)
+        # per-image correctness of the single-model rows, averaged over seeds
+        for m, rs in by_model.items():
+            out.correct[(m, dataset, int(size))] = np.mean([r.test[1].argmax(1) == r.test[0] for r in rs], axis=0)
+            out.n_runs[(m, dataset, int(size))] = len(rs)
+        macs = {m: num("macs", m) for m in by_model}
+        base = {"dataset": dataset, "size": int(size), "device": _first(cost, "device"),
+                "device_name": _first(cost, "device_name"), "precision": _first(cost, "precision")}
+
+        # TTA rows: only where saved TTA predictions exist
+        for m, rs in sorted(by_model.items()):
+            tta = [r for r in rs if r.test_tta is not None]
+            if not tta:
+                continue
+            name = f"{m} + TTA×{TTA_VIEWS}"
+            per_seed = [_metrics(*r.test_tta) for r in tta]
+            out.correct[(name, dataset, int(size))] = np.mean([r.test_tta[1].argmax(1) == r.test_tta[0]
+                                                               for r in tta], axis=0)
+            out.n_runs[(name, dataset, int(size))] = len(tta)
+            rows.append({**base, "model": name, "family": _first(cost.loc[[m]] if m in cost.index else cost, "family"),
+                         "kind": "tta", "seeds": len(tta), **_summary(per_seed),
+                         "params": num("params", m), "macs": TTA_VIEWS * num("macs", m),
+                         "flops": TTA_VIEWS * num("flops", m), "latency_p50_ms": TTA_VIEWS * num("latency_p50_ms", m),
+                         "cost_source": f"{TTA_VIEWS} × the model's", "members": [r.run_id for r in tta],
+                         "weights": None})
+
+        # per-seed ensembles under each MACs budget
+        seen: set[tuple] = set()
+        by_seed: dict[int, list[RunPredictions]] = {}
+        for r in runs:
+            by_seed.setdefault(r.seed, []).append(r)
+        for budget in BUDGETS:
+            ens = [select_seed_ensemble(rs, macs, budget) for _, rs in sorted(by_seed.items())]
+            if not ens or any(e is None for e in ens):
+                continue
+            key = tuple((tuple(e.members), tuple(e.counts)) for e in ens)
+            if key in seen:  # the budget did not bind: same ensembles as a larger budget
+                continue
+            seen.add(key)
+            name = budget_name(budget)
+            per_seed, correct = [], []
+            for e in ens:
+                scores = [preds[rid].test[1] for rid in e.members]
+                p = weighted_average(scores, e.counts)
+                y = preds[e.members[0]].test[0]
+                per_seed.append(_metrics(y, p))
+                correct.append(p.argmax(1) == y)
+            out.correct[(name, dataset, int(size))] = np.mean(correct, axis=0)
+            out.n_runs[(name, dataset, int(size))] = len(ens)
+            out.ensembles[(name, dataset, int(size))] = ens
+            out.fallback |= any(e.method.startswith("top-") for e in ens)
+            per_seed_cost = [{col: sum(num(col, m) for m in set(e.models))
+                              for col in ("params", "macs", "flops", "latency_p50_ms")} for e in ens]
+            sums = _costliest(per_seed_cost)
+            members = [rid for e in ens for rid in e.members]
+            weights = [c / sum(e.counts) for e in ens for c in e.counts]
+            equal = all(len(set(e.counts)) == 1 for e in ens)
+            train_s = [sum(float(g.set_index("run_id").loc[rid, "train_seconds"]) for rid in e.members) for e in ens]
+            rows.append({**base, "model": name, "family": "ensemble", "kind": "ensemble", "seeds": len(ens),
+                         **_summary(per_seed), **sums, "train_seconds_mean": float(np.mean(train_s)),
+                         "cost_source": "sum of members", "recipe": "; ".join(sorted({e.method for e in ens})),
+                         "members": members, "weights": None if equal else weights})
+    out.rows = pd.DataFrame(rows)
+    return out
+
+
+def _check_same_images(runs: list[RunPredictions], root) -> None:
+    """Runs compared or averaged image by image must hold the same labels in the same order."""
+    for split in ("test", "val"):
+        have = [r for r in runs if getattr(r, split) is not None]
+        for r in have[1:]:
+            if not np.array_equal(getattr(r, split)[0], getattr(have[0], split)[0]):
+                raise BloodbenchError(
+                    f"{split} predictions of run {r.run_id} are not on the same images as those of {have[0].run_id} "
+                    f"(labels differ): rerun one of them, or delete its {split}_predictions.npz under "
+                    f"{ResultsStore(root).run_dir(r.run_id)}")
+
+
+def _first(df: pd.DataFrame, col: str):
+    if col not in df or df[col].dropna().empty:
+        return None
+    return df[col].dropna().iloc[0]
+
+
+def _costliest(costs: list[dict[str, float]]) -> dict[str, float]:
+    """The cost of the seed whose ensemble has the most MACs (all NaN when any seed's MACs are unknown)."""
+    if any(math.isnan(c["macs"]) for c in costs):
+        return {k: math.nan for k in costs[0]}
+    return max(costs, key=lambda c: c["macs"])
+
+
+def footnotes(rows: pd.DataFrame, preds: PredictionRows, notes: list[str], markers: dict[tuple, str],
+              marks: str) -> None:
+    """Append the leaderboard footnotes that say how ensemble and TTA rows were made; mark their rows."""
+    def add(text: str, keys: list[tuple]) -> None:
+        if not keys or len(notes) >= len(marks):
+            return
+        mark = marks[len(notes)]
+        notes.append(f"{mark} {text}")
+        for k in keys:
+            markers[k] = markers.get(k, "") + mark
+
+    kinds = rows.get("kind", pd.Series(dtype=object))
+    ens = [(r.model, r.dataset, int(r.size)) for r in rows[kinds == "ensemble"].itertuples()]
+    add("ensemble: one per seed from that seed's runs, test probabilities averaged with weights = pick counts / "
+        "picks, mean ± std over seeds; members picked on validation by greedy forward selection with "
+        "replacement (Caruana et al., 2004), under the MACs budget named; params, MACs and FLOPs: sum over "
+        "distinct members; p50 latency: sum of the members' p50s (they run one after another); the costliest "
+        "seed's ensemble is shown", ens)
+    legacy = [k for k in ens if any(e.method.startswith("top-") for e in preds.ensembles.get(k, []))]
+    add(f"test-only members: these runs were recorded before val predictions were saved, so their ensembles "
+        f"cannot be scored on val; selection falls back to the val accuracy in the records: the {FALLBACK_K} "
+        f"best runs of the seed that fit the budget, equal weights ({FALLBACK_K} fixed in advance, not tuned; "
+        f"test is never looked at)", legacy)
+    tta = [(r.model, r.dataset, int(r.size)) for r in rows[kinds == "tta"].itertuples()]
+    add(f"{TTA_VIEWS}-view test-time augmentation (the 4 rotations by 90°, each also flipped), probabilities "
+        f"averaged; MACs, FLOPs and p50 latency are {TTA_VIEWS} × the model's", tta)

@@ -1,0 +1,33 @@
+"""Join training and profiling records into one accuracy-vs-cost table with Pareto fronts.
+
+One row per (model, dataset, size): test metrics aggregated over seeds (mean, sample std,
+count) next to the cost of that model on one device. Cost comes from profile records and
+from pytest-benchmark JSON files (``pytest benchmarks/ --benchmark-json out.json``), which
+are turned into the same shape so either source can feed the table.
+
+Gaps are kept, not hidden: a model trained but not profiled (or the reverse) keeps its
+row with empty cells, and a footnote names what is missing.
+
+Modules: ``columns`` (the row layout), ``frames`` (records -> frames, recipes, Pareto),
+``ingest`` (pytest-benchmark JSON), ``table`` (rendering, footnotes), ``join`` (the build).
+"""
+
+from bloodbench.leaderboard.columns import (
+    COLUMNS, COST_COLUMNS, COST_KEYS, FORMATS, FRONTS, INT_COLUMNS, KEYS, METRICS, PREFERRED_PRECISION,
+)
+from bloodbench.leaderboard.frames import (
+    aggregate_training, choose_device, cost_frame, finished_runs_frame, other_recipe_runs, pareto_front, pick_recipe,
+    profile_frame, select_costs, train_frame, unfinished_runs,
+)
+from bloodbench.leaderboard.ingest import benchmark_frame, read_benchmark_json
+from bloodbench.leaderboard.join import build_leaderboard, load_leaderboard
+from bloodbench.leaderboard.table import Leaderboard
+from bloodbench.results import check_records, read_results, store_records
+
+__all__ = [
+    "COLUMNS", "COST_COLUMNS", "COST_KEYS", "FORMATS", "FRONTS", "INT_COLUMNS", "KEYS", "METRICS", "PREFERRED_PRECISION",
+    "Leaderboard", "aggregate_training", "benchmark_frame", "build_leaderboard", "check_records", "choose_device",
+    "cost_frame", "finished_runs_frame", "load_leaderboard", "other_recipe_runs", "pareto_front", "pick_recipe",
+    "profile_frame", "read_benchmark_json", "read_results", "select_costs", "store_records", "train_frame",
+    "unfinished_runs",
+]

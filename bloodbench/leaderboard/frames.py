@@ -1,0 +1,231 @@
+"""Records as flat frames: finished runs, the recipe each row averages, cost rows, aggregates, Pareto fronts."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+from typing import Any, Iterable, Sequence
+
+import pandas as pd
+
+from bloodbench.errors import BloodbenchError
+from bloodbench.formatting import device_label
+from bloodbench.leaderboard.columns import (
+    COLUMNS, COST_COLUMNS, HIGHER_IS_BETTER, KEYS, METRICS, PREFERRED_PRECISION, PROFILE_FIELDS, SORT_ALIASES, _num, _typed,
+)
+from bloodbench.leaderboard.ingest import benchmark_frame
+from bloodbench.results import model_info
+
+
+def _family(rec: dict) -> str | None:
+    return model_info(rec["model"], [rec]).get("family")
+
+
+def _recipe(rec: dict) -> str:
+    from bloodbench.config import recipe_hash
+
+    return recipe_hash(rec.get("config") or {}) if rec.get("config") else str(rec.get("run_id"))
+
+
+def finished_runs_frame(records: Iterable[dict]) -> pd.DataFrame:
+    """Every finished training run, one row each, with the hash of its recipe (config less seed)."""
+    rows = []
+    for rec in records:
+        if rec.get("kind", "train") != "train" or rec.get("status") != "finished":
+            continue
+        test = rec.get("test") or {}
+        rows.append({
+            "model": rec["model"], "dataset": rec["dataset"], "size": int(rec["size"]),
+            "seed": rec.get("seed"), "run_id": rec.get("run_id"), "family": _family(rec), "recipe": _recipe(rec),
+            **{m: _num(test.get(m)) for m in METRICS},
+            "train_seconds": _num(rec.get("train_seconds")), "epochs_run": _num(rec.get("epochs_run")),
+            "stop_reason": rec.get("stop_reason"), "params": _num(rec.get("params")),
+            "created_at": str(rec.get("created_at") or ""),
+        })
+    cols = KEYS + ["seed", "run_id", "family", "recipe", *METRICS, "train_seconds", "epochs_run", "stop_reason",
+                   "params", "created_at"]
+    return _typed(pd.DataFrame(rows, columns=cols))
+
+
+def pick_recipe(runs: pd.DataFrame) -> pd.DataFrame:
+    """One recipe per (model, dataset, size): the one with most seeds, then the newest.
+
+    Mean ± std over seeds only means something when the seeds share a recipe; a CPU fp32
+    run and a later GPU bf16 run of the same model must not be averaged together.
+    A rerun of the same seed and recipe counts once (the newest).
+    """
+    if runs.empty:
+        return runs
+    runs = runs.sort_values(KEYS + ["seed", "created_at", "run_id"], kind="stable")
+    runs = runs.drop_duplicates(KEYS + ["recipe", "seed"], keep="last")
+    score = runs.groupby(KEYS + ["recipe"], sort=False).agg(n=("seed", "nunique"), newest=("created_at", "max"))
+    best = score.reset_index().sort_values(["n", "newest"], kind="stable").drop_duplicates(KEYS, keep="last")
+    return runs.merge(best[KEYS + ["recipe"]], on=KEYS + ["recipe"]).reset_index(drop=True)
+
+
+def train_frame(records: Iterable[dict]) -> pd.DataFrame:
+    """Finished training runs of each model's chosen recipe, one row per seed (see :func:`pick_recipe`)."""
+    return pick_recipe(finished_runs_frame(records))
+
+
+def other_recipe_runs(runs: pd.DataFrame, kept: pd.DataFrame) -> dict[tuple[str, str, str, int], list]:
+    """Finished seeds of ``runs`` left out of ``kept`` (:func:`pick_recipe`) because they used
+    another recipe, keyed like :func:`unfinished_runs` so the leaderboard footnotes them the same way."""
+    out: dict[tuple[str, str, str, int], set] = {}
+    for r in runs[~runs["run_id"].isin(set(kept["run_id"]))].itertuples(index=False):
+        out.setdefault(("other recipe", r.model, r.dataset, int(r.size)), set()).add(r.seed)
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
+def _run_key(rec: dict) -> tuple[str, str, int, Any]:
+    """(model, dataset, size, seed): what a rerun of the same seed shares."""
+    return rec["model"], rec["dataset"], int(rec["size"]), rec.get("seed")
+
+
+def unfinished_runs(records: Iterable[dict]) -> dict[tuple[str, str, str, int], list]:
+    """Seeds whose training did not finish, by (status, model, dataset, size): worth a footnote, never a number.
+
+    The trainer marks a run "finished" or "diverged"; a seed that was rerun to completion is
+    left out, since its finished run is in the table.
+    """
+    runs = [r for r in records if r.get("kind", "train") == "train"]
+    done = {_run_key(r) for r in runs if r.get("status") == "finished"}
+    seeds: dict[tuple[str, str, str, int], set] = {}
+    for r in runs:
+        if r.get("status") != "finished" and _run_key(r) not in done:
+            seeds.setdefault((str(r.get("status") or "no status"), *_run_key(r)[:3]), set()).add(r.get("seed"))
+    return {k: sorted(v, key=lambda s: (s is None, s)) for k, v in sorted(seeds.items())}
+
+
+def profile_frame(records: Iterable[dict]) -> pd.DataFrame:
+    """Profile records as cost rows."""
+    rows = []
+    for rec in records:
+        if rec.get("kind", "profile") != "profile":
+            continue
+        row = {col: _num(_field(rec, path)) for col, path in PROFILE_FIELDS.items()}
+        if math.isnan(row["flops"]):
+            row["flops"] = 2 * row["macs"]
+        rows.append({
+            "model": rec["model"], "dataset": rec["dataset"], "size": int(rec["size"]),
+            "device": rec.get("device") or (rec.get("env") or {}).get("device"),
+            "precision": rec.get("precision") or PREFERRED_PRECISION,
+            "device_name": device_label(rec.get("device_name") or (rec.get("env") or {}).get("device_name")),
+            **row, "created_at": str(rec.get("created_at") or ""), "source": "profile",
+        })
+    return _typed(pd.DataFrame(rows, columns=COST_COLUMNS))
+
+
+def _field(rec: dict, path: Sequence[str]) -> Any:
+    """``rec[a][b]...``, None where any level is missing."""
+    for key in path:
+        rec = rec.get(key) if isinstance(rec, dict) else None
+    return rec
+
+
+def cost_frame(profile_records: Iterable[dict], benchmark_json: Sequence[str | os.PathLike] = ()) -> pd.DataFrame:
+    """Every cost row from both sources."""
+    frames = [f for f in (profile_frame(profile_records), benchmark_frame(benchmark_json)) if not f.empty]
+    if not frames:
+        return _typed(pd.DataFrame(columns=COST_COLUMNS))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _stop_summary(reasons: pd.Series) -> str:
+    counts = Counter(r for r in reasons if r)
+    return ", ".join(f"{r} ×{n}" if n > 1 else r for r, n in sorted(counts.items()))
+
+
+def aggregate_training(train: pd.DataFrame) -> pd.DataFrame:
+    """Mean, sample std (ddof=1; blank for one seed) and seed count per (model, dataset, size)."""
+    if train.empty:
+        cols = KEYS + ["seeds"] + [f"{m}_{s}" for m in METRICS for s in ("mean", "std")] + [
+            "train_seconds_mean", "epochs_mean", "train_params", "family", "stop_reasons", "recipe"]
+        return _typed(pd.DataFrame(columns=cols))
+    g = train.groupby(KEYS, sort=True)
+    out = g.agg(
+        seeds=("seed", "count"),
+        **{f"{m}_{s}": (m, s) for m in METRICS for s in ("mean", "std")},
+        train_seconds_mean=("train_seconds", "mean"),
+        epochs_mean=("epochs_run", "mean"),
+        train_params=("params", "first"),
+        family=("family", "first"),
+        recipe=("recipe", "first"),  # one per row: see pick_recipe
+    )
+    out["stop_reasons"] = g["stop_reason"].apply(_stop_summary)
+    return out.reset_index()
+
+
+def choose_device(costs: pd.DataFrame, device: str | None) -> tuple[str | None, pd.DataFrame]:
+    """Pick the device whose cost the table shows; returns (device label, its cost rows).
+
+    Default: cuda when any cuda cost exists (the best hardware measured), else cpu.
+    ``NAME`` (not cpu/cuda) matches the device name, case-insensitively, as a substring.
+    """
+    if costs.empty:
+        if device:
+            raise BloodbenchError(f"no profile records at all, so no cost on {device}: "
+                                  f"run `bloodbench profile --all` or drop --device")
+        return None, costs
+    present = sorted(costs["device"].dropna().unique())
+    if device is None:
+        device = "cuda" if "cuda" in present else ("cpu" if "cpu" in present else present[0])
+    if device in ("cpu", "cuda"):
+        rows = costs[costs["device"] == device]
+    else:
+        rows = costs[costs["device_name"].fillna("").str.lower().str.contains(device.lower(), regex=False)]
+    if rows.empty:
+        have = ", ".join(f"{d} ({n})" for d, n in sorted(
+            costs[["device", "device_name"]].fillna("?").drop_duplicates().itertuples(index=False)))
+        raise BloodbenchError(f"no profile records on {device!r}; profiled devices: {have}")
+    return device, rows
+
+
+def select_costs(costs: pd.DataFrame, precision: str | None = None) -> pd.DataFrame:
+    """One cost row per (model, dataset, size): the asked precision (else fp32 first), then the newest."""
+    if costs.empty:
+        return costs
+    if precision:
+        costs = costs[costs["precision"] == precision]
+    ranked = costs.assign(_pref=(costs["precision"] != PREFERRED_PRECISION).astype(int))
+    ranked = ranked.sort_values(KEYS + ["_pref", "created_at", "source"], ascending=[True] * 3 + [True, False, True],
+                                kind="stable")
+    return ranked.drop_duplicates(KEYS, keep="first").drop(columns="_pref").reset_index(drop=True)
+
+
+def pareto_front(df: pd.DataFrame, cost: str, acc: str = "acc_mean",
+                 by: Sequence[str] = ("dataset", "size")) -> tuple[pd.Series, pd.Series]:
+    """(on_front, dominated_by) for accuracy up / ``cost`` down, within each ``by`` group.
+
+    A row is dominated when another is at least as accurate and at least as cheap, and
+    strictly better on one. ``dominated_by`` names the most accurate dominating model
+    (then the cheapest, then by name). Rows missing either value get NA on both.
+    """
+    on = pd.Series(pd.NA, index=df.index, dtype="boolean")
+    dom = pd.Series(None, index=df.index, dtype=object)
+    valid = df.dropna(subset=[acc, cost])
+    for _, g in valid.groupby(list(by), sort=True):
+        for i, row in g.iterrows():
+            better = g[(g[acc] >= row[acc]) & (g[cost] <= row[cost]) & ((g[acc] > row[acc]) | (g[cost] < row[cost]))]
+            if better.empty:
+                on[i] = True
+            else:
+                best = better.sort_values([acc, cost, "model"], ascending=[False, True, True], kind="stable").iloc[0]
+                on[i] = False
+                dom[i] = best["model"]
+    return on, dom
+
+
+def _resolve_sort(sort: str | None) -> tuple[str, bool]:
+    """(column, ascending). ``-col`` / ``+col`` force the direction; else better-first."""
+    sort = (sort or "acc").strip()
+    forced = None
+    if sort[:1] in "+-":
+        forced, sort = sort[0] == "+", sort[1:]
+    col = SORT_ALIASES.get(sort, sort)
+    if col not in COLUMNS:
+        raise BloodbenchError(f"cannot sort by {sort!r}: use one of acc, f1, auc, latency, p99, throughput, "
+                              f"params, macs, memory, model, seeds, train_seconds, epochs (prefix - or + for order)")
+    return col, forced if forced is not None else col not in HIGHER_IS_BETTER
+

@@ -1,0 +1,124 @@
+"""Build the leaderboard: training aggregates joined to one device's cost, filtered, sorted, footnoted."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Sequence
+
+import pandas as pd
+
+from bloodbench.errors import BloodbenchError
+from bloodbench.leaderboard.columns import COLUMNS, FRONTS, KEYS, _typed
+from bloodbench.leaderboard.frames import (
+    _family, _resolve_sort, aggregate_training, choose_device, cost_frame, finished_runs_frame, other_recipe_runs,
+    pareto_front, pick_recipe, select_costs, unfinished_runs,
+)
+from bloodbench.leaderboard.table import SUPERSCRIPTS, Leaderboard, _footnotes
+from bloodbench.results import check_records, read_results
+
+
+def build_leaderboard(
+    train_records: Iterable[dict],
+    profile_records: Iterable[dict] = (),
+    *,
+    benchmark_json: Sequence[str | os.PathLike] = (),
+    device: str | None = None,
+    precision: str | None = None,
+    dataset: str | None = None,
+    size: int | None = None,
+    models: Sequence[str] | None = None,
+    sort: str | None = None,
+    results_root: str | os.PathLike | None = None,
+) -> Leaderboard:
+    """The leaderboard from records in memory (see :func:`load_leaderboard` for a results dir)."""
+    train_records = check_records(train_records, "train")
+    sort_col, ascending = _resolve_sort(sort)
+    runs = finished_runs_frame(train_records)
+    train = picked = pick_recipe(runs)
+    costs = cost_frame(check_records(profile_records, "profile"), benchmark_json)
+
+    def keep(df: pd.DataFrame) -> pd.DataFrame:
+        if df.empty:
+            return df
+        mask = pd.Series(True, index=df.index)
+        if dataset:
+            mask &= df["dataset"] == dataset
+        if size is not None:
+            mask &= df["size"] == int(size)
+        if models:
+            mask &= df["model"].isin(list(models))
+        return df[mask]
+
+    train, costs = keep(train), keep(costs)
+    if train.empty and costs.empty:
+        what = ", ".join(f"{k}={v}" for k, v in (("dataset", dataset), ("size", size),
+                                                  ("models", ",".join(models or []) or None)) if v is not None)
+        raise BloodbenchError(f"no finished training or profile records match {what or 'anything'}"
+                              + (": drop a filter" if what else ""))
+
+    agg = aggregate_training(train)
+    device, on_device = choose_device(costs, device)
+    chosen = select_costs(on_device, precision)
+    if precision and not costs.empty and chosen.empty:
+        raise BloodbenchError(f"no {precision} profile records on {device}: "
+                              f"have {', '.join(sorted(on_device['precision'].unique()))}")
+
+    merged = agg.merge(chosen, on=KEYS, how="outer", suffixes=("", "_cost"))
+    merged = merged.rename(columns={"source": "cost_source"})
+    # Params and MACs do not depend on the device: borrow them from any profile (or the
+    # training record, for params) when the chosen device was not profiled.
+    any_cost = costs.sort_values(KEYS + ["created_at"], kind="stable").drop_duplicates(KEYS, keep="last")
+    fallback = merged[KEYS].merge(any_cost[KEYS + ["params", "macs", "flops"]], on=KEYS, how="left")
+    for col in ("params", "macs", "flops"):
+        merged[col] = merged[col].fillna(pd.Series(fallback[col].to_numpy(), index=merged.index))
+    if "train_params" in merged:
+        merged["params"] = merged["params"].fillna(merged["train_params"])
+    if "family" not in merged:
+        merged["family"] = None
+    missing_family = merged["family"].isna()
+    if missing_family.any():
+        merged.loc[missing_family, "family"] = [_family({"model": m}) for m in merged.loc[missing_family, "model"]]
+
+    merged["kind"] = "model"
+    predictions = None
+    if results_root is not None:  # ensemble and TTA rows from the saved predictions
+        from bloodbench.ensemble import prediction_rows
+
+        predictions = prediction_rows(train, train_records, results_root, merged)
+        if not predictions.rows.empty:
+            merged = pd.concat([merged, predictions.rows], ignore_index=True)
+    for col in COLUMNS:
+        if col not in merged:
+            merged[col] = None
+    for name, cost in FRONTS.items():
+        on, dom = pareto_front(merged, cost)
+        merged[f"pareto_{name}"] = on
+        merged[f"dominated_by_{name}"] = dom
+    fronts = merged[[f"pareto_{n}" for n in FRONTS]]
+    merged["pareto"] = pd.Series(
+        [pd.NA if r.isna().all() else bool(r.fillna(False).any()) for _, r in fronts.iterrows()],
+        index=merged.index, dtype="boolean")
+
+    merged = merged.sort_values(["dataset", "size", sort_col, "model"], ascending=[True, True, ascending, True],
+                                na_position="last", kind="stable").reset_index(drop=True)
+
+    left_out = {**unfinished_runs(train_records), **other_recipe_runs(runs, picked)}
+    pending = pd.DataFrame([(st, m, d, sz, seeds) for (st, m, d, sz), seeds in left_out.items()],
+                           columns=["status", *KEYS, "seeds"])
+    footnotes, markers = _footnotes(merged, device, precision, keep(_typed(pending)))
+    if predictions is not None:
+        from bloodbench.ensemble import footnotes as prediction_footnotes
+
+        prediction_footnotes(merged, predictions, footnotes, markers, SUPERSCRIPTS)
+    names = sorted(chosen["device_name"].dropna().unique()) if not chosen.empty else []
+    return Leaderboard(merged[COLUMNS], device, names, precision, footnotes, markers, predictions)
+
+
+def load_leaderboard(results: str | os.PathLike | None = None, *,
+                     benchmark_json: Sequence[str | os.PathLike] = (), **options: Any) -> Leaderboard:
+    """The leaderboard of a results dir (default: the committed ``reports/results``).
+
+    Fails with one line when there is nothing to show (see :func:`read_results`).
+    """
+    root, train, profiles = read_results(results, benchmark_json)
+    return build_leaderboard(train, profiles, benchmark_json=benchmark_json, results_root=root, **options)

@@ -1,0 +1,186 @@
+"""The joined table as markdown, CSV or JSON, with the footnotes that name every gap."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from bloodbench.errors import BloodbenchError
+from bloodbench.formatting import fmt, fmt_count, md_table, mean_std
+from bloodbench.leaderboard.columns import (
+    COLUMNS, DISPLAY, FORMATS, INT_COLUMNS, KEYS, LIST_COLUMNS, PREFERRED_PRECISION,
+)
+
+
+@dataclass
+class Leaderboard:
+    """The joined table plus what a reader needs to trust it: device, footnotes."""
+
+    rows: pd.DataFrame
+    device: str | None
+    device_names: list[str]
+    precision: str | None
+    footnotes: list[str] = field(default_factory=list)
+    markers: dict[tuple, str] = field(default_factory=dict)
+    # From saved predictions (bloodbench.ensemble), when built with ``results_root``.
+    predictions: Any = None
+
+    def groups(self) -> list[tuple[tuple[str, int], pd.DataFrame]]:
+        return [((d, int(s)), g) for (d, s), g in self.rows.groupby(["dataset", "size"], sort=True)]
+
+    def device_label(self) -> str:
+        if self.device is None:
+            return "no profile records: cost columns are empty"
+        names = "; ".join(self.device_names) or "unnamed device"
+        prec = self.precision or f"{PREFERRED_PRECISION} preferred"
+        return f"cost on {self.device}: {names} ({prec}); {self.cost_sources()}"
+
+    def cost_sources(self) -> str:
+        """Which rows' cost came from pytest-benchmark JSON and which from profile records:
+        a benchmark file takes a row over when it is newer, and the reader should know."""
+        rows = self.rows[self.rows["kind"] == "model"].dropna(subset=["cost_source"])  # not derived rows
+        bench = rows[rows["cost_source"] != "profile"]
+        if bench.empty:
+            return "source: profile records"
+        one_source = rows["cost_source"].nunique() == 1  # then naming the rows says nothing
+        parts = []
+        for source, g in bench.groupby("cost_source", sort=True):
+            which = "" if one_source else f" for {', '.join(sorted(set(g['model'])))}"
+            parts.append(f"pytest-benchmark {str(source).removeprefix('benchmark:')}{which}")
+        if len(bench) < len(rows):
+            parts.append("profile records for the other rows")
+        return "source: " + "; ".join(parts)
+
+    # -- machine-readable -----------------------------------------------------------------
+    def _plain(self) -> pd.DataFrame:
+        """The public columns with counts as nullable integers, even where some are blank."""
+        df = self.rows[COLUMNS].copy()
+        for col in INT_COLUMNS:
+            df[col] = pd.to_numeric(df[col]).round().astype("Int64")
+        return df
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """Rows as plain Python values (NaN/NA -> None, numpy scalars -> int/float/bool), for JSON."""
+        df = self._plain()
+        return df.astype(object).where(df.notna(), None).to_dict("records")
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_records(), indent=1)
+
+    def to_csv(self) -> str:
+        df = self._plain()
+        for col in LIST_COLUMNS:
+            df[col] = [";".join(map(str, v)) if isinstance(v, list) else v for v in df[col]]
+        return df.to_csv(index=False, lineterminator="\n")
+
+    # -- human-readable ------------------------------------------------------------------
+    def display_frame(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Formatted strings with unit-honest headers."""
+        def front(on, by):
+            if pd.isna(on):
+                return ""
+            return "✓" if on else f"by {by}"
+
+        def cells(column, spec, scale, kind):
+            if kind == "spread":
+                return [mean_std(m, s, spec, scale) for m, s in zip(rows[f"{column}_mean"], rows[f"{column}_std"])]
+            if kind == "text":
+                return list(rows[column].fillna(""))
+            if kind == "count":
+                return [fmt_count(v, spec) for v in rows[column]]
+            return [fmt(v, spec, scale) for v in rows[column]]
+
+        out = pd.DataFrame({
+            "model": [f"{r.model}{self.markers.get((r.model, r.dataset, int(r.size)), '')}" for r in rows.itertuples()],
+            **{header: cells(*spec) for header, *spec in DISPLAY},
+            "Pareto MACs": [front(o, b) for o, b in zip(rows["pareto_macs"], rows["dominated_by_macs"])],
+            "Pareto latency": [front(o, b) for o, b in zip(rows["pareto_latency"], rows["dominated_by_latency"])],
+        })
+        return out
+
+    def group_markdown(self, rows: pd.DataFrame) -> str:
+        table = self.display_frame(rows)
+        return md_table(table.to_numpy().tolist(), list(table.columns))
+
+    def to_markdown(self, heading_level: int = 3) -> str:
+        parts = [f"_{self.device_label()}_", ""]
+        hashes = "#" * heading_level
+        for (dataset, size), g in self.groups():
+            parts += [f"{hashes} {dataset}, {size}×{size} px", "", self.group_markdown(g), ""]
+        parts += self.legend()
+        return "\n".join(parts).rstrip() + "\n"
+
+    def legend(self) -> list[str]:
+        lines = [
+            "Accuracy, F1 and AUC: test split, mean ± sample std over seeds. MACs: multiply-accumulates per "
+            "image (fvcore); FLOPs = 2 × MACs. Latency: batch 1; throughput: best images/s over batch sizes.",
+            "Pareto: ✓ = not dominated on (accuracy ↑, cost ↓) among the rows of the same dataset and size; "
+            "\"by X\" names a model that is at least as accurate and as cheap, and better on one; "
+            "blank = a value is missing.",
+        ]
+        if self.footnotes:
+            lines += [""] + [f"{f}  " for f in self.footnotes]
+        return lines
+
+    def render(self, fmt: str = "markdown") -> str:
+        if fmt == "json":
+            return self.to_json() + "\n"
+        if fmt == "csv":
+            return self.to_csv()
+        if fmt == "markdown":
+            return self.to_markdown()
+        raise BloodbenchError(f"unknown format {fmt!r}: use {', '.join(FORMATS)}")
+
+
+SUPERSCRIPTS = "¹²³⁴⁵⁶⁷⁸⁹"
+
+
+def _footnotes(merged: pd.DataFrame, device: str | None, precision: str | None,
+               pending: pd.DataFrame) -> tuple[list[str], dict[tuple, str]]:
+    """Name every gap so an empty cell is never mistaken for a zero, nor a diverged seed forgotten.
+
+    ``pending``: unfinished seeds (see :func:`unfinished_runs`) as status, model, dataset,
+    size, seeds rows. Returns the footnotes and the superscript markers of the rows concerned.
+    """
+    multi = merged[["dataset", "size"]].drop_duplicates().shape[0] > 1
+
+    def where(d: str, s: int) -> str:
+        return f"{d} {s}px" if multi else ""
+
+    gaps: list[tuple[str, dict[tuple, str]]] = []
+    if device is not None:
+        no_cost = merged[merged["cost_source"].isna() & merged["seeds"].notna()]
+        label = f"{device}" + (f" {precision}" if precision else "")
+        gaps.append((f"no profile on {label} for", {tuple(r): "" for r in no_cost[KEYS].itertuples(index=False)}))
+    else:
+        gaps.append(("no profile records for", {tuple(r): "" for r in merged[KEYS].itertuples(index=False)}))
+    untrained = merged[merged["seeds"].isna()]
+    gaps.append(("not trained (no finished run)", {tuple(r): "" for r in untrained[KEYS].itertuples(index=False)}))
+    shown = {(m, d, int(s)) for m, d, s in merged[KEYS].itertuples(index=False)}
+    by_status: dict[str, dict[tuple, str]] = {}
+    for status, m, d, s, seeds in pending.itertuples(index=False):
+        label = "seed" + ("s" if len(seeds) > 1 else "") + " " + ", ".join(str(x) for x in seeds)
+        by_status.setdefault(status, {})[(m, d, int(s))] = label
+    for status, keys in sorted(by_status.items()):
+        text = {"diverged": "diverged in training",
+                "other recipe": "trained with another recipe (config) than the seeds shown"}.get(
+            status, f"training {status}")
+        gaps.append((f"{text}, not averaged in", keys))
+
+    footnotes, markers = [], {}
+    for text, keys in gaps:
+        if not keys:
+            continue
+        mark = SUPERSCRIPTS[len(footnotes)]
+        names = []
+        for m, d, s in sorted(keys, key=lambda k: (k[0], k[1], int(k[2]))):
+            detail = ", ".join(x for x in (where(d, int(s)), keys[(m, d, s)]) if x)
+            names.append(f"{m} ({detail})" if detail else m)
+            if (m, d, int(s)) in shown:
+                markers[(m, d, int(s))] = markers.get((m, d, int(s)), "") + mark
+        footnotes.append(f"{mark} {text}: {', '.join(names)}")
+    return footnotes, markers
+

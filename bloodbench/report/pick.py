@@ -1,0 +1,130 @@
+"""The report's "Which model should I pick" section: paired comparisons with the best row
+and the best row under MACs and GPU-latency budgets, each with a 95 % CI.
+
+Everything comes from the per-image test correctness the leaderboard computed from saved
+predictions (``Leaderboard.predictions``), so single models, ensembles and TTA rows are
+compared on the very same test images.
+"""
+
+from __future__ import annotations
+
+
+import pandas as pd
+
+from bloodbench.compare_stats import LEVEL, accuracy_ci, paired_comparison
+from bloodbench.ensemble import SeedEnsemble
+from bloodbench.formatting import fmt, md_table
+from bloodbench.leaderboard import Leaderboard
+
+TOP = 8
+MACS_BUDGETS = ((5e6, "≤ 5 M MACs"), (25e6, "≤ 25 M MACs"), (100e6, "≤ 100 M MACs"), (None, "any"))
+LATENCY_BUDGETS = ((1.0, "≤ 1 ms batch-1 GPU latency"), (5.0, "≤ 5 ms batch-1 GPU latency"))
+
+
+def _pct(v: float) -> str:
+    return fmt(v, ".2f", 100)
+
+
+def _ci(lo_hi: tuple[float, float]) -> str:
+    return f"[{_pct(lo_hi[0])}, {_pct(lo_hi[1])}]"
+
+
+def _key(r) -> tuple:
+    return r.model, r.dataset, int(r.size)
+
+
+def _members(ens: list[SeedEnsemble]) -> str:
+    parts = []
+    for e in ens:
+        total = sum(e.counts)
+        names = [m if c == 1 and len(set(e.counts)) == 1 else f"{m} ({c}/{total})" for m, c in zip(e.models, e.counts)]
+        parts.append(f"seed {e.seed}: " + ", ".join(names))
+    return "; ".join(parts)
+
+
+def pick_section(board: Leaderboard) -> list[str]:
+    """Markdown lines of the section, or none when no row has saved test predictions."""
+    preds = board.predictions
+    if preds is None or not preds.correct:
+        return []
+    lines = ["## Which model should I pick", "",
+             "From the saved test predictions alone. A row's accuracy CI is a percentile bootstrap over test "
+             f"images of its mean-over-seeds accuracy ({int(LEVEL * 100)} %); it covers the sampling of test "
+             "images, not seed-to-seed variation (the ± in the leaderboard).", ""]
+    for (dataset, size), g in board.groups():
+        rows = g[[(_key(r) in preds.correct) for r in g.itertuples()]]
+        rows = rows.sort_values(["acc_mean", "model"], ascending=[False, True], kind="stable")
+        if rows.empty:
+            continue
+        if len(board.groups()) > 1:
+            lines += [f"### {dataset}, {size}×{size} px", ""]
+        ci = {_key(r): accuracy_ci(preds.correct[_key(r)]) for r in rows.itertuples()}
+        lines += _budget_table(board, rows, ci) + _paired_table(rows, preds, ci) + _ensemble_list(rows, preds)
+    return lines
+
+
+def _budget_table(board: Leaderboard, rows: pd.DataFrame, ci: dict) -> list[str]:
+    out = []
+    for budget, label in MACS_BUDGETS:
+        fit = rows if budget is None else rows[rows["macs"].notna() & (rows["macs"] <= budget)]
+        if fit.empty:
+            out.append([label, "no row fits", "", "", "", ""])
+            continue
+        r = next(fit.itertuples())
+        out.append([label, f"{r.model} ({r.kind})", _pct(r.acc_mean), _ci(ci[_key(r)]), fmt(r.macs, ".2f", 1e-6),
+                    fmt(r.latency_p50_ms, ".3f")])
+    gpu = board.device == "cuda" and rows["latency_p50_ms"].notna().any()
+    for budget, label in LATENCY_BUDGETS:
+        if not gpu:
+            out.append([label, "no GPU latency recorded", "", "", "", ""])
+            continue
+        fit = rows[rows["latency_p50_ms"].notna() & (rows["latency_p50_ms"] <= budget)]
+        if fit.empty:
+            out.append([label, "no row fits", "", "", "", ""])
+            continue
+        r = next(fit.itertuples())
+        out.append([label, f"{r.model} ({r.kind})", _pct(r.acc_mean), _ci(ci[_key(r)]), fmt(r.macs, ".2f", 1e-6),
+                    fmt(r.latency_p50_ms, ".3f")])
+    where = f"on {board.device}" if board.device else "no profile"
+    return [md_table(out, ["budget", "best row", "test acc (%)", f"{int(LEVEL * 100)} % CI (%)", "MACs (M)",
+                           f"p50 latency (ms, {where})"]), "",
+            "Ensemble latency is the sum of its members' p50s; a TTA row's is 8 × the model's.", ""]
+
+
+def _paired_table(rows: pd.DataFrame, preds, ci: dict) -> list[str]:
+    top = rows.head(TOP)
+    best = next(top.itertuples())
+    out = []
+    for r in top.itertuples():
+        if _key(r) == _key(best):
+            out.append([f"**{r.model}**", r.kind, _pct(r.acc_mean), _ci(ci[_key(r)]), "best", "", ""])
+            continue
+        single = preds.n_runs[_key(r)] == 1 and preds.n_runs[_key(best)] == 1
+        res = paired_comparison(preds.correct[_key(best)], preds.correct[_key(r)], single_runs=single)
+        diff = f"{res.diff * 100:+.2f} [{res.ci[0] * 100:+.2f}, {res.ci[1] * 100:+.2f}]"
+        out.append([r.model, r.kind, _pct(r.acc_mean), _ci(ci[_key(r)]), diff,
+                    fmt(res.p_mcnemar, ".3g") if res.p_mcnemar is not None else "",
+                    "tied" if res.tied else "worse"])
+    header = ["row", "kind", "test acc (%)", f"{int(LEVEL * 100)} % CI (%)", "best − row (pt) [95 % CI]",
+              "McNemar p", "vs best"]
+    if not any(o[5] for o in out):  # no pair of single runs: the column would be empty
+        header.pop(5)
+        out = [o[:5] + o[6:] for o in out]
+    return [f"**Paired comparison with the best row** (top {len(top)} rows, the same {len(preds.correct[_key(best)]):,} "
+            "test images):", "", md_table(out, header), "",
+            "best − row: paired bootstrap over test images (scipy, 2,000 resamples) of the difference in accuracy, "
+            "each image carrying its correctness averaged over the row's seeds. McNemar's exact test (statsmodels) "
+            "is used when both rows are single runs. *tied*: not significantly worse than the best (CI reaches 0, "
+            "or McNemar p ≥ 0.05).", ""]
+
+
+def _ensemble_list(rows: pd.DataFrame, preds) -> list[str]:
+    ens = [r for r in rows.itertuples() if _key(r) in preds.ensembles]
+    if not ens:
+        return []
+    out = [[r.model, preds.ensembles[_key(r)][0].method, _members(preds.ensembles[_key(r)])] for r in ens]
+    return ["**Ensemble members** (per seed; weights = pick counts where unequal):", "",
+            md_table(out, ["row", "selection", "members"]), ""]
+
+
+__all__ = ["pick_section"]

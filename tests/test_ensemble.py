@@ -1,0 +1,242 @@
+"""Ensemble and TTA rows from saved predictions, and the paired comparisons of the report."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bloodbench.compare_stats import accuracy_ci, mcnemar_exact, paired_comparison
+from bloodbench.ensemble import caruana_select, topk_by_val_acc, weighted_average
+from bloodbench.leaderboard import build_leaderboard, load_leaderboard
+from bloodbench.predictions import load_predictions, save_predictions
+from bloodbench.results import REPO_RESULTS, ResultsStore
+
+from records_factory import profile_record, train_record
+
+N_CLASSES = 4
+
+
+# --------------------------------------------------------------------------------------
+# the committed records
+# --------------------------------------------------------------------------------------
+def test_ensemble_row_accuracy_is_recomputed_from_its_members_saved_predictions():
+    rows = load_leaderboard(REPO_RESULTS).to_records()
+    ensembles = [r for r in rows if r["kind"] == "ensemble"]
+    assert ensembles and all(r["kind"] == "model" for r in rows if r["family"] != "ensemble")
+    store = ResultsStore(REPO_RESULTS)
+    for row in ensembles:
+        weights = row["weights"] or [None] * len(row["members"])
+        by_seed: dict[int, list] = {}
+        for run_id, w in zip(row["members"], weights):
+            seed = int(re.search(r"-s(\d+)-", run_id).group(1))
+            by_seed.setdefault(seed, []).append((load_predictions(store.run_dir(run_id) / "test_predictions.npz"), w))
+        accs = []
+        for members in by_seed.values():
+            y = members[0][0][0]
+            w = [1 / len(members) if w is None else w for _, w in members]
+            p = sum(wi * s.astype(np.float64) for (((_, s), _), wi) in zip(members, w))
+            accs.append(np.mean(p.argmax(1) == y))
+        assert row["seeds"] == len(by_seed) and len(row["members"]) >= 2 * len(by_seed)
+        assert abs(np.mean(accs) - row["acc_mean"]) < 1e-9
+        # cost: the members' MACs summed (each distinct model once), under the row's budget
+        macs = {r["model"]: r["macs"] for r in rows if r["kind"] == "model"}
+        seed_macs = [sum({macs[rid.split("-bloodmnist")[0]] for rid in row["members"] if f"-s{s}-" in rid})
+                     for s in by_seed]
+        assert row["macs"] == max(seed_macs)
+        budget = re.search(r"≤(\d+)M", row["model"])
+        if budget:
+            assert row["macs"] <= float(budget.group(1)) * 1e6
+
+
+def test_committed_report_says_how_ensembles_were_chosen_and_that_no_gpu_latency_exists():
+    readme = (REPO_RESULTS.parent / "README.md").read_text()
+    assert "## Which model should I pick" in readme
+    assert "no GPU latency recorded" in readme
+    assert "test-only members" in readme and "recorded val acc" in readme
+
+
+# --------------------------------------------------------------------------------------
+# selection sees validation only
+# --------------------------------------------------------------------------------------
+def _onehot(y: np.ndarray, conf: float) -> np.ndarray:
+    p = np.full((len(y), N_CLASSES), (1 - conf) / (N_CLASSES - 1))
+    p[np.arange(len(y)), y] = conf
+    return p
+
+
+def _scores(y: np.ndarray, right: np.ndarray, conf: float = 0.7) -> np.ndarray:
+    """Probabilities that put ``conf`` on the true class where ``right``, else on the next class."""
+    return _onehot(np.where(right, y, (y + 1) % N_CLASSES), conf).astype(np.float32)
+
+
+def test_greedy_selection_with_replacement_on_hand_made_val_scores():
+    y = np.arange(12) % N_CLASSES
+    good = _scores(y, np.arange(12) != 0)          # 11/12 right
+    mid = _scores(y, np.arange(12) % 4 != 1)       # 9/12 right, errors elsewhere
+    bad = _scores(y, np.zeros(12, bool))           # all wrong
+    counts = caruana_select([bad, mid, good], y)
+    assert counts[0] == 0 and counts[1] >= 1 and counts[2] > 1  # picked again: with replacement
+    from sklearn.metrics import log_loss
+    mix = weighted_average([bad, mid, good], counts)
+    assert log_loss(y, mix / mix.sum(1, keepdims=True)) < log_loss(y, good / good.sum(1, keepdims=True))  # better on val than the best single candidate
+    # a budget that leaves room for one of the two only
+    counts = caruana_select([bad, mid, good], y, costs=[1, 1, 5], budget=2)
+    assert counts[2] == 0 and counts[1] >= 1
+    # by accuracy: mid and good disagree only on 4 images, where their average ties and argmax takes
+    # the lower class, the true one here: 12/12 beats good's 11/12
+    assert caruana_select([mid, good], y, metric="acc") == [1, 1]
+    assert caruana_select([good, good], y, metric="acc") == [1, 0]  # no gain from a second pick: stays small
+    with pytest.raises(ValueError):
+        caruana_select([mid], y, metric="f1")
+
+
+def test_fallback_ranks_by_recorded_val_accuracy_within_the_budget():
+    assert topk_by_val_acc([0.9, 0.95, 0.8, 0.97], k=3) == [1, 1, 0, 1]
+    assert topk_by_val_acc([0.9, 0.95, 0.8, 0.97], k=3, costs=[1, 10, 1, 1], budget=3) == [1, 0, 1, 1]
+
+
+def _store(tmp_path, test_truth_flip: bool, *, val: bool = True, tta: bool = False):
+    """Three models, two seeds, saved predictions. On val, a and b are right on different halves (a good
+    pair) and c is alone best; on test the opposite holds, or with ``test_truth_flip`` c looks perfect."""
+    rng = np.random.default_rng(0)
+    store = ResultsStore(tmp_path)
+    n_val, n_test = 200, 300
+    y_val, y_test = rng.integers(0, N_CLASSES, n_val), rng.integers(0, N_CLASSES, n_test)
+    half_v, half_t = np.arange(n_val) < n_val // 2, np.arange(n_test) < n_test // 2
+    right_val = {"a": half_v | (np.arange(n_val) % 5 == 0), "b": ~half_v | (np.arange(n_val) % 5 == 1),
+                 "c": np.arange(n_val) % 4 != 0}
+    right_test = {"a": half_t, "b": ~half_t, "c": np.ones(n_test, bool) if test_truth_flip else half_t}
+    val_acc = {"a": 0.9, "b": 0.8, "c": 0.95}
+    recs, profs = [], []
+    for m, macs in (("a", 10e6), ("b", 12e6), ("c", 30e6)):
+        profs.append(profile_record(m, macs=int(macs), p50=1.0 + macs / 1e7, throughput=1000.0))
+        for seed in (0, 1):
+            rec = train_record(m, seed, 0.9)
+            rec["val"]["acc"] = val_acc[m]
+            run_dir = store.run_dir(rec["run_id"])
+            conf = {"a": 0.6, "b": 0.6, "c": 0.9}[m]
+            save_predictions(run_dir / "test_predictions.npz", y_test, _scores(y_test, right_test[m], conf))
+            arts = {"predictions": "test_predictions.npz", "test_predictions": "test_predictions.npz"}
+            if val:
+                save_predictions(run_dir / "val_predictions.npz", y_val, _scores(y_val, right_val[m], conf))
+                arts["val_predictions"] = "val_predictions.npz"
+            if tta:
+                save_predictions(run_dir / "test_predictions_tta.npz", y_test, _scores(y_test, right_test[m] | (
+                    np.arange(n_test) % 3 == 0), conf))
+                arts["test_predictions_tta"] = "test_predictions_tta.npz"
+            rec["artifacts"] = arts
+            store.write(rec)
+            recs.append(rec)
+    return recs, profs
+
+
+def _ensembles(board) -> dict[str, dict]:
+    return {r["model"]: r for r in board.to_records() if r["kind"] == "ensemble"}
+
+
+@pytest.mark.parametrize("val", [True, False], ids=["greedy-on-val", "fallback-on-recorded-val-acc"])
+def test_ensemble_selection_never_reads_test(tmp_path, val):
+    chosen = []
+    for flip in (False, True):
+        root = tmp_path / str(flip)
+        recs, profs = _store(root, flip, val=val)
+        board = build_leaderboard(recs, profs, results_root=root)
+        ens = _ensembles(board)
+        assert ens, "no ensemble row"
+        chosen.append({k: (sorted(r["members"]), r["weights"]) for k, r in ens.items()})
+        assert {r["recipe"] for r in ens.values()} == ({"greedy val log-loss"} if val else {"top-3 recorded val acc"})
+        assert ("test-only members" in board.to_markdown()) is (not val)
+    assert chosen[0] == chosen[1]  # test labels and scores that would change the choice did not
+
+
+def test_greedy_rows_follow_the_val_data_and_honour_the_budget(tmp_path):
+    recs, profs = _store(tmp_path, False)
+    ens = _ensembles(build_leaderboard(recs, profs, results_root=tmp_path))
+    free = ens["ensemble"]
+    models = {m.split("-bloodmnist")[0] for m in free["members"]}
+    assert "c" in models  # the best on val is always picked first
+    assert free["macs"] == sum({"a": 10e6, "b": 12e6, "c": 30e6}[m] for m in models)
+    assert free["latency_p50_ms"] == pytest.approx(sum(1.0 + {"a": 1.0, "b": 1.2, "c": 3.0}[m] for m in models))
+    capped = ens.get("ensemble ≤25M MACs")
+    assert capped is not None and capped["macs"] <= 25e6
+    assert {m.split("-bloodmnist")[0] for m in capped["members"]} == {"a", "b"}
+    csv = pd.read_csv(__import__("io").StringIO(build_leaderboard(recs, profs, results_root=tmp_path).to_csv()))
+    assert set(csv["kind"]) == {"model", "ensemble"}
+    assert csv.loc[csv["model"] == "ensemble", "members"].iloc[0].count(";") == len(free["members"]) - 1
+
+
+def test_tta_row_costs_eight_times_the_model_and_scores_its_tta_predictions(tmp_path):
+    recs, profs = _store(tmp_path, False, tta=True)
+    board = build_leaderboard(recs, profs, results_root=tmp_path)
+    rows = {r["model"]: r for r in board.to_records()}
+    tta = rows["a + TTA×8"]
+    assert tta["kind"] == "tta" and tta["seeds"] == 2
+    assert tta["macs"] == 8 * rows["a"]["macs"] and tta["latency_p50_ms"] == pytest.approx(8 * rows["a"]["latency_p50_ms"])
+    store = ResultsStore(tmp_path)
+    accs = [np.mean(s.argmax(1) == y) for y, s in (load_predictions(store.run_dir(rid) / "test_predictions_tta.npz")
+                                                   for rid in tta["members"])]
+    assert tta["acc_mean"] == pytest.approx(np.mean(accs), abs=1e-12)
+    # without saved TTA predictions there is no TTA row
+    recs2, profs2 = _store(tmp_path / "plain", False)
+    assert not [r for r in build_leaderboard(recs2, profs2, results_root=tmp_path / "plain").to_records()
+                if r["kind"] == "tta"]
+
+
+# --------------------------------------------------------------------------------------
+# statistics
+# --------------------------------------------------------------------------------------
+def test_mcnemar_exact_on_hand_checkable_tables():
+    a = np.array([True] * 10 + [True] * 5)
+    b = np.array([False] * 10 + [True] * 5)
+    assert mcnemar_exact(a, b) == pytest.approx(2 * 0.5 ** 10)       # 10 discordant, all one way
+    a = np.array([1, 1, 1, 0, 1, 1], bool)
+    b = np.array([0, 0, 0, 1, 1, 1], bool)
+    assert mcnemar_exact(a, b) == pytest.approx(2 * (1 + 4) / 16)    # b=3, c=1: 2·P(X≤1 | n=4)
+
+
+def test_paired_bootstrap_marks_ties_and_clear_losses():
+    n = 400
+    best = np.ones(n)
+    same = paired_comparison(best, best.copy())
+    assert same.diff == 0 and same.ci == (0.0, 0.0) and same.tied
+    worse = best.copy()
+    worse[:100] = 0  # 25 points worse
+    res = paired_comparison(best, worse)
+    assert res.diff == pytest.approx(0.25) and res.ci[0] > 0.15 and res.ci[0] <= 0.25 <= res.ci[1] and not res.tied
+    close = best.copy()
+    close[:2] = 0
+    close_res = paired_comparison(best, close, single_runs=True)
+    assert close_res.tied and close_res.p_mcnemar == pytest.approx(0.5)  # b=2, c=0: 2·0.5²
+    lo, hi = accuracy_ci(worse)
+    assert lo < 0.75 < hi and hi - lo < 0.1
+    with pytest.raises(ValueError):
+        paired_comparison(best, best[:10])
+
+
+def test_a_corrupt_predictions_file_is_one_error_line(tmp_path, capsys):
+    from bloodbench.cli import main
+
+    recs, profs = _store(tmp_path, False)
+    store = ResultsStore(tmp_path)
+    for p in profs:
+        store.write(p)
+    bad = store.run_dir(recs[0]["run_id"]) / "val_predictions.npz"
+    bad.write_bytes(b"not an npz")
+    code = main(["leaderboard", "--results", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and str(bad) in err and "Traceback" not in err
+    assert bad.read_bytes() == b"not an npz"  # nothing overwritten
+
+
+def test_runs_scored_on_different_images_are_refused(tmp_path):
+    from bloodbench.errors import BloodbenchError
+
+    recs, profs = _store(tmp_path, False)
+    path = ResultsStore(tmp_path).run_dir(recs[-1]["run_id"]) / "test_predictions.npz"
+    y, s = load_predictions(path)
+    save_predictions(path, np.roll(y, 1), s)
+    with pytest.raises(BloodbenchError, match="not on the same images"):
+        build_leaderboard(recs, profs, results_root=tmp_path)
