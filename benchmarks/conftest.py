@@ -30,6 +30,7 @@ COMMON_KEYS = ("kind", "model", "dataset", "size", "device", "device_name", "pre
 #: Keys of the per-model entries the leaderboard ingests (``bloodbench.leaderboard.benchmark_frame``).
 EXTRA_INFO_KEYS = COMMON_KEYS + (
     "in_channels", "num_classes", "params", "macs", "flops", "p50_ms", "p90_ms", "p99_ms", "images_per_s",
+    "latency_method",
 )
 KIND_KEYS = {
     "inference": EXTRA_INFO_KEYS,

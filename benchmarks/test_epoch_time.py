@@ -5,7 +5,9 @@ whole-batch normalisation and augmentation), gradient clipping and the LR schedu
 model's own compute. ``extra_info`` records ``ratio`` = loop / pure median epoch time, the
 ``target_ratio`` (1.10) and ``meets_target``. It is a measurement, not a test: nothing fails
 when the target is missed, because on a shared CPU the ratio moves with the other load.
-Both epochs run the same model, optimiser, batch size and ``--bb-precision`` autocast.
+Both epochs run the same model, optimiser, batch size and ``--bb-precision`` autocast, under
+the trainer's own backend flags (``Trainer.backend``), on ``--bb-device`` (the whole training
+split on cuda: ``pytest benchmarks/test_epoch_time.py --bb-device cuda``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ def test_epoch_time_vs_pure_compute(benchmark, record_info, plan, blood, model):
     cfg = TrainConfig.build(model, device=device.type, limit_train=limit, batch_size=128, precision=plan.precision,
                             channels_last=False)
     trainer = Trainer(cfg, results=None, data=blood, progress=False)
+    with trainer.backend():
+        _measure(benchmark, record_info, trainer, cfg, model, device)
+
+
+def _measure(benchmark, record_info, trainer, cfg, model, device):
     st = trainer.setup()
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
 

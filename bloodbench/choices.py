@@ -12,3 +12,5 @@ SCHEDULES = ("cosine", "onecycle", "plateau", "none")
 CLASS_WEIGHTING = ("none", "loss", "sampler")
 MONITORS = ("val_acc", "val_loss", "val_auc")
 LEADERBOARD_FORMATS = ("markdown", "csv", "json")
+DEFAULT_ROUNDS = 5        # profile: latency rounds; p50 = median of the rounds' p50s
+DEFAULT_WARMUP_S = 1.0    # profile: untimed warm-up seconds, at least

@@ -27,9 +27,13 @@ def check_precision(precision: str, device: torch.device | str) -> None:
         raise BloodbenchError(f"{torch.cuda.get_device_name(device)} does not support bf16: use fp16 or fp32")
 
 
-def autocast(device: torch.device | str, precision: str) -> contextlib.AbstractContextManager:
-    """Mixed precision as deployed: autocast over fp32 weights (no-op for fp32)."""
+def autocast(device: torch.device | str, precision: str,
+             cache_enabled: bool | None = None) -> contextlib.AbstractContextManager:
+    """Mixed precision as deployed: autocast over fp32 weights (no-op for fp32).
+
+    ``cache_enabled=False`` for CUDA-graph capture (torch's CUDA-graphs notes require it).
+    """
     device = torch.device(device)
     if precision == "fp32":
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=_DTYPES[precision])
+    return torch.autocast(device_type=device.type, dtype=_DTYPES[precision], cache_enabled=cache_enabled)

@@ -53,3 +53,12 @@ def small_npz_dir(tmp_path) -> Path:
     for size in (64, 128, 224):
         write_medmnist_npz(tmp_path / f"bloodmnist_{size}.npz", size)
     return tmp_path
+
+
+@pytest.fixture
+def one_thread():
+    """Two shared cores: one intra-op thread avoids OpenMP spin contention (and restores after)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
+import torch
 
 from bloodbench.leaderboard import benchmark_frame, read_benchmark_json
 
@@ -31,16 +32,19 @@ def _benchmarks_conftest():
     return module
 
 
+def _run_suite(out: Path, device: str, select: str = "test_inference", timeout: int = 120) -> Path:
+    cmd = [sys.executable, "-m", "pytest", "benchmarks", "-k", select, "--bb-models", "baseline_cnn",
+           "--bb-device", device, "--benchmark-json", str(out), "-p", "no:cacheprovider", "-q"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out
+
+
 @pytest.fixture(scope="module")
 def suite_json(tmp_path_factory) -> Path:
     """Inference of baseline_cnn at 28 px, batch 1, one CPU thread: the smallest real run of the suite."""
-    out = tmp_path_factory.mktemp("bench") / "out.json"
-    cmd = [sys.executable, "-m", "pytest", "benchmarks", "-k", "test_inference", "--bb-models", "baseline_cnn",
-           "--bb-device", "cpu", "--benchmark-json", str(out), "-p", "no:cacheprovider", "-q"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out
+    return _run_suite(tmp_path_factory.mktemp("bench") / "out.json", "cpu")
 
 
 def test_benchmark_json_becomes_a_leaderboard_row(suite_json):
@@ -54,6 +58,21 @@ def test_benchmark_json_becomes_a_leaderboard_row(suite_json):
     assert row["model"] == "baseline_cnn" and row["device"] == "cpu" and row["size"] == 28
     assert row["macs"] > 0 and row["params"] > 0 and row["flops"] == 2 * row["macs"]
     assert row["latency_p50_ms"] > 0 and row["throughput"] > 0
+    extra = data["benchmarks"][0]["extra_info"]
+    assert extra["latency_method"] == "pytest_benchmark_rounds"  # labelled apart from profile records' method
+    assert extra["backend"]["cudnn_benchmark"] is True and extra["backend"]["allow_tf32"] is False
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_benchmark_suite_runs_on_cuda(tmp_path):
+    """Inference, train step and the epoch-time ratio of baseline_cnn on the GPU."""
+    out = _run_suite(tmp_path / "gpu.json", "cuda", "test_inference or test_train_step or test_epoch_time",
+                     timeout=600)
+    entries = [b["extra_info"] for b in read_benchmark_json(out)["benchmarks"]]
+    assert {e["kind"] for e in entries} == {"inference", "train_step", "epoch_time"}
+    assert all(e["device"] == "cuda" for e in entries)
+    ratio = next(e for e in entries if e["kind"] == "epoch_time")
+    assert ratio["ratio"] > 0 and ratio["pure_epoch_s"] > 0
 
 
 def test_extra_info_missing_a_key_is_refused():

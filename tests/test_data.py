@@ -157,6 +157,23 @@ def test_normalizer_centres_the_training_split(blood):
     assert (x.std(dim=(0, 2, 3)) - 1).abs().max() < 1e-2
 
 
+def test_normalizer_builds_its_mean_and_std_tensors_once_per_device(monkeypatch):
+    """A host-to-device copy per batch is a host sync on CUDA: the constants are made once."""
+    norm = data.Normalizer((0.5, 0.25, 0.0), (0.5, 0.25, 1.0))
+    made = []
+    real = torch.tensor
+    monkeypatch.setattr(torch, "tensor", lambda *a, **k: made.append(1) or real(*a, **k))
+    x = torch.full((2, 3, 4, 4), 0.5)
+    first, second = norm.normalize(x), norm.normalize(x)
+    assert len(made) == 2 and torch.equal(first, second)  # mean and std, on the first call only
+    assert first[0, :, 0, 0].tolist() == [0.0, 1.0, 0.5]
+    fresh = data.Normalizer((0.5,), (0.5,))
+    with torch.inference_mode():  # made under evaluation, still usable by training afterwards
+        fresh.normalize(torch.ones(1, 1, 2, 2))
+    assert not fresh._tensors[(torch.device("cpu"), torch.float32)][0].is_inference()
+    assert fresh == data.Normalizer((0.5,), (0.5,))  # the cache is not part of its identity
+
+
 def test_cli_data_info_prints_counts(real_data_dir, capsys):
     assert main(["data", "info", "--data-dir", str(real_data_dir)]) == 0
     out = capsys.readouterr().out

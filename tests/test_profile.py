@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -37,13 +38,7 @@ from bloodbench.profile.trace import worker_name
 from bloodbench.results import ResultsStore
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two shared cores: one intra-op thread avoids OpenMP spin contention (and restores after)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # -- counts vs published numbers -------------------------------------------------------------
@@ -122,18 +117,21 @@ def test_unsupported_ops_are_collected_not_printed(capsys, caplog):
 
 
 # -- timing ----------------------------------------------------------------------------------
-def test_measure_latency_stats_are_sane():
+def test_measure_latency_times_rounds_of_iters_and_reports_the_median_round():
     model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
-    lat = measure_latency(model, (3, 16), warmup=2, iters=25, threads=1).as_dict()
-    assert lat["n"] == 25 and lat["batch_size"] == 3
-    assert 0 < lat["p50_ms"] <= lat["p90_ms"] <= lat["p99_ms"]
-    assert lat["mean_ms"] > 0 and lat["std_ms"] >= 0
+    lat = measure_latency(model, (3, 16), warmup=2, iters=6, rounds=4, warmup_s=0.0, threads=1).as_dict()
+    assert lat["n"] == 24 and lat["rounds"] == 4 and len(lat["rounds_p50_ms"]) == 4 and lat["batch_size"] == 3
+    assert lat["p50_ms"] == pytest.approx(float(np.median(lat["rounds_p50_ms"])))
+    assert lat["rounds_spread"] == pytest.approx(max(lat["rounds_p50_ms"]) / min(lat["rounds_p50_ms"]))
+    assert lat["noisy"] == (lat["rounds_spread"] > 1.10)
     assert lat["device"] == "cpu" and lat["precision"] == "fp32" and lat["threads"] == 1
+    assert lat["method"] == "per_call_median_of_rounds" and lat["cuda_graphs"] is False
 
 
 def test_measure_latency_bf16_runs_and_threads_are_restored():
     torch.set_num_threads(1)
-    lat = timing.measure_latency(nn.Conv2d(3, 4, 3), (1, 3, 8, 8), precision="bf16", warmup=1, iters=3, threads=2)
+    lat = timing.measure_latency(nn.Conv2d(3, 4, 3), (1, 3, 8, 8), precision="bf16", warmup=1, iters=3, threads=2,
+                                 rounds=1, warmup_s=0.0)
     assert lat.precision == "bf16" and lat.n == 3 and lat.threads == 2 and "p50" in str(lat)
     assert torch.get_num_threads() == 1
 
@@ -177,8 +175,8 @@ def test_throughput_records_oom_and_goes_on(monkeypatch):
 
 # -- records and CLI -------------------------------------------------------------------------
 def test_profile_model_writes_a_complete_record(tmp_path):
-    rec = profile_model("baseline_cnn", size=28, device="cpu", batch_sizes=[1, 2], warmup=1, iters=5,
-                        threads=1, min_time_s=0.02, results=tmp_path)
+    rec = profile_model("baseline_cnn", size=28, device="cpu", batch_sizes=[1, 2], warmup=1, iters=5, rounds=2,
+                        warmup_s=0.0, threads=1, min_time_s=0.02, results=tmp_path)
     df = ResultsStore(tmp_path).load("profile")
     assert len(df) == 1
     back = ResultsStore(tmp_path).records("profile")[0]
@@ -187,8 +185,11 @@ def test_profile_model_writes_a_complete_record(tmp_path):
     assert back["run_id"] == f"baseline_cnn-bloodmnist-28-cpu-fp32-{back['config_hash']}"
     assert back["in_channels"] == 3 and back["num_classes"] == 8
     assert back["flops"] == 2 * back["macs"] and back["macs"] > 0
-    assert set(back["latency"]) == {"p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "n", "batch_size", "threads"}
-    assert back["latency"]["n"] == 5 and back["latency"]["threads"] == 1
+    assert set(back["latency"]) == set(timing.LATENCY_KEYS) | {"load_avg_1m", "cpu_count"}
+    assert back["latency"]["n"] == 10 and back["latency"]["threads"] == 1 and len(back["latency"]["rounds_p50_ms"]) == 2
+    assert back["backend"] == {"cudnn_benchmark": True, "allow_tf32": False, "float32_matmul_precision": "highest",
+                               "threads": 1}
+    assert back["cuda_graphs"] is False and back["config"]["cuda_graphs"] is False
     assert [t["batch_size"] for t in back["throughput"]] == [1, 2]
     assert back["peak_throughput"] == max(t["images_per_s"] for t in back["throughput"])
     assert back["env"]["device"] == "cpu" and back["config"]["threads"] == 1
@@ -202,10 +203,11 @@ def test_profile_records_out_of_memory_instead_of_crashing(tmp_path, monkeypatch
     monkeypatch.setattr(record, "peak_forward_memory", _oom)
     monkeypatch.setattr(record, "measure_latency", _oom)
     rec = profile_model("baseline_cnn", device="cpu", batch_size=4, batch_sizes=[1], warmup=1, iters=2,
-                        threads=1, min_time_s=0.01, results=tmp_path)
+                        threads=1, min_time_s=0.01, results=tmp_path, warmup_s=0.0)
     assert rec["oom_stages"] == ["memory", "latency"]
     assert rec["peak_memory_mb"] is None and rec["peak_memory_method"] is None
-    assert rec["latency"] == {**dict.fromkeys(timing.LATENCY_KEYS), "batch_size": 4, "threads": 1}
+    lat = {k: v for k, v in rec["latency"].items() if k not in ("load_avg_1m", "cpu_count")}
+    assert lat == {**dict.fromkeys(timing.LATENCY_KEYS), "batch_size": 4, "threads": 1}
     assert rec["macs"] > 0 and rec["throughput"][0]["images_per_s"] > 0
     assert ResultsStore(tmp_path).records("profile")[0]["oom_stages"] == ["memory", "latency"]
 
@@ -213,7 +215,7 @@ def test_profile_records_out_of_memory_instead_of_crashing(tmp_path, monkeypatch
 def test_cli_notes_out_of_memory_and_labels_mib(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(record, "measure_latency", _oom)
     rc = main(["profile", "baseline_cnn", "--no-save", "--batch-sizes", "1", "--iters", "2", "--warmup", "1",
-               "--threads", "1"])
+               "--threads", "1", "--warmup-s", "0"])
     out = capsys.readouterr().out
     assert rc == 0
     assert "peak mem MiB" in out and "peak mem MB" not in out
@@ -223,7 +225,8 @@ def test_cli_notes_out_of_memory_and_labels_mib(tmp_path, capsys, monkeypatch):
 def test_cli_profile_with_trace(tmp_path, capsys):
     res, traces = tmp_path / "res", tmp_path / "traces"
     rc = main(["profile", "baseline_cnn", "--results", str(res), "--batch-sizes", "1,4", "--iters", "5",
-               "--warmup", "1", "--threads", "1", "--trace", "--trace-dir", str(traces)])
+               "--warmup", "1", "--threads", "1", "--trace", "--trace-dir", str(traces), "--warmup-s", "0",
+               "--rounds", "2"])
     out = capsys.readouterr().out
     assert rc == 0
     assert "baseline_cnn" in out and "MACs (M)" in out and "p99 ms" in out
@@ -250,6 +253,8 @@ def test_trace_files_are_named_per_setting():
     (["profile", "no_such_model"], "unknown model"),
     (["profile", "baseline_cnn", "--batch-sizes", "1,x"], "--batch-sizes"),
     (["profile"], "no model"),
+    (["profile", "baseline_cnn", "--cuda-graphs", "--device", "cpu"], "--cuda-graphs needs a CUDA device"),
+    (["profile", "baseline_cnn", "--warmup-s", "-1"], "--warmup-s"),
 ])
 def test_cli_bad_options_exit_2_with_one_line(argv, needle, capsys):
     try:

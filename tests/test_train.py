@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 import torch
@@ -206,3 +207,60 @@ class _no_raise:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_training_flags_hold_for_fit_only(monkeypatch, tmp_path):
+    """On CUDA, fit turns cudnn autotune and TF32 on; the process gets its own flags back."""
+    from bloodbench.backend import current_flags
+
+    trainer = Trainer(TrainConfig.build("baseline_cnn", **TINY), results=tmp_path, progress=False)
+    before = current_flags()
+    with trainer.backend():  # cpu: nothing to set
+        assert current_flags() == before
+    trainer.device = torch.device("cuda")  # the flags are plain process state: settable without a GPU
+    try:
+        with pytest.raises(Interrupt), trainer.backend():
+            assert torch.backends.cudnn.benchmark and torch.backends.cuda.matmul.allow_tf32
+            raise Interrupt
+    finally:
+        after = current_flags()
+    assert after == before
+
+
+def test_an_epoch_reads_loss_and_accuracy_from_the_device_once(monkeypatch, tmp_path, blood):
+    """No per-step host sync from the loop: 32 steps, two reads (mean loss and accuracy) at the end.
+
+    (CPU AdamW's single-tensor path reads its step counter; on CUDA the fused optimizer does not.)"""
+    cfg = TrainConfig.build("baseline_cnn", **{**TINY, "batch_size": 8})
+    trainer = Trainer(cfg, results=tmp_path, data=blood, progress=False)
+    st = trainer.setup()
+    assert len(st.batches) == 32
+    reads = []
+
+    def spy(name):
+        real = getattr(torch.Tensor, name)
+
+        def read(self, *args, **kwargs):
+            if "bloodbench" in sys._getframe(1).f_code.co_filename:
+                reads.append(name)
+            return real(self, *args, **kwargs)
+        return read
+
+    for name in ("item", "__float__", "cpu", "tolist"):
+        monkeypatch.setattr(torch.Tensor, name, spy(name))
+    loss, acc, ok = trainer.train_epoch(st, 0)
+    assert ok and 0 < loss < 10 and 0 <= acc <= 1
+    assert sorted(reads) == ["__float__", "__float__"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_train_one_epoch_smoke(tmp_path, blood):
+    from bloodbench.backend import current_flags
+
+    before = current_flags()
+    cfg = TrainConfig.build("baseline_cnn", **{**TINY, "epochs": 1, "device": "cuda"})
+    trainer = Trainer(cfg, results=tmp_path, data=blood, progress=False, n_boot=50)
+    rec = trainer.fit()
+    assert rec["status"] == "finished" and rec["history"][0]["train_loss"] > 0 and rec["test"]["acc"] > 0
+    assert current_flags() == before  # training's cudnn/TF32 flags do not outlive fit
+    assert trainer.setup().opt.defaults.get("fused") is True

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 
-from bloodbench.choices import PRECISIONS
-from bloodbench.commands.common import add_dataset_options, add_results_option, positive_int, positive_int_list
+from bloodbench.choices import DEFAULT_ROUNDS, DEFAULT_WARMUP_S, PRECISIONS
+from bloodbench.commands.common import (
+    add_dataset_options, add_results_option, nonnegative_float, positive_int, positive_int_list,
+)
 from bloodbench.errors import BloodbenchError
 
 
@@ -21,11 +23,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="autocast precision (fp16: CUDA only)")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     p.add_argument("--compile", action="store_true", help="torch.compile the model first")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="launch-free setting: time the replay of a captured CUDA graph (CUDA only; "
+                        "its own record beside the eager one)")
+    p.add_argument("--tf32", action="store_true", help="allow TF32 for fp32 matmul/conv on CUDA (default: off)")
     p.add_argument("--batch-size", type=positive_int, default=1, help="batch size of the latency figure (default: 1)")
     p.add_argument("--batch-sizes", type=positive_int_list, default=None,
                    help="throughput sweep, e.g. 1,8,32 (default: 1..64 on cpu, 1..1024 on cuda)")
-    p.add_argument("--iters", type=positive_int, default=50, help="timed latency calls (default: 50)")
-    p.add_argument("--warmup", type=int, default=10, help="untimed warm-up calls (default: 10)")
+    p.add_argument("--iters", type=positive_int, default=20, help="timed latency calls per round (default: 20)")
+    p.add_argument("--rounds", type=positive_int, default=DEFAULT_ROUNDS,
+                   help=f"latency rounds; p50 = median of the rounds' p50s (default: {DEFAULT_ROUNDS})")
+    p.add_argument("--warmup", type=int, default=10, help="untimed warm-up calls, at least (default: 10)")
+    p.add_argument("--warmup-s", type=nonnegative_float, default=DEFAULT_WARMUP_S,
+                   help=f"untimed warm-up seconds, at least (default: {DEFAULT_WARMUP_S:g})")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: torch's current)")
     p.add_argument("--trace", action="store_true", help="also write torch.profiler traces and a top-operators table")
     p.add_argument("--trace-dir", default=None, help="trace folder (default: reports/traces)")
@@ -58,6 +68,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from bloodbench.formatting import fmt, md_table
     from bloodbench.models import get_model_info, list_models
     from bloodbench.precision import check_precision
+    from bloodbench.profile.graphs import check_cuda_graphs
+    from bloodbench.profile.labels import memory_method_label
     from bloodbench.results import ResultsStore
 
     if args.all and args.models:
@@ -69,6 +81,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         get_model_info(name)
     device = resolve_device(args.device)
     check_precision(args.precision, device)
+    check_cuda_graphs(args.cuda_graphs, device)
     if args.warmup < 0:
         raise BloodbenchError(f"--warmup must be >= 0 (got {args.warmup})")
     os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # keep kineto's C++ log lines off the console
@@ -87,7 +100,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
                             channels_last=args.channels_last, compile=args.compile, batch_size=args.batch_size,
                             batch_sizes=args.batch_sizes, warmup=args.warmup, iters=args.iters,
                             threads=args.threads, results=store.root, save=args.save, trace=args.trace,
-                            trace_dir=trace_dir, progress=stage)
+                            trace_dir=trace_dir, progress=stage, rounds=args.rounds, warmup_s=args.warmup_s,
+                            cuda_graphs=args.cuda_graphs, tf32=args.tf32)
         records.append(rec)
         notes += [f"{name}: {n}" for n in _record_notes(rec)]
     bar.close()
@@ -100,11 +114,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
     print(md_table(rows, ["model", "params (M)", "MACs (M)", "FLOPs (M)", "p50 ms", "p90 ms", "p99 ms",
                           "peak img/s", "peak mem MiB"], numeric_from=1))
     first = records[0]
-    method = next((r["peak_memory_method"] for r in records if r["peak_memory_method"]), "not measured")
+    method = memory_method_label(next((r["peak_memory_method"] for r in records if r["peak_memory_method"]), None))
     print(f"\n{first['dataset']} {args.size}x{args.size}x{first['in_channels']}, {first['device_name']}, "
-          f"{args.precision}{', channels_last' if args.channels_last else ''}{', compiled' if args.compile else ''}. "
-          f"MACs per image (fvcore; FLOPs = 2 x MACs); latency at batch {lat_bs}; "
-          f"peak mem = {method} (MiB).")
+          f"{args.precision}{', channels_last' if args.channels_last else ''}{', compiled' if args.compile else ''}"
+          f"{', CUDA graphs (launch-free)' if args.cuda_graphs else ''}. "
+          f"MACs per image (fvcore; FLOPs = 2 x MACs); latency at batch {lat_bs}, p50 = median of {args.rounds} "
+          f"rounds' p50s; peak mem (MiB) = {method}.")
     for note in notes:
         print(f"note: {note}")
     if args.save:

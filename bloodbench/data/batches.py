@@ -6,7 +6,7 @@ as uint8, a batch is an index into it, and augmentation is a handful of vectoris
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import torch
@@ -27,6 +27,8 @@ class Normalizer:
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    #: (mean, std) tensors per (device, dtype): built once, not copied host-to-device every batch.
+    _tensors: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def from_split(cls, split: Split) -> "Normalizer":
@@ -40,8 +42,12 @@ class Normalizer:
         return self.normalize(x)
 
     def normalize(self, x01: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean, device=x01.device, dtype=x01.dtype).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x01.device, dtype=x01.dtype).view(1, -1, 1, 1)
+        key = (x01.device, x01.dtype)
+        if key not in self._tensors:
+            with torch.inference_mode(False):  # normal tensors, usable by training after evaluation made them
+                self._tensors[key] = tuple(torch.tensor(v, device=x01.device, dtype=x01.dtype).view(1, -1, 1, 1)
+                                           for v in (self.mean, self.std))
+        mean, std = self._tensors[key]
         return (x01 - mean) / std
 
 

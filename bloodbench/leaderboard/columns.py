@@ -31,7 +31,7 @@ PROFILE_FIELDS = {
 }
 
 # Columns of a cost row, whether it came from a profile record or a benchmark JSON.
-COST_COLUMNS = COST_KEYS + ["device_name", *PROFILE_FIELDS, "created_at", "source"]
+COST_COLUMNS = COST_KEYS + ["device_name", *PROFILE_FIELDS, "created_at", "source", "cuda_graphs"]
 
 # The public row layout (JSON / CSV) in order.
 COLUMNS = [

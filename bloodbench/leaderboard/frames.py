@@ -113,6 +113,7 @@ def profile_frame(records: Iterable[dict]) -> pd.DataFrame:
             "precision": rec.get("precision") or PREFERRED_PRECISION,
             "device_name": device_label(rec.get("device_name") or (rec.get("env") or {}).get("device_name")),
             **row, "created_at": str(rec.get("created_at") or ""), "source": "profile",
+            "cuda_graphs": bool(rec.get("cuda_graphs")),
         })
     return _typed(pd.DataFrame(rows, columns=COST_COLUMNS))
 

@@ -111,7 +111,7 @@ def benchmark_frame(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
             "latency_p99_ms": lat["p99"] if lat is not None else math.nan,
             "latency_batch_size": 1.0 if lat is not None else math.nan,
             "throughput": g["images_per_s"].max(), "peak_memory_mb": math.nan,
-            "created_at": g["created_at"].max(),
+            "created_at": g["created_at"].max(), "cuda_graphs": False,
         })
     return _typed(pd.DataFrame(rows, columns=COST_COLUMNS))
 

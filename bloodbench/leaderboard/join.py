@@ -13,6 +13,7 @@ from bloodbench.leaderboard.frames import (
     _family, _resolve_sort, aggregate_training, choose_device, cost_frame, finished_runs_frame, other_recipe_runs,
     pareto_front, pick_recipe, select_costs, unfinished_runs,
 )
+from bloodbench.launch_free import attach_graphs_p50, split_graphs
 from bloodbench.leaderboard.table import SUPERSCRIPTS, Leaderboard, _footnotes
 from bloodbench.results import check_records, read_results
 
@@ -50,6 +51,7 @@ def build_leaderboard(
         return df[mask]
 
     train, costs = keep(train), keep(costs)
+    costs, graphs = split_graphs(costs)  # the launch-free figure gets its own column, never the eager cell
     if train.empty and costs.empty:
         what = ", ".join(f"{k}={v}" for k, v in (("dataset", dataset), ("size", size),
                                                   ("models", ",".join(models or []) or None)) if v is not None)
@@ -111,7 +113,8 @@ def build_leaderboard(
 
         prediction_footnotes(merged, predictions, footnotes, markers, SUPERSCRIPTS)
     names = sorted(chosen["device_name"].dropna().unique()) if not chosen.empty else []
-    return Leaderboard(merged[COLUMNS], device, names, precision, footnotes, markers, predictions)
+    extra = attach_graphs_p50(merged, graphs, KEYS)
+    return Leaderboard(merged[COLUMNS + extra], device, names, precision, footnotes, markers, predictions)
 
 
 def load_leaderboard(results: str | os.PathLike | None = None, *,

@@ -10,6 +10,7 @@ import pandas as pd
 
 from bloodbench.errors import BloodbenchError
 from bloodbench.formatting import fmt, fmt_count, md_table, mean_std
+from bloodbench.launch_free import EAGER_HEADER, GRAPHS_COLUMN, GRAPHS_HEADER, LEGEND
 from bloodbench.leaderboard.columns import (
     COLUMNS, DISPLAY, FORMATS, INT_COLUMNS, KEYS, LIST_COLUMNS, PREFERRED_PRECISION,
 )
@@ -55,9 +56,13 @@ class Leaderboard:
         return "source: " + "; ".join(parts)
 
     # -- machine-readable -----------------------------------------------------------------
+    def columns(self) -> list[str]:
+        """COLUMNS, plus the CUDA-graphs p50 where such records exist (bloodbench.launch_free)."""
+        return COLUMNS + [c for c in (GRAPHS_COLUMN,) if c in self.rows]
+
     def _plain(self) -> pd.DataFrame:
         """The public columns with counts as nullable integers, even where some are blank."""
-        df = self.rows[COLUMNS].copy()
+        df = self.rows[self.columns()].copy()
         for col in INT_COLUMNS:
             df[col] = pd.to_numeric(df[col]).round().astype("Int64")
         return df
@@ -99,6 +104,10 @@ class Leaderboard:
             "Pareto MACs": [front(o, b) for o, b in zip(rows["pareto_macs"], rows["dominated_by_macs"])],
             "Pareto latency": [front(o, b) for o, b in zip(rows["pareto_latency"], rows["dominated_by_latency"])],
         })
+        if GRAPHS_COLUMN in rows:  # eager (launch-bound) and graphs (device-bound) side by side, labelled
+            out = out.rename(columns={"p50 latency (ms)": EAGER_HEADER})
+            out.insert(out.columns.get_loc(EAGER_HEADER) + 1, GRAPHS_HEADER,
+                       [fmt(v, ".3f") for v in rows[GRAPHS_COLUMN]])
         return out
 
     def group_markdown(self, rows: pd.DataFrame) -> str:
@@ -121,6 +130,8 @@ class Leaderboard:
             "\"by X\" names a model that is at least as accurate and as cheap, and better on one; "
             "blank = a value is missing.",
         ]
+        if GRAPHS_COLUMN in self.rows:
+            lines.append(LEGEND)
         if self.footnotes:
             lines += [""] + [f"{f}  " for f in self.footnotes]
         return lines

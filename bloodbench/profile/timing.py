@@ -1,9 +1,12 @@
 """Latency and throughput of a model's forward pass, measured the same way on CPU and CUDA.
 
-Rules that make the numbers comparable: warm-up before timing (lazy init, cudnn autotune,
-torch.compile), ``torch.inference_mode()``, one fixed and recorded CPU thread count, and on
-CUDA a synchronisation before each timed call plus CUDA events around it, so a figure is the
-full latency of one request (launch overhead included) and never just the launch time.
+Rules that make the numbers comparable: warm-up by time before timing (lazy init, cudnn
+autotune, torch.compile, GPU clocks ramping up), ``torch.inference_mode()`` and autocast opened
+once around the timed calls (:func:`inference_context`), GC off while timing, one fixed and
+recorded CPU thread count, and on CUDA a synchronisation before each timed call plus CUDA events
+around it, so a figure is the full latency of one request (launch overhead included) and never
+just the launch time. The p50 is the median of several rounds' p50s; the rounds' spread says
+whether the figure can be trusted (:mod:`bloodbench.profile.noise`).
 """
 
 from __future__ import annotations
@@ -18,14 +21,34 @@ import numpy as np
 import torch
 from torch import nn
 
+from bloodbench.choices import DEFAULT_ROUNDS, DEFAULT_WARMUP_S
 from bloodbench.errors import BloodbenchError
 from bloodbench.precision import autocast, check_precision
+from bloodbench.backend import gc_disabled
+from bloodbench.profile.graphs import check_cuda_graphs, graphed_forward
+from bloodbench.profile.noise import NOISE_THRESHOLD, rounds_spread
 
 DEFAULT_BATCH_SIZES = {"cpu": (1, 2, 4, 8, 16, 32, 64), "cuda": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)}
 #: The latency keys stored in a profile record (docs/ARCHITECTURE.md, "Profile record").
-LATENCY_KEYS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "n", "batch_size", "threads")
+LATENCY_KEYS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "n", "batch_size", "threads", "rounds",
+                "rounds_p50_ms", "rounds_spread", "noisy", "warmup_s", "cuda_graphs", "method")
+#: ``latency.method`` of figures from :func:`measure` (benchmarks/ label theirs ``pytest_benchmark_rounds``).
+MEASURE_METHOD = "per_call_median_of_rounds"
 T = TypeVar("T")
+
+
 _PREPARED = "_bloodbench_prepared"  # attribute prepare_model leaves on a model: (device, channels_last, compile)
+
+
+@contextlib.contextmanager
+def inference_context(device: torch.device | str, precision: str, cuda_graphs: bool = False) -> Iterator[None]:
+    """Inference mode and autocast, opened once around many timed calls.
+
+    The one way every latency figure (``bloodbench profile`` and benchmarks/) enters them, so a
+    per-call context entry never makes one method dearer than the other.
+    """
+    with torch.inference_mode(), autocast(device, precision, cache_enabled=False if cuda_graphs else None):
+        yield
 
 
 @contextlib.contextmanager
@@ -115,11 +138,17 @@ class LatencyMeasurement:
     channels_last: bool = False
     compile: bool = False
     warmup: int = 0
+    #: Calls per round (``times_s`` is the rounds back to back); 0 = all calls are one round.
+    round_size: int = 0
+    warmup_s: float = 0.0
+    cuda_graphs: bool = False
+    method: str = MEASURE_METHOD
 
     def _ms(self) -> np.ndarray:
         return np.asarray(self.times_s, dtype=float) * 1e3
 
     def percentile_ms(self, q: float) -> float:
+        """Percentile of every timed call, pooled over rounds (the tail, p90/p99)."""
         return float(np.percentile(self._ms(), q))
 
     @property
@@ -127,8 +156,30 @@ class LatencyMeasurement:
         return len(self.times_s)
 
     @property
+    def rounds(self) -> int:
+        return max(1, self.n // self.round_size) if self.round_size else 1
+
+    @property
+    def rounds_p50_ms(self) -> list[float]:
+        """Each round's own median, in the order the rounds ran."""
+        ms = self._ms()
+        size = self.round_size or self.n
+        return [float(np.median(ms[i * size:(i + 1) * size])) for i in range(self.rounds)]
+
+    @property
+    def rounds_spread(self) -> float | None:
+        return rounds_spread(self.rounds_p50_ms)
+
+    @property
+    def noisy(self) -> bool:
+        """The rounds disagree by more than :data:`NOISE_THRESHOLD` (max/min of their p50s)."""
+        spread = self.rounds_spread
+        return spread is not None and spread > NOISE_THRESHOLD
+
+    @property
     def p50_ms(self) -> float:
-        return self.percentile_ms(50)
+        """The median of the rounds' p50s: one slow round (another process, a clock dip) moves it least."""
+        return float(np.median(self.rounds_p50_ms)) if self.rounds > 1 else self.percentile_ms(50)
 
     median_ms = p50_ms
 
@@ -159,7 +210,9 @@ class LatencyMeasurement:
             "mean_ms": self.mean_ms, "std_ms": self.std_ms, "n": self.n,
             "batch_size": self.batch_size, "device": self.device, "precision": self.precision,
             "threads": self.threads, "channels_last": self.channels_last, "compile": self.compile,
-            "warmup": self.warmup,
+            "warmup": self.warmup, "rounds": self.rounds, "rounds_p50_ms": self.rounds_p50_ms,
+            "rounds_spread": self.rounds_spread, "noisy": self.noisy, "warmup_s": self.warmup_s,
+            "cuda_graphs": self.cuda_graphs, "method": self.method,
         }
 
     def __str__(self) -> str:
@@ -167,31 +220,45 @@ class LatencyMeasurement:
                 f"(n={self.n}, batch {self.batch_size}, {self.device}, {self.precision}, {self.threads} threads)")
 
 
+def warm_up(call: Callable[[], Any], min_calls: int, min_s: float, device: torch.device) -> int:
+    """Call until at least ``min_calls`` calls (>= 1: compile happens on the first) and ``min_s``
+    seconds have passed: the clocks, caches and autotuner settle by time, not by a call count."""
+    n, t0 = 0, time.perf_counter()
+    while n < max(1, min_calls) or time.perf_counter() - t0 < min_s:
+        _compiled_call(call)
+        n += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return n
+
+
 def measure_latency(model: nn.Module, input_shape: Sequence[int], device: torch.device | str = "cpu",
-                    precision: str = "fp32", warmup: int = 10, iters: int = 50, channels_last: bool = False,
-                    compile: bool = False, threads: int | None = None) -> LatencyMeasurement:
+                    precision: str = "fp32", warmup: int = 10, iters: int = 20, channels_last: bool = False,
+                    compile: bool = False, threads: int | None = None, rounds: int = DEFAULT_ROUNDS,
+                    warmup_s: float = DEFAULT_WARMUP_S, cuda_graphs: bool = False) -> LatencyMeasurement:
     """Per-call latency of ``model`` on a batch of ``input_shape`` (N, C, H, W); ``.as_dict()`` for a record.
 
     ``threads`` pins the CPU thread count (None keeps torch's current setting; either way
-    the count used is recorded). Each call is timed on its own, so p99 is a real tail.
+    the count used is recorded). Each call is timed on its own, so p99 is a real tail;
+    ``rounds`` rounds of ``iters`` calls each give the p50 (median of the round p50s).
+    ``cuda_graphs`` times the replay of a captured graph (:mod:`bloodbench.profile.graphs`).
     """
     device = torch.device(device)
     check_precision(precision, device)
-    if iters < 1 or warmup < 0:
-        raise BloodbenchError(f"need iters >= 1 and warmup >= 0 (got {iters}, {warmup})")
+    check_cuda_graphs(cuda_graphs, device)
+    if iters < 1 or warmup < 0 or rounds < 1 or warmup_s < 0:
+        raise BloodbenchError(f"need iters >= 1, rounds >= 1, warmup >= 0 and warmup_s >= 0 "
+                              f"(got {iters}, {rounds}, {warmup}, {warmup_s})")
     with cpu_threads(threads if device.type == "cpu" else None) as nthreads:
         m = prepare_model(model, device, channels_last, compile)
         x = make_input(input_shape, device, channels_last)
-
-        def call() -> Any:
-            return m(x)
-
-        with torch.inference_mode(), autocast(device, precision):
-            # compile happens on the first call: always warm at least once
-            _compiled_call(lambda: _time_calls(call, max(1, warmup), device))
-            times = _time_calls(call, iters, device)
-    return LatencyMeasurement(times, int(input_shape[0]), device.type, precision, nthreads,
-                              channels_last, compile, warmup)
+        with inference_context(device, precision, cuda_graphs):
+            call = _compiled_call(lambda: graphed_forward(m, x)) if cuda_graphs else (lambda: m(x))
+            warm_up(call, warmup, warmup_s, device)
+            with gc_disabled():
+                times = _time_calls(call, iters * rounds, device)
+    return LatencyMeasurement(times, int(input_shape[0]), device.type, precision, nthreads, channels_last, compile,
+                              warmup, round_size=iters, warmup_s=float(warmup_s), cuda_graphs=cuda_graphs)
 
 
 # -- out of memory --------------------------------------------------------------------------
@@ -230,7 +297,8 @@ def measure_throughput(model: nn.Module, size: int, in_channels: int = 3,
                        precision: str = "fp32", channels_last: bool = False, compile: bool = False,
                        threads: int | None = None, warmup: int = 2, min_iters: int = 5,
                        min_time_s: float = 0.25,
-                       progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+                       progress: Callable[[int], None] | None = None,
+                       cuda_graphs: bool = False) -> list[dict[str, Any]]:
     """Images/s over a batch-size sweep: ``[{batch_size, images_per_s, oom}]``, one row per size.
 
     Each batch size runs at least ``min_iters`` calls and ``min_time_s`` seconds (bounded
@@ -241,6 +309,7 @@ def measure_throughput(model: nn.Module, size: int, in_channels: int = 3,
     """
     device = torch.device(device)
     check_precision(precision, device)
+    check_cuda_graphs(cuda_graphs, device)
     if batch_sizes is None:
         batch_sizes = DEFAULT_BATCH_SIZES["cuda" if device.type == "cuda" else "cpu"]
     sizes = sorted(set(int(b) for b in batch_sizes))
@@ -251,7 +320,8 @@ def measure_throughput(model: nn.Module, size: int, in_channels: int = 3,
         m = prepare_model(model, device, channels_last, compile)
         for bs in sizes:
             rate, oom = unless_oom(lambda: _sustained_rate(m, (bs, in_channels, size, size), device, precision,
-                                                           channels_last, warmup, min_iters, min_time_s), device)
+                                                           channels_last, warmup, min_iters, min_time_s,
+                                                           cuda_graphs), device)
             results.append({"batch_size": bs, "images_per_s": rate, "oom": oom})
             if progress:
                 progress(bs)
@@ -259,18 +329,17 @@ def measure_throughput(model: nn.Module, size: int, in_channels: int = 3,
 
 
 def _sustained_rate(m: nn.Module, shape: tuple[int, ...], device: torch.device, precision: str,
-                    channels_last: bool, warmup: int, min_iters: int, min_time_s: float) -> float:
+                    channels_last: bool, warmup: int, min_iters: int, min_time_s: float,
+                    cuda_graphs: bool = False) -> float:
     x = make_input(shape, device, channels_last)
-    with torch.inference_mode(), autocast(device, precision):
-        for _ in range(max(1, warmup)):
-            _compiled_call(lambda: m(x))
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+    with inference_context(device, precision, cuda_graphs), gc_disabled():
+        call = _compiled_call(lambda: graphed_forward(m, x)) if cuda_graphs else (lambda: m(x))
+        warm_up(call, warmup, 0.0, device)
         n, chunk = 0, max(1, min_iters)
         t0 = time.perf_counter()
         while True:  # back-to-back chunks, one sync per chunk, until min_time_s has passed
             for _ in range(chunk):
-                m(x)
+                call()
             n += chunk
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
@@ -278,7 +347,7 @@ def _sustained_rate(m: nn.Module, shape: tuple[int, ...], device: torch.device, 
             if elapsed >= min_time_s:
                 break
             chunk = min(2 * chunk, 1024)
-    del x
+    del x, call
     return shape[0] * n / elapsed
 
 

@@ -23,6 +23,7 @@ from bloodbench.leaderboard import (
     read_benchmark_json,
     train_frame,
 )
+from bloodbench.launch_free import setting_label
 from bloodbench.report import plots
 from bloodbench.report.pick import pick_section
 from bloodbench.report.walltime import time_by_model
@@ -145,7 +146,8 @@ def _explain_links(out: Path, name: str) -> list[str]:
 def _cost_tables(profiles: pd.DataFrame) -> list[str]:
     rows = []
     for r in profiles.sort_values(["device", "precision", "source", "created_at"], kind="stable").itertuples():
-        rows.append([r.device, r.device_name or "", r.precision, fmt(r.latency_p50_ms, ".3f"),
+        rows.append([r.device, r.device_name or "", setting_label(r.precision, getattr(r, "cuda_graphs", False)),
+                     fmt(r.latency_p50_ms, ".3f"),
                      fmt(r.latency_p90_ms, ".3f"), fmt(r.latency_p99_ms, ".3f"), fmt(r.throughput, ",.0f"),
                      fmt(r.peak_memory_mb, ".1f"), r.source, str(r.created_at)[:10]])
     if not rows:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bloodbench.errors import BloodbenchError
+from bloodbench.launch_free import split_graphs
 from bloodbench.leaderboard import (
     COST_KEYS,
     KEYS,
@@ -34,7 +35,7 @@ def load_side(path: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
         costs = benchmark_frame([p])
     elif p.is_dir():
         train = aggregate_training(train_frame(store_records(p, "train")))
-        costs = cost_frame(store_records(p, "profile"))
+        costs = split_graphs(cost_frame(store_records(p, "profile")))[0]  # eager only: like with like
     else:
         raise BloodbenchError(f"cannot compare {path}: it is neither a results directory nor a benchmark JSON file")
     if train.empty and costs.empty:

@@ -64,27 +64,22 @@ def pick_section(board: Leaderboard) -> list[str]:
 
 
 def _budget_table(board: Leaderboard, rows: pd.DataFrame, ci: dict) -> list[str]:
-    out = []
-    for budget, label in MACS_BUDGETS:
-        fit = rows if budget is None else rows[rows["macs"].notna() & (rows["macs"] <= budget)]
+    def best(label: str, fit: pd.DataFrame) -> list[str]:
+        """The first (best) row that fits a budget, as a table row."""
         if fit.empty:
-            out.append([label, "no row fits", "", "", "", ""])
-            continue
+            return [label, "no row fits", "", "", "", ""]
         r = next(fit.itertuples())
-        out.append([label, f"{r.model} ({r.kind})", _pct(r.acc_mean), _ci(ci[_key(r)]), fmt(r.macs, ".2f", 1e-6),
-                    fmt(r.latency_p50_ms, ".3f")])
+        return [label, f"{r.model} ({r.kind})", _pct(r.acc_mean), _ci(ci[_key(r)]), fmt(r.macs, ".2f", 1e-6),
+                fmt(r.latency_p50_ms, ".3f")]
+
+    out = [best(label, rows if budget is None else rows[rows["macs"].notna() & (rows["macs"] <= budget)])
+           for budget, label in MACS_BUDGETS]
     gpu = board.device == "cuda" and rows["latency_p50_ms"].notna().any()
     for budget, label in LATENCY_BUDGETS:
         if not gpu:
             out.append([label, "no GPU latency recorded", "", "", "", ""])
-            continue
-        fit = rows[rows["latency_p50_ms"].notna() & (rows["latency_p50_ms"] <= budget)]
-        if fit.empty:
-            out.append([label, "no row fits", "", "", "", ""])
-            continue
-        r = next(fit.itertuples())
-        out.append([label, f"{r.model} ({r.kind})", _pct(r.acc_mean), _ci(ci[_key(r)]), fmt(r.macs, ".2f", 1e-6),
-                    fmt(r.latency_p50_ms, ".3f")])
+        else:
+            out.append(best(label, rows[rows["latency_p50_ms"].notna() & (rows["latency_p50_ms"] <= budget)]))
     where = f"on {board.device}" if board.device else "no profile"
     return [md_table(out, ["budget", "best row", "test acc (%)", f"{int(LEVEL * 100)} % CI (%)", "MACs (M)",
                            f"p50 latency (ms, {where})"]), "",

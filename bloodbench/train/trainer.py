@@ -2,11 +2,15 @@
 evaluation of the best-on-validation checkpoint on test, one record in the store.
 
 Everything in the hot loop is a tensor op on the training device: the split lives there as
-uint8, batches are index slices, normalisation and augmentation are whole-batch ops.
+uint8, batches are index slices, normalisation and augmentation are whole-batch ops. Loss and
+accuracy accumulate on the device and are read once per epoch (no per-step ``.item()`` host
+sync; only a visible progress bar reads them every :data:`POSTFIX_EVERY` steps). The backend
+flags training wants (cudnn autotune, TF32) hold for ``fit`` only, never for the process after.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import sys
@@ -30,12 +34,15 @@ from bloodbench.metrics import bootstrap_ci, classification_metrics
 from bloodbench.models import count_params, create_model, get_model_info
 from bloodbench.precision import autocast, check_precision
 from bloodbench.predictions import PREDICTION_FILES, save_predictions
+from bloodbench.backend import backend_flags
 from bloodbench.results import ResultsStore, utc_now
 from bloodbench.train.checkpoint import load_checkpoint, save_checkpoint
 from bloodbench.config import TrainConfig
 from bloodbench.train.tta import tta_probabilities
 
 EpochCallback = Callable[[int, dict], None]
+#: Steps between progress-bar loss/accuracy updates (each one is a host sync; only when the bar shows).
+POSTFIX_EVERY = 50
 
 
 class TrainingDiverged(BloodbenchError):
@@ -103,9 +110,12 @@ def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer
         if p.requires_grad:
             (no_decay if p.ndim <= 1 else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    # On CUDA the fused kernels update every parameter in one launch (fewer launches per step);
+    # CPU keeps the default implementation, so CPU runs stay bit-identical to earlier ones.
+    fused = any(p.is_cuda for p in model.parameters()) or None
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
-    return torch.optim.AdamW(groups, lr=cfg.lr)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, fused=fused)
+    return torch.optim.AdamW(groups, lr=cfg.lr, fused=fused)
 
 
 def build_scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, steps_per_epoch: int):
@@ -221,10 +231,6 @@ class Trainer:
         """Data, model, optimiser, schedule and loss weights for this config, on the device."""
         cfg = self.cfg
         seed_everything(cfg.seed)
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
         ds = self.load_data()
         train_split = self._train_split(ds)
         model = self.build_model(ds.info.n_channels, ds.info.n_classes)
@@ -248,9 +254,20 @@ class Trainer:
         return self._train_epoch(st.step_model, st.batches, st.norm, st.opt, st.sched, st.scaler, st.weight, gen,
                                  epoch)
 
+    def backend(self) -> contextlib.AbstractContextManager:
+        """Training's backend flags on CUDA (cudnn autotune, TF32), restored on exit: a process
+        that trains and then profiles (``bloodbench run``) profiles under its own flags."""
+        if self.device.type != "cuda":
+            return contextlib.nullcontext()
+        return backend_flags(cudnn_benchmark=True, allow_tf32=True)
+
     # -- main entry --------------------------------------------------------------------
     def fit(self, force: bool = False, on_epoch_end: EpochCallback | None = None) -> dict[str, Any]:
         """Train (or resume), evaluate the best checkpoint on test, write and return the record."""
+        with self.backend():
+            return self._fit(force, on_epoch_end)
+
+    def _fit(self, force: bool, on_epoch_end: EpochCallback | None) -> dict[str, Any]:
         cfg = self.cfg
         existing = self.store.get("train", cfg.run_id)
         if existing and existing.get("status") == "finished" and not force:
@@ -342,6 +359,7 @@ class Trainer:
         seen = 0
         bar = tqdm(batches(gen), total=len(batches), desc=f"{cfg.model} e{epoch + 1}", leave=False,
                    disable=not self.progress or None, unit="batch")
+        shown = not bar.disable
         for i, (xb, yb) in enumerate(bar):
             x = xb.float().div_(255)
             if cfg.augment:
@@ -366,12 +384,12 @@ class Trainer:
             loss_sum += loss.detach() * len(yb)
             correct += (logits.argmax(1) == yb).sum()
             seen += len(yb)
-            if i % 20 == 0:
+            if shown and i % POSTFIX_EVERY == 0:  # a host sync: only for a bar someone watches
                 value = loss.item()
                 if not math.isfinite(value):
                     return value, float("nan"), False
                 bar.set_postfix(loss=f"{value:.3f}", acc=f"{float(correct) / seen:.3f}")
-        mean_loss = float(loss_sum) / max(seen, 1)
+        mean_loss = float(loss_sum) / max(seen, 1)  # the epoch's one host sync (a NaN step shows here too)
         if not math.isfinite(mean_loss):
             return mean_loss, float("nan"), False
         return mean_loss, float(correct) / max(seen, 1), True
