@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parent.parent
 REAL_DATA_DIR = Path(os.environ.get("BLOODBENCH_DATA_DIR") or REPO.parent / "shared" / "data")
