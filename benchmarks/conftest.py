@@ -6,7 +6,7 @@ Run with an explicit path (pyproject's testpaths only names tests/)::
     pytest benchmarks/ --bb-full --bb-device cuda --benchmark-json gpu.json
 
 Each benchmark fills its ``extra_info`` through the ``record_info`` fixture, which refuses an
-entry missing a key of its kind (``KIND_KEYS``): inference and train_step entries carry
+entry missing a key of its kind (``KIND_KEYS`` in bloodbench/benchjson.py): inference and train_step entries carry
 ``EXTRA_INFO_KEYS``, the shape the leaderboard ingests, so it cannot drift silently.
 """
 
@@ -19,35 +19,19 @@ from dataclasses import dataclass
 import pytest
 import torch
 
+from bloodbench.benchjson import EXTRA_INFO_KEYS, KIND_KEYS, MACHINE_KEYS, extra_info_problem  # noqa: F401
 from bloodbench.data import SIZES
 from bloodbench.envinfo import git_commit, resolve_device
 from bloodbench.errors import BloodbenchError
 from bloodbench.models import list_models
 from bloodbench.precision import PRECISIONS, check_precision
 
-#: Keys of every entry, whatever it measures.
-COMMON_KEYS = ("kind", "model", "dataset", "size", "device", "device_name", "precision", "batch_size")
-#: Keys of the per-model entries the leaderboard ingests (``bloodbench.leaderboard.benchmark_frame``).
-EXTRA_INFO_KEYS = COMMON_KEYS + (
-    "in_channels", "num_classes", "params", "macs", "flops", "p50_ms", "p90_ms", "p99_ms", "images_per_s",
-    "latency_method",
-)
-KIND_KEYS = {
-    "inference": EXTRA_INFO_KEYS,
-    "train_step": EXTRA_INFO_KEYS,
-    "epoch_time": COMMON_KEYS + ("images", "loop_epoch_s", "pure_epoch_s", "ratio", "target_ratio", "meets_target"),
-    "latency_agreement": COMMON_KEYS + ("threads", "ours_p50_ms", "timer_median_ms", "ratio", "ratio_bounds"),
-}
-
 
 def check_extra_info(info: dict) -> dict:
     """``info`` if it has every key of its kind; a missing key fails the benchmark, not the ingest later."""
-    kind = info.get("kind")
-    if kind not in KIND_KEYS:
-        raise ValueError(f"extra_info kind {kind!r} is not one of {', '.join(KIND_KEYS)}")
-    missing = [k for k in KIND_KEYS[kind] if k not in info]
-    if missing:
-        raise ValueError(f"{kind} extra_info lacks {', '.join(missing)} (see KIND_KEYS in benchmarks/conftest.py)")
+    problem = extra_info_problem(info)
+    if problem:
+        raise ValueError(f"{problem} (see KIND_KEYS in bloodbench/benchjson.py)")
     return info
 
 
@@ -174,3 +158,4 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     machine_info["bb_device"] = config.getoption("--bb-device")
     machine_info["bb_full"] = bool(config.getoption("--bb-full"))
     machine_info["git_commit"] = git_commit()
+    assert set(MACHINE_KEYS) <= set(machine_info)  # the marks the leaderboard ingests by

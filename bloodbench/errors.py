@@ -9,3 +9,10 @@ class BloodbenchError(Exception):
     """A problem with the user's input or environment, with a hint on how to fix it."""
 
     exit_code = 2
+
+
+def warn(message: str) -> None:
+    """One ``warning: ...`` line on stderr: something was skipped or set aside, and the run goes on."""
+    import sys
+
+    print(f"warning: {message}", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""Crash-safe file writes, shared by the data cache, the results store and the reports."""
+"""Crash-safe file writes with the umask's mode, shared by the data cache, the results store and the reports,
+and a write probe for a folder before any work."""
 
 from __future__ import annotations
 
@@ -6,11 +7,35 @@ import os
 import tempfile
 from pathlib import Path
 
+from bloodbench.errors import BloodbenchError
+
+
+def current_umask() -> int:
+    """The process umask (reading it means setting it; it is put back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a folder, so a rename inside it survives a power cut (a no-op where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over ``path``.
+    """Write to a temp file in the same folder, fsync, rename over ``path``, fsync the folder.
 
-    A crash at any point leaves either the old file or the new one, never a torn one.
+    A crash at any point leaves either the old file or the new one, never a torn one. The
+    file gets the mode a plain ``open`` would give (0666 less the umask), not mkstemp's 0600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -19,8 +44,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            os.fchmod(f.fileno(), 0o666 & ~current_umask())
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -32,3 +59,24 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """:func:`atomic_write_bytes` for text (UTF-8)."""
     atomic_write_bytes(path, text.encode())
+
+
+def ensure_writable_dir(path: str | os.PathLike, what: str, hint: str) -> Path:
+    """Create ``path`` and write-probe it, so an unusable folder is one line before any work.
+
+    ``what`` names the folder in the message ("results directory"), ``hint`` says how to fix it.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if not path.is_dir():
+            raise NotADirectoryError(20, "it is a file")
+        fd, probe = tempfile.mkstemp(prefix=".bloodbench-probe.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except FileExistsError:
+        raise BloodbenchError(f"cannot write to {what} {path}: it is a file; {hint}") from None
+    except OSError as exc:
+        raise BloodbenchError(f"cannot write to {what} {path}: {exc.strerror or exc}; {hint}") from None
+    return path
+

@@ -34,18 +34,22 @@ def save_predictions(path: Path, y_true, y_score) -> None:
     atomic_write_bytes(Path(path), buf.getvalue())
 
 
-def load_predictions(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """``(y_true (N,) int64, y_score (N, C) float32)`` from a predictions npz, or one error line."""
+def load_predictions(path: Path, fix: str = "retrain the run with `bloodbench train MODEL --seed S --force`, "
+                                                "or delete its folder") -> tuple[np.ndarray, np.ndarray]:
+    """``(y_true (N,) int64, y_score (N, C) float32)`` from a predictions npz, or one error line
+    naming the file and ``fix``."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             y_true = np.asarray(npz["y_true"]).reshape(-1).astype(np.int64)
             y_score = np.asarray(npz["y_score"], dtype=np.float32)
-    except (OSError, ValueError, KeyError, EOFError) as exc:
+    except FileNotFoundError:
+        raise BloodbenchError(f"{path} is missing: {fix}") from None
+    except Exception as exc:  # zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError, ...
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BloodbenchError(f"{path} is unreadable ({msg}): it needs arrays y_true and y_score") from None
+        raise BloodbenchError(f"{path} is unreadable ({msg}; it needs arrays y_true and y_score): {fix}") from None
     if y_score.ndim != 2 or len(y_score) != len(y_true) or len(y_true) == 0:
-        raise BloodbenchError(f"{path}: y_score {y_score.shape} does not match y_true {y_true.shape}")
+        raise BloodbenchError(f"{path}: y_score {y_score.shape} does not match y_true {y_true.shape}: {fix}")
     return y_true, y_score
 
 

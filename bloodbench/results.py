@@ -9,6 +9,9 @@ Layout under the results root::
 
 Every run writes its own file under a unique name, so two processes writing to the
 same store at once never overwrite each other; readers skip half-written temp files.
+Reading validates each record against its kind's schema (:data:`REQUIRED`): a malformed
+record, or the older of two records with one run_id, is named in a ``warning:`` line and
+skipped, so it can neither crash a command nor silently replace a real run.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import pandas as pd
 
-from bloodbench.errors import BloodbenchError
-from bloodbench.fsutil import atomic_write_text
+from bloodbench.errors import BloodbenchError, warn
+from bloodbench.fsutil import atomic_write_text, ensure_writable_dir
+from bloodbench.verdicts import annotate
 
 SCHEMA_VERSION = 1
 RESULTS_ENV = "BLOODBENCH_RESULTS"
@@ -34,6 +38,21 @@ REPO_RESULTS = Path(__file__).resolve().parents[1] / DEFAULT_RESULTS
 KINDS = ("train", "profile")
 #: What every record is joined on; a record without them cannot be shown.
 JOIN_KEYS = ("model", "dataset", "size")
+
+# Keys every record of a kind must have, with their types (bool is never an int here).
+REQUIRED: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "train": {"run_id": str, "model": str, "dataset": str, "size": int, "seed": int, "status": str},
+    "profile": {"run_id": str, "model": str, "dataset": str, "size": int},
+}
+# Keys that may be missing or null, but have this type when present.
+OPTIONAL: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "train": {"test": dict, "val": dict, "history": list, "config": dict, "env": dict, "artifacts": dict,
+              "created_at": str, "finished_at": str, "stop_reason": str,
+              "train_seconds": (int, float), "epochs_run": int},
+    "profile": {"latency": dict, "throughput": list, "device": str, "device_name": str, "precision": str,
+                "env": dict, "created_at": str, "macs": (int, float), "params": (int, float),
+                "peak_throughput": (int, float), "peak_memory_mb": (int, float)},
+}
 
 
 def resolve_results_dir(results: str | os.PathLike | None = None) -> Path:
@@ -59,6 +78,70 @@ def config_hash(config: dict[str, Any]) -> str:
     """A short stable hash of a config (sorted JSON), used in run ids and for dedup."""
     blob = json.dumps(config, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:10]
+
+
+class Unreadable(str):
+    """What a record file holds when it is not JSON at all: the reason."""
+
+
+def record_problem(rec: Any, kind: str) -> str | None:
+    """Why ``rec`` is not a valid record of ``kind`` (missing key, wrong type), or None."""
+    if isinstance(rec, Unreadable):
+        return str(rec)
+    if not isinstance(rec, dict):
+        return f"it is {json.dumps(rec, default=str)[:40]}, not a JSON object"
+
+    def typed(value: Any, want: type | tuple[type, ...]) -> bool:
+        return isinstance(value, want) and not (isinstance(value, bool) and bool not in (
+            want if isinstance(want, tuple) else (want,)))
+
+    if rec.get("kind", kind) != kind:
+        return f"its kind is {rec.get('kind')!r}, not {kind!r}"
+    missing = [k for k in REQUIRED[kind] if rec.get(k) in (None, "")]
+    if missing:
+        return f"no {', '.join(map(repr, missing))} field"
+    for key, want in REQUIRED[kind].items():
+        if not typed(rec[key], want):
+            return f"{key} {rec[key]!r:.40} is not {getattr(want, '__name__', 'a number')}"
+    for key, want in OPTIONAL[kind].items():
+        if rec.get(key) is not None and not typed(rec[key], want):
+            return f"{key} is {type(rec[key]).__name__}, not {getattr(want, '__name__', 'a number')}"
+    if kind == "train" and rec["status"] == "finished":
+        acc = (rec.get("test") or {}).get("acc")
+        if not typed(acc, (int, float)):
+            return "status is 'finished' but it has no test accuracy ('test.acc')"
+    return None
+
+
+def _recency(rec: dict) -> str:
+    return str(rec.get("finished_at") or rec.get("written_at") or rec.get("created_at") or "")
+
+
+def clean_records(found: list[tuple[Any, Any]], kind: str) -> list[dict]:
+    """Valid records of ``kind`` from ``(where, record)`` pairs, one per run_id.
+
+    A malformed record is named in one warning line and skipped. Of two records with one
+    run_id (a copied file), the finished one, then the newest, then the one in its own
+    folder is kept, and the warning names both files.
+    """
+    by_id: dict[str, list[tuple[Any, dict]]] = {}
+    for where, rec in found:
+        problem = record_problem(rec, kind)
+        if problem:
+            warn(f"skipped {kind} record {where}: {problem}; fix or delete it")
+            continue
+        rec.setdefault("kind", kind)
+        by_id.setdefault(rec["run_id"], []).append((where, rec))
+    out = []
+    for run_id, copies in by_id.items():
+        copies.sort(key=lambda wr: (wr[1].get("status") == "finished", _recency(wr[1]),
+                                    run_id in str(wr[0]), str(wr[0])))
+        kept_where, kept = copies[-1]
+        for where, _ in copies[:-1]:
+            warn(f"duplicate {kind} run_id {run_id} in {where} and {kept_where}: using {kept_where} "
+                 f"(finished, then newest); delete the other")
+        out.append(annotate(kept) if kind == "train" else kept)
+    return out
 
 
 def _json_default(obj: Any) -> Any:
@@ -99,28 +182,38 @@ class ResultsStore:
         atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True, default=_json_default) + "\n")
         return path
 
+    def ensure_writable(self) -> Path:
+        """Create the root and probe it: call before any work that will write a record."""
+        return ensure_writable_dir(self.root, "results directory",
+                                   "pass --results (or $BLOODBENCH_RESULTS) a writable folder")
+
     # -- read --------------------------------------------------------------------------
     def get(self, kind: str, run_id: str) -> dict[str, Any] | None:
+        """The valid record of ``run_id``, or None (a malformed one is warned about, as None)."""
         path = self.record_path(kind, run_id)
         if not path.is_file():
             return None
-        return self._read(path)
+        recs = clean_records([(path, self._read(path))], kind)
+        return recs[0] if recs else None
 
     @staticmethod
-    def _read(path: Path) -> dict[str, Any]:
+    def _read(path: Path) -> Any:
+        """The parsed JSON, or a string saying why it could not be parsed (a problem for clean_records)."""
         try:
             return json.loads(path.read_text())
         except (OSError, ValueError) as exc:
-            raise BloodbenchError(f"results record {path} is unreadable ({exc}): delete or restore it") from None
+            return Unreadable(f"it is unreadable ({str(exc).splitlines()[0][:60] if str(exc) else exc})")
 
     def iter_records(self, kind: str | None = None) -> Iterator[dict[str, Any]]:
+        """Valid records of one kind (or all), deduplicated by run_id: see :func:`clean_records`."""
         kinds = KINDS if kind is None else (kind,)
         for k in kinds:
             pattern = "train/*/record.json" if k == "train" else "profile/*.json"
+            found = []
             for path in sorted(self.root.glob(pattern)):
-                rec = self._read(path)
-                rec.setdefault("kind", k)
-                yield rec
+                data = self._read(path)
+                found.append((path, data))
+            yield from clean_records(found, k)
 
     def records(self, kind: str | None = None) -> list[dict[str, Any]]:
         return list(self.iter_records(kind))
@@ -156,36 +249,21 @@ def load_results(results: str | os.PathLike | None = None, kind: str | None = No
 
 
 # -- checked reading --------------------------------------------------------------------
-def _record_problem(rec: dict) -> str | None:
-    """Why a record cannot be joined on (model, dataset, size), or None."""
-    missing = [k for k in JOIN_KEYS if rec.get(k) in (None, "")]
-    if missing:
-        return f"no {', '.join(map(repr, missing))} field"
-    try:
-        int(rec["size"])
-    except (TypeError, ValueError):
-        return f"size {rec['size']!r} is not an integer"
-    return None
-
-
 def check_records(records: Iterable[dict], kind: str, store: ResultsStore | None = None) -> list[dict]:
-    """The records, each checked for the keys rows are joined on: a malformed file is named in
-    one line instead of surfacing as a KeyError."""
-    records = list(records)
-    for rec in records:
-        problem = _record_problem(rec)
-        if problem:
-            run_id = rec.get("run_id")
-            where = (store.record_path(kind, run_id) if store and run_id else f"of run {run_id}" if run_id
-                     else f"under {store.root / kind}" if store else "without a run_id")
-            raise BloodbenchError(f"malformed {kind} record {where}: {problem}; fix or delete it")
-    return records
+    """The valid records, one per run_id: a malformed one is named in a warning and skipped
+    (see :func:`clean_records`), instead of surfacing as a KeyError."""
+    def where(rec: Any) -> str:
+        run_id = rec.get("run_id") if isinstance(rec, dict) else None
+        if store and isinstance(run_id, str) and run_id:
+            return str(store.record_path(kind, run_id))
+        return f"of run {run_id}" if run_id else "without a run_id"
+
+    return clean_records([(where(rec), rec) for rec in records], kind)
 
 
 def store_records(root: Path, kind: str) -> list[dict]:
-    """Checked records of one kind in a results dir (none if the dir does not exist)."""
-    store = ResultsStore(root)
-    return check_records(store.records(kind), kind, store) if root.is_dir() else []
+    """Valid records of one kind in a results dir (none if the dir does not exist)."""
+    return ResultsStore(root).records(kind) if root.is_dir() else []
 
 
 def read_results(results: str | os.PathLike | None = None,

@@ -93,6 +93,7 @@ def execute(jobs: list[Job], dataset: str, size: int, results: str | None, data_
             verify: bool = True, progress: bool = True) -> dict[str, Any]:
     """Run the pending jobs in order; a log of where the time went is kept in ``<results>/runs/``."""
     store = ResultsStore(results)
+    store.ensure_writable()
     pending = [j for j in jobs if not j.done]
     started = utc_now()
     log: dict[str, Any] = {"started_at": started, "dataset": dataset, "size": size, "env": environment("cpu"),

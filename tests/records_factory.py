@@ -108,6 +108,7 @@ def train_record(model: str, seed: int, acc: float, *, f1: float | None = None, 
         "seed": seed, "status": status, "stop_reason": stop_reason if status == "finished" else None,
         "epochs_run": epochs, "best_epoch": max(1, epochs - 2), "train_seconds": train_seconds, "params": params,
         "history": _history(epochs, acc, rng), "val": val, "test": test,
+        "data": {"path": "bloodmnist.npz", "md5": "ok", "n_train": 11959, "n_val": 1712, "n_test": 3421},
         "artifacts": {"best": "best.pt", "last": "last.pt", "predictions": "test_predictions.npz"},
     }
 
@@ -169,7 +170,10 @@ def benchmark_entry(model: str, *, batch_size: int, p50: float, images_per_s: fl
 def write_benchmark_json(path: Path, entries: list[dict[str, Any]], when: str = "2025-01-12T08:00:00") -> Path:
     data = {
         "machine_info": {"node": "bench", "processor": "x86_64", "machine": "x86_64", "python_version": "3.11.9",
-                         "cpu": {"brand_raw": CPU, "count": 2}, "gpu": GPU},
+                         "cpu": {"brand_raw": CPU, "count": 2}, "gpu": GPU,
+                         # the marks benchmarks/conftest.py adds: without them a file is foreign
+                         "torch": "2.5.1", "torch_threads": 1, "bb_device": "auto", "bb_full": False,
+                         "git_commit": "abc1234def"},
         "commit_info": {"id": "abc1234def", "dirty": False, "branch": "main"},
         "benchmarks": entries, "datetime": when, "version": "4.0.0",
     }

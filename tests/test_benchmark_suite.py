@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from bloodbench.benchjson import MACHINE_KEYS
 from bloodbench.leaderboard import benchmark_frame, read_benchmark_json
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,13 +52,14 @@ def test_benchmark_json_becomes_a_leaderboard_row(suite_json):
     data = read_benchmark_json(suite_json)
     assert [b["extra_info"]["model"] for b in data["benchmarks"]] == ["baseline_cnn"]
     assert set(_benchmarks_conftest().EXTRA_INFO_KEYS) <= set(data["benchmarks"][0]["extra_info"])
-    assert "git_commit" in data["machine_info"]
+    assert set(MACHINE_KEYS) <= set(data["machine_info"])  # the marks that tell the suite's files from foreign ones
     df = benchmark_frame([suite_json])
     assert len(df) == 1
     row = df.iloc[0]
     assert row["model"] == "baseline_cnn" and row["device"] == "cpu" and row["size"] == 28
     assert row["macs"] > 0 and row["params"] > 0 and row["flops"] == 2 * row["macs"]
     assert row["latency_p50_ms"] > 0 and row["throughput"] > 0
+    assert row["throughput_batch_size"] == 1  # the quick suite measures batch 1 only, and the table says so
     extra = data["benchmarks"][0]["extra_info"]
     assert extra["latency_method"] == "pytest_benchmark_rounds"  # labelled apart from profile records' method
     assert extra["backend"]["cudnn_benchmark"] is True and extra["backend"]["allow_tf32"] is False

@@ -303,7 +303,7 @@ def _populate_run(root, model_name, model, norm, blood, y_score=None, seed=0, ch
                  "seed": seed, "status": "finished", "created_at": "2026-01-01T00:00:00+00:00",
                  "test": {"acc": float((y_score.argmax(1) == y_true).mean()),
                           "class_names": list(blood.info.class_names)},
-                 "artifacts": ["best.pt", "test_predictions.npz"]})
+                 "artifacts": {"best": "best.pt", "predictions": "test_predictions.npz"}})
     run_dir = store.run_dir(run_id)
     if checkpoint:
         save_checkpoint(run_dir / "best.pt", {
@@ -433,7 +433,7 @@ def test_find_run_prefers_lowest_seed_then_newest(tmp_path):
     for rid, seed, created, status in [("a", 2, "2026-01-03", "finished"), ("b", 1, "2026-01-01", "finished"),
                                        ("c", 1, "2026-01-02", "finished"), ("d", 0, "2026-01-09", "running")]:
         store.write({"kind": "train", "run_id": rid, "model": "m", "dataset": "bloodmnist", "size": 28,
-                     "seed": seed, "status": status, "created_at": created})
+                     "seed": seed, "status": status, "created_at": created, "test": {"acc": 0.9}})
     assert find_train_run(store, "m")["run_id"] == "c"
     assert find_train_run(store, "m", seed=2)["run_id"] == "a"
     with pytest.raises(BloodbenchError, match="seed 0"):

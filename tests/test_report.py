@@ -154,7 +154,7 @@ def test_report_cli_empty_results(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("case", ["missing results", "bad out", "malformed record"])
+@pytest.mark.parametrize("case", ["missing results", "bad out", "results is a file"])
 def test_report_bad_input_is_one_line_error(tmp_path, capsys, case):
     write_store(tmp_path / "r", records())
     results, out = tmp_path / "r", tmp_path / "out"
@@ -166,9 +166,9 @@ def test_report_bad_input_is_one_line_error(tmp_path, capsys, case):
         (tmp_path / "file").write_text("a file, not a folder")
         expected = f"cannot use {out} as the output folder: Not a directory"
     else:
-        path = sorted((results / "profile").glob("beta-*.json"))[0]
-        path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "model"}))
-        expected = f"malformed profile record {path}: no 'model' field"
+        results = tmp_path / "file"
+        results.write_text("a file, not a results folder")
+        expected = f"results directory {results} does not exist"
     rc = main(["report", "--results", str(results), "--out", str(out)])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1 and expected in err
@@ -186,10 +186,15 @@ def test_compare_to_an_unusable_out_is_one_line_error(tmp_path, capsys):
 def test_readme_names_the_cost_source(tmp_path):
     write_store(tmp_path / "r", records())
     bench = write_benchmark_json(tmp_path / "bench.json", [
-        benchmark_entry("alpha", batch_size=1, p50=0.9, images_per_s=1100, macs=50_000_000)])
+        benchmark_entry("delta", batch_size=1, p50=0.9, images_per_s=1100, macs=50_000_000),
+        # alpha was profiled: the benchmark's 5 ms must not replace the measured 1 ms, and is footnoted
+        benchmark_entry("alpha", batch_size=1, p50=5.0, images_per_s=200, macs=50_000_000)])
     write_report(tmp_path / "r", tmp_path / "out", benchmark_json=[bench])
     readme = (tmp_path / "out" / "README.md").read_text()
-    assert "; source: pytest-benchmark bench.json for alpha; profile records for the other rows_" in readme
+    assert "; source: pytest-benchmark bench.json for delta; profile records for the other rows_" in readme
+    assert "| alpha¹ " in readme and "| 1.000 " in readme
+    assert ("¹ cost measured by two sources that disagree: alpha (bench.json says p50 5.000 ms vs 1.000 ms; "
+            "throughput 200 img/s vs 2,000 img/s in the profile record shown)") in readme
 
 
 def test_md_table_escapes_pipes_so_rows_keep_their_cells():

@@ -8,14 +8,13 @@ import os
 
 import pytest
 
-from bloodbench.errors import BloodbenchError
 from bloodbench.fsutil import atomic_write_text
 from bloodbench.results import ResultsStore, config_hash, resolve_results_dir
 
 
 def _record(i: int, kind: str = "train") -> dict:
-    return {"kind": kind, "run_id": f"m{i}-bloodmnist-28-s{i}", "model": f"m{i}", "seed": i,
-            "test": {"acc": i / 100}, "env": {"device": "cpu"}}
+    return {"kind": kind, "run_id": f"m{i}-bloodmnist-28-s{i}", "model": f"m{i}", "dataset": "bloodmnist",
+            "size": 28, "seed": i, "status": "finished", "test": {"acc": i / 100}, "env": {"device": "cpu"}}
 
 
 def test_write_and_load_roundtrip(tmp_path):
@@ -65,12 +64,14 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     assert len(ResultsStore(tmp_path).load("train")) == 50
 
 
-def test_unreadable_record_is_a_clear_error(tmp_path):
+def test_unreadable_record_is_warned_about_and_skipped(tmp_path, capsys):
     store = ResultsStore(tmp_path)
     path = store.write(_record(1))
+    store.write(_record(2))
     path.write_text("{not json")
-    with pytest.raises(BloodbenchError, match="unreadable"):
-        store.load()
+    assert list(store.load()["seed"]) == [2]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"warning: skipped train record {path}: it is unreadable")
 
 
 def test_results_dir_precedence(tmp_path, monkeypatch):

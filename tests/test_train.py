@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 
 import pytest
@@ -103,7 +105,15 @@ def test_cli_says_already_finished_and_force_retrains_with_tensorboard_scalars(t
 
 def test_record_carries_provenance_metrics_and_predictions(tmp_path, blood):
     cfg = TrainConfig.build("baseline_cnn", **{**TINY, "epochs": 1})
-    rec = Trainer(cfg, results=tmp_path, data=blood, progress=False, n_boot=50).fit()
+    old_umask = os.umask(0o027)
+    try:
+        rec = Trainer(cfg, results=tmp_path, data=blood, progress=False, n_boot=50).fit()
+    finally:
+        os.umask(old_umask)
+    # one epoch cannot show a plateau: not converged (bloodbench.verdicts)
+    assert rec["converged"] is False and isinstance(rec["learned_nothing"], bool)
+    for name in ("record.json", "best.pt", "last.pt", "test_predictions.npz"):  # the umask, not mkstemp's 0600
+        assert stat.S_IMODE((ResultsStore(tmp_path).run_dir(rec["run_id"]) / name).stat().st_mode) == 0o640, name
     for key in ("model", "model_info", "config", "config_hash", "dataset", "size", "seed", "env", "history",
                 "stop_reason", "epochs_run", "train_seconds", "val", "test"):
         assert key in rec
@@ -182,6 +192,7 @@ def test_early_stopping_reports_converged(tmp_path, blood):
                                                "schedule": "none"})
     rec = Trainer(cfg, results=tmp_path, data=blood, progress=False, n_boot=50).fit()
     assert rec["stop_reason"] == "converged" and rec["epochs_run"] == 2 and rec["best_epoch"] == 1
+    assert rec["converged"] is True  # early stopping is the first convergence rule (bloodbench.verdicts)
 
 
 @pytest.mark.parametrize("argv, message", [

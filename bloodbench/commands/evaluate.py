@@ -29,24 +29,23 @@ def finished_runs(store, model: str, dataset: str, size: int, seed: int | None) 
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from bloodbench.formatting import md_table
     from bloodbench.hints import retrain_hint
     from bloodbench.metrics import bootstrap_ci, classification_metrics
     from bloodbench.models import get_model_info
+    from bloodbench.predictions import load_predictions
     from bloodbench.results import ResultsStore
 
     get_model_info(args.model)  # a typo is "unknown model", not "train it first"
     store = ResultsStore(args.results)
     out = []
     for rec in finished_runs(store, args.model, args.dataset, args.size, args.seed):
-        pred_path = store.run_dir(rec["run_id"]) / rec["artifacts"]["predictions"]
-        if not pred_path.is_file():
-            raise BloodbenchError(f"{pred_path} is missing: recreate it with {retrain_hint(rec, store.root)}")
-        with np.load(pred_path) as npz:
-            m = classification_metrics(npz["y_true"], npz["y_score"], rec["test"]["class_names"])
-            m["ci95"] = bootstrap_ci(npz["y_true"], npz["y_score"], seed=rec["seed"])
+        run_dir = store.run_dir(rec["run_id"])
+        pred_path = run_dir / (rec.get("artifacts") or {}).get("predictions", "test_predictions.npz")
+        y_true, y_score = load_predictions(pred_path, f"recreate it with {retrain_hint(rec, store.root)}, "
+                                                      f"or delete {run_dir}")
+        m = classification_metrics(y_true, y_score, rec["test"].get("class_names"))
+        m["ci95"] = bootstrap_ci(y_true, y_score, seed=rec["seed"])
         out.append({"run_id": rec["run_id"], "seed": rec["seed"], **m})
     if args.format == "json":
         print(json.dumps(out, indent=1))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bloodbench.choices import LEADERBOARD_FORMATS, SIZES
 from bloodbench.commands.common import add_results_option, comma_list
+from bloodbench.errors import BloodbenchError
 
 
 def add_cost_options(p: argparse.ArgumentParser) -> None:
@@ -37,10 +38,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from bloodbench.formatting import output_dir
-    from bloodbench.fsutil import atomic_write_text
+    from bloodbench.fsutil import atomic_write_text, ensure_writable_dir
     from bloodbench.leaderboard import load_leaderboard
 
+    if args.output:  # an unwritable -o is one line before the records are read, not after
+        out = Path(args.output)
+        if out.is_dir():
+            raise BloodbenchError(f"cannot write the leaderboard to {out}: it is a folder; give a file name")
+        ensure_writable_dir(out.parent, "output folder", "give -o a file in a writable folder")
     models = comma_list(args.models) or None
     board = load_leaderboard(args.results, benchmark_json=args.benchmark_json, device=args.device,
                              precision=args.precision, dataset=args.dataset, size=args.size, models=models,
@@ -48,7 +53,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     text = board.render(args.format)
     if args.output:
         path = Path(args.output)
-        atomic_write_text(output_dir(path.parent) / path.name, text)
+        atomic_write_text(path, text)
         print(f"wrote {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)

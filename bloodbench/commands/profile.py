@@ -90,6 +90,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
     trace_dir = args.trace_dir or DEFAULT_TRACE_DIR
     store = ResultsStore(args.results)
+    if args.save:
+        store.ensure_writable()
     records, notes = [], []
     bar = tqdm(names, desc="profile", unit="model", disable=None)
     for name in bar:

@@ -46,6 +46,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                                                       if pending else ""))
     if args.dry_run or not pending:
         return 0
+    from bloodbench.results import ResultsStore
+
+    ResultsStore(args.results).ensure_writable()
     log = run.execute(jobs, args.dataset, args.size, args.results, args.data_dir, args.verify)
     print(f"finished {len(log['jobs'])} jobs in {log['wall_seconds']:.0f}s")
     if not args.no_report:

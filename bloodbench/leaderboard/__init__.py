@@ -16,8 +16,8 @@ from bloodbench.leaderboard.columns import (
     COLUMNS, COST_COLUMNS, COST_KEYS, FORMATS, FRONTS, INT_COLUMNS, KEYS, METRICS, PREFERRED_PRECISION,
 )
 from bloodbench.leaderboard.frames import (
-    aggregate_training, choose_device, cost_frame, finished_runs_frame, other_recipe_runs, pareto_front, pick_recipe,
-    profile_frame, select_costs, train_frame, unfinished_runs,
+    aggregate_training, choose_device, cost_conflicts, cost_frame, finished_runs_frame, learned_nothing_runs,
+    other_recipe_runs, pareto_front, pick_recipe, profile_frame, select_costs, train_frame, unfinished_runs,
 )
 from bloodbench.leaderboard.ingest import benchmark_frame, read_benchmark_json
 from bloodbench.leaderboard.join import build_leaderboard, load_leaderboard
@@ -27,7 +27,7 @@ from bloodbench.results import check_records, read_results, store_records
 __all__ = [
     "COLUMNS", "COST_COLUMNS", "COST_KEYS", "FORMATS", "FRONTS", "INT_COLUMNS", "KEYS", "METRICS", "PREFERRED_PRECISION",
     "Leaderboard", "aggregate_training", "benchmark_frame", "build_leaderboard", "check_records", "choose_device",
-    "cost_frame", "finished_runs_frame", "load_leaderboard", "other_recipe_runs", "pareto_front", "pick_recipe",
+    "cost_conflicts", "cost_frame", "finished_runs_frame", "learned_nothing_runs", "load_leaderboard", "other_recipe_runs", "pareto_front", "pick_recipe",
     "profile_frame", "read_benchmark_json", "read_results", "select_costs", "store_records", "train_frame",
     "unfinished_runs",
 ]

@@ -31,21 +31,24 @@ PROFILE_FIELDS = {
 }
 
 # Columns of a cost row, whether it came from a profile record or a benchmark JSON.
-COST_COLUMNS = COST_KEYS + ["device_name", *PROFILE_FIELDS, "created_at", "source", "cuda_graphs"]
+# Figures only some sources have: the batch of the best images/s, and a train_step benchmark's train rate.
+COST_COLUMNS = COST_KEYS + ["device_name", *PROFILE_FIELDS, "throughput_batch_size", "train_throughput",
+                            "train_batch_size", "created_at", "source", "cuda_graphs"]
 
 # The public row layout (JSON / CSV) in order.
 COLUMNS = [
     "model", "kind", "family", "dataset", "size", "seeds",
     "acc_mean", "acc_std", "f1_macro_mean", "f1_macro_std", "auc_mean", "auc_std",
-    "train_seconds_mean", "epochs_mean", "stop_reasons", "recipe",
+    "train_seconds_mean", "epochs_mean", "stop_reasons", "recipe", "unconverged_seeds",
     "params", "macs", "flops",
-    "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "throughput", "peak_memory_mb",
+    "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "throughput", "throughput_batch_size", "peak_memory_mb",
+    "train_throughput", "train_throughput_source",
     "device", "device_name", "precision", "cost_source",
     "pareto", "pareto_macs", "dominated_by_macs", "pareto_latency", "dominated_by_latency",
     "members", "weights",
 ]
 LIST_COLUMNS = ("members", "weights")  # ensemble and TTA rows: run_ids, and weights where unequal
-INT_COLUMNS = ("size", "seeds", "params", "macs", "flops")
+INT_COLUMNS = ("size", "seeds", "unconverged_seeds", "params", "macs", "flops", "throughput_batch_size")
 
 # Friendly names accepted by --sort, and which direction is "better" for each column.
 SORT_ALIASES = {
@@ -69,6 +72,7 @@ DISPLAY = [
     ("p99 latency (ms)", "latency_p99_ms", ".3f", 1.0, "value"),
     ("throughput (img/s)", "throughput", ",.0f", 1.0, "value"),
     ("peak mem (MiB)", "peak_memory_mb", ".1f", 1.0, "value"),
+    ("train (img/s)", "train_throughput", ",.0f", 1.0, "value"),
     ("train time (s)", "train_seconds_mean", ",.0f", 1.0, "value"),
     ("epochs", "epochs_mean", ".1f", 1.0, "count"),
     ("stop", "stop_reasons", "", 1.0, "text"),

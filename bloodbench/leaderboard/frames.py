@@ -7,12 +7,14 @@ import os
 from collections import Counter
 from typing import Any, Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
-from bloodbench.errors import BloodbenchError
-from bloodbench.formatting import device_label
+from bloodbench.errors import BloodbenchError, warn
+from bloodbench.formatting import device_label, fmt
 from bloodbench.leaderboard.columns import (
-    COLUMNS, COST_COLUMNS, HIGHER_IS_BETTER, KEYS, METRICS, PREFERRED_PRECISION, PROFILE_FIELDS, SORT_ALIASES, _num, _typed,
+    COLUMNS, COST_COLUMNS, COST_KEYS, HIGHER_IS_BETTER, KEYS, METRICS, PREFERRED_PRECISION, PROFILE_FIELDS, SORT_ALIASES,
+    _num, _typed,
 )
 from bloodbench.leaderboard.ingest import benchmark_frame
 from bloodbench.results import model_info
@@ -32,8 +34,8 @@ def finished_runs_frame(records: Iterable[dict]) -> pd.DataFrame:
     """Every finished training run, one row each, with the hash of its recipe (config less seed)."""
     rows = []
     for rec in records:
-        if rec.get("kind", "train") != "train" or rec.get("status") != "finished":
-            continue
+        if rec.get("kind", "train") != "train" or rec.get("status") != "finished" or rec.get("learned_nothing"):
+            continue  # a run that learned nothing is footnoted (learned_nothing_runs), never averaged
         test = rec.get("test") or {}
         rows.append({
             "model": rec["model"], "dataset": rec["dataset"], "size": int(rec["size"]),
@@ -41,10 +43,11 @@ def finished_runs_frame(records: Iterable[dict]) -> pd.DataFrame:
             **{m: _num(test.get(m)) for m in METRICS},
             "train_seconds": _num(rec.get("train_seconds")), "epochs_run": _num(rec.get("epochs_run")),
             "stop_reason": rec.get("stop_reason"), "params": _num(rec.get("params")),
-            "created_at": str(rec.get("created_at") or ""),
+            "converged": bool(rec.get("converged", True)), "train_images_per_s": train_images_per_s(rec),
+            "train_device": (rec.get("env") or {}).get("device"), "created_at": str(rec.get("created_at") or ""),
         })
     cols = KEYS + ["seed", "run_id", "family", "recipe", *METRICS, "train_seconds", "epochs_run", "stop_reason",
-                   "params", "created_at"]
+                   "params", "converged", "train_images_per_s", "train_device", "created_at"]
     return _typed(pd.DataFrame(rows, columns=cols))
 
 
@@ -78,6 +81,29 @@ def other_recipe_runs(runs: pd.DataFrame, kept: pd.DataFrame) -> dict[tuple[str,
     return {k: sorted(v) for k, v in sorted(out.items())}
 
 
+def train_images_per_s(rec: dict) -> float:
+    """Training images per second of a run: train images per epoch / median epoch seconds.
+
+    The epoch time includes the validation pass, so this is a lower bound on the pure step rate
+    that the ``train_step`` benchmark measures.
+    """
+    n_train = _num((rec.get("data") or {}).get("n_train"))
+    seconds = [_num(h.get("epoch_seconds")) for h in rec.get("history") or [] if isinstance(h, dict)]
+    seconds = [x for x in seconds if x > 0]
+    if math.isnan(n_train) or not seconds:
+        return math.nan
+    return n_train / float(np.median(seconds))
+
+
+def learned_nothing_runs(records: Iterable[dict]) -> dict[tuple[str, str, str, int], list]:
+    """Finished seeds flagged ``learned_nothing`` (bloodbench.verdicts), keyed like :func:`unfinished_runs`."""
+    out: dict[tuple[str, str, str, int], set] = {}
+    for r in records:
+        if r.get("kind", "train") == "train" and r.get("status") == "finished" and r.get("learned_nothing"):
+            out.setdefault(("learned nothing", *_run_key(r)[:3]), set()).add(r.get("seed"))
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
 def _run_key(rec: dict) -> tuple[str, str, int, Any]:
     """(model, dataset, size, seed): what a rerun of the same seed shares."""
     return rec["model"], rec["dataset"], int(rec["size"]), rec.get("seed")
@@ -98,6 +124,14 @@ def unfinished_runs(records: Iterable[dict]) -> dict[tuple[str, str, str, int], 
     return {k: sorted(v, key=lambda s: (s is None, s)) for k, v in sorted(seeds.items())}
 
 
+def _peak_batch(rec: dict) -> float:
+    """The batch size of a profile's best images/s (its ``throughput`` sweep), NaN if not recorded."""
+    sweep = [t for t in rec.get("throughput") or [] if isinstance(t, dict) and not math.isnan(_num(t.get("images_per_s")))]
+    if not sweep:
+        return math.nan
+    return _num(max(sweep, key=lambda t: _num(t["images_per_s"])).get("batch_size"))
+
+
 def profile_frame(records: Iterable[dict]) -> pd.DataFrame:
     """Profile records as cost rows."""
     rows = []
@@ -107,6 +141,7 @@ def profile_frame(records: Iterable[dict]) -> pd.DataFrame:
         row = {col: _num(_field(rec, path)) for col, path in PROFILE_FIELDS.items()}
         if math.isnan(row["flops"]):
             row["flops"] = 2 * row["macs"]
+        row["throughput_batch_size"] = _peak_batch(rec)
         rows.append({
             "model": rec["model"], "dataset": rec["dataset"], "size": int(rec["size"]),
             "device": rec.get("device") or (rec.get("env") or {}).get("device"),
@@ -142,11 +177,22 @@ def aggregate_training(train: pd.DataFrame) -> pd.DataFrame:
     """Mean, sample std (ddof=1; blank for one seed) and seed count per (model, dataset, size)."""
     if train.empty:
         cols = KEYS + ["seeds"] + [f"{m}_{s}" for m in METRICS for s in ("mean", "std")] + [
-            "train_seconds_mean", "epochs_mean", "train_params", "family", "stop_reasons", "recipe"]
+            "train_seconds_mean", "epochs_mean", "train_params", "family", "stop_reasons", "recipe",
+            "unconverged_seeds", "train_images_per_s", "train_device"]
         return _typed(pd.DataFrame(columns=cols))
+    if "converged" not in train:  # frames made by hand, before the convergence rule
+        train = train.assign(converged=True)
+    for col in ("train_images_per_s", "train_device"):
+        if col not in train:
+            train = train.assign(**{col: None})
+    train = train.assign(unconverged=~train["converged"].astype(bool),
+                         train_images_per_s=pd.to_numeric(train["train_images_per_s"]))
     g = train.groupby(KEYS, sort=True)
     out = g.agg(
-        seeds=("seed", "count"),
+        seeds=("acc", "count"),  # the seeds actually averaged: the count must match the mean
+        unconverged_seeds=("unconverged", "sum"),
+        train_images_per_s=("train_images_per_s", "mean"),
+        train_device=("train_device", "first"),
         **{f"{m}_{s}": (m, s) for m in METRICS for s in ("mean", "std")},
         train_seconds_mean=("train_seconds", "mean"),
         epochs_mean=("epochs_run", "mean"),
@@ -161,7 +207,9 @@ def aggregate_training(train: pd.DataFrame) -> pd.DataFrame:
 def choose_device(costs: pd.DataFrame, device: str | None) -> tuple[str | None, pd.DataFrame]:
     """Pick the device whose cost the table shows; returns (device label, its cost rows).
 
-    Default: cuda when any cuda cost exists (the best hardware measured), else cpu.
+    Default: cuda when any profile record is on cuda (the best hardware measured), else cpu; a
+    benchmark file picks the device only when there are no profile records, and is otherwise
+    shown on its device only with ``device`` (a warning says so).
     ``NAME`` (not cpu/cuda) matches the device name, case-insensitively, as a substring.
     """
     if costs.empty:
@@ -169,9 +217,14 @@ def choose_device(costs: pd.DataFrame, device: str | None) -> tuple[str | None, 
             raise BloodbenchError(f"no profile records at all, so no cost on {device}: "
                                   f"run `bloodbench profile --all` or drop --device")
         return None, costs
-    present = sorted(costs["device"].dropna().unique())
-    if device is None:
+    profiled = costs[costs["source"] == "profile"]
+    present = sorted((profiled if not profiled.empty else costs)["device"].dropna().unique())
+    if device is None:  # profile records pick the device; a benchmark file alone may
         device = "cuda" if "cuda" in present else ("cpu" if "cpu" in present else present[0])
+        others = costs[(costs["device"] != device) & (costs["source"] != "profile")]
+        for source, g in others.groupby("source", sort=True):
+            warn(f"{str(source).removeprefix('benchmark:')} has cost on {', '.join(sorted(g['device'].unique()))}, "
+                 f"not shown: the table shows {device}, the profiled device (pass --device to choose)")
     if device in ("cpu", "cuda"):
         rows = costs[costs["device"] == device]
     else:
@@ -183,16 +236,47 @@ def choose_device(costs: pd.DataFrame, device: str | None) -> tuple[str | None, 
     return device, rows
 
 
+CONFLICT_TOLERANCE = 0.2  # relative: timings of two tools on one machine differ by less than this
+
+
 def select_costs(costs: pd.DataFrame, precision: str | None = None) -> pd.DataFrame:
-    """One cost row per (model, dataset, size): the asked precision (else fp32 first), then the newest."""
+    """One cost row per (model, dataset, size): the asked precision (else fp32 first), then a
+    profile record before a benchmark file (a measured profile is never overridden), then the newest."""
     if costs.empty:
         return costs
     if precision:
         costs = costs[costs["precision"] == precision]
-    ranked = costs.assign(_pref=(costs["precision"] != PREFERRED_PRECISION).astype(int))
-    ranked = ranked.sort_values(KEYS + ["_pref", "created_at", "source"], ascending=[True] * 3 + [True, False, True],
-                                kind="stable")
-    return ranked.drop_duplicates(KEYS, keep="first").drop(columns="_pref").reset_index(drop=True)
+    ranked = costs.assign(_pref=(costs["precision"] != PREFERRED_PRECISION).astype(int),
+                          _bench=(costs["source"] != "profile").astype(int))
+    ranked = ranked.sort_values(KEYS + ["_pref", "_bench", "created_at", "source"],
+                                ascending=[True] * 3 + [True, True, False, True], kind="stable")
+    return ranked.drop_duplicates(KEYS, keep="first").drop(columns=["_pref", "_bench"]).reset_index(drop=True)
+
+
+def cost_conflicts(costs: pd.DataFrame, chosen: pd.DataFrame) -> dict[tuple, str]:
+    """Rows where another source measured the shown (device, precision) and disagrees by more than
+    :data:`CONFLICT_TOLERANCE` on p50 latency or throughput: (model, dataset, size) -> what it said.
+    Each is also one warning line, since the shown figure set the other aside."""
+    out: dict[tuple, str] = {}
+    if chosen.empty:
+        return out
+    others = costs.merge(chosen[COST_KEYS + ["source", "latency_p50_ms", "throughput"]], on=COST_KEYS,
+                         suffixes=("", "_shown"))
+    others = others[others["source"] != others["source_shown"]]
+    for r in others.itertuples(index=False):
+        said = []
+        for col, label, unit in (("latency_p50_ms", "p50", " ms"), ("throughput", "throughput", " img/s")):
+            mine, shown = getattr(r, col), getattr(r, f"{col}_shown")
+            if pd.notna(mine) and pd.notna(shown) and abs(mine - shown) > CONFLICT_TOLERANCE * max(abs(shown), 1e-12):
+                said.append(f"{label} {fmt(mine, ',.3f' if unit == ' ms' else ',.0f')}{unit} vs "
+                            f"{fmt(shown, ',.3f' if unit == ' ms' else ',.0f')}{unit}")
+        if said:
+            name = lambda src: "profile record" if src == "profile" else str(src).removeprefix("benchmark:")
+            text = f"{name(r.source)} says {'; '.join(said)} in the {name(r.source_shown)} shown"
+            key = (r.model, r.dataset, int(r.size))
+            out[key] = f"{out[key]}; {text}" if key in out else text
+            warn(f"cost conflict for {r.model} ({r.dataset} {int(r.size)}px, {r.device} {r.precision}): {text}")
+    return out
 
 
 def pareto_front(df: pd.DataFrame, cost: str, acc: str = "acc_mean",

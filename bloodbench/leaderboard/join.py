@@ -2,20 +2,58 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
-from bloodbench.errors import BloodbenchError
+from bloodbench.errors import BloodbenchError, warn
 from bloodbench.leaderboard.columns import COLUMNS, FRONTS, KEYS, _typed
 from bloodbench.leaderboard.frames import (
-    _family, _resolve_sort, aggregate_training, choose_device, cost_frame, finished_runs_frame, other_recipe_runs,
-    pareto_front, pick_recipe, select_costs, unfinished_runs,
+    _family, _resolve_sort, aggregate_training, choose_device, cost_conflicts, cost_frame, finished_runs_frame,
+    learned_nothing_runs, other_recipe_runs, pareto_front, pick_recipe, select_costs, unfinished_runs,
 )
 from bloodbench.launch_free import attach_graphs_p50, split_graphs
 from bloodbench.leaderboard.table import SUPERSCRIPTS, Leaderboard, _footnotes
 from bloodbench.results import check_records, read_results
+
+
+def _warn_benchmark_only_sections(train: pd.DataFrame, costs: pd.DataFrame) -> None:
+    """A benchmark file's dataset/size without any training or profile record adds a section: say so."""
+    if costs.empty:
+        return
+    recorded = {(d, int(sz)) for d, sz in train[["dataset", "size"]].itertuples(index=False)}
+    recorded |= {(d, int(sz)) for d, sz in costs[costs["source"] == "profile"][["dataset", "size"]]
+                 .itertuples(index=False)}
+    if not recorded:
+        return  # a benchmark file alone: every section is its own
+    bench = costs[costs["source"] != "profile"]
+    for (d, sz, source), _ in bench.groupby(["dataset", "size", "source"], sort=True):
+        if (d, int(sz)) not in recorded:
+            warn(f"{str(source).removeprefix('benchmark:')} adds a {d} {int(sz)}px section that has no training "
+                 f"or profile records")
+
+
+def _train_throughput(merged: pd.DataFrame) -> None:
+    """``train_throughput`` (images/s) and its source per row, in place: the pytest-benchmark
+    ``train_step`` entry on the cost device where there is one, else the training records."""
+    bench = merged["train_throughput"] if "train_throughput" in merged else pd.Series(math.nan, index=merged.index)
+    from_records = merged["train_images_per_s"] if "train_images_per_s" in merged else bench * math.nan
+    sources = []
+    for b, r, bs, src, dev, tdev in zip(bench, from_records, merged.get("train_batch_size", bench * math.nan),
+                                         merged.get("train_source", [None] * len(merged)),
+                                         merged.get("device", [None] * len(merged)),
+                                         merged.get("train_device", [None] * len(merged))):
+        if pd.notna(b):
+            sources.append(f"pytest-benchmark {str(src).removeprefix('benchmark:')} train_step, {dev}, "
+                           f"batch {int(bs)}" if pd.notna(bs) else f"pytest-benchmark train_step, {dev}")
+        elif pd.notna(r):
+            sources.append(f"training records on {tdev or 'an unrecorded device'} (train images ÷ median epoch seconds, validation included)")
+        else:
+            sources.append(None)
+    merged["train_throughput"] = bench.where(bench.notna(), from_records)
+    merged["train_throughput_source"] = sources
 
 
 def build_leaderboard(
@@ -58,13 +96,21 @@ def build_leaderboard(
         raise BloodbenchError(f"no finished training or profile records match {what or 'anything'}"
                               + (": drop a filter" if what else ""))
 
+    _warn_benchmark_only_sections(train, costs)
     agg = aggregate_training(train)
     device, on_device = choose_device(costs, device)
     chosen = select_costs(on_device, precision)
     if precision and not costs.empty and chosen.empty:
         raise BloodbenchError(f"no {precision} profile records on {device}: "
                               f"have {', '.join(sorted(on_device['precision'].unique()))}")
+    conflicts = cost_conflicts(on_device, chosen)
 
+    # train images/s from a train_step benchmark on the shown device, even where a profile gives the cost
+    trained = on_device[on_device["train_throughput"].notna()] if not on_device.empty else on_device
+    trained = select_costs(trained, precision)[KEYS + ["train_throughput", "train_batch_size", "source"]] \
+        if not trained.empty else pd.DataFrame(columns=KEYS + ["train_throughput", "train_batch_size", "source"])
+    chosen = chosen.drop(columns=["train_throughput", "train_batch_size"], errors="ignore")
+    chosen = chosen.merge(_typed(trained.rename(columns={"source": "train_source"})), on=KEYS, how="left")
     merged = agg.merge(chosen, on=KEYS, how="outer", suffixes=("", "_cost"))
     merged = merged.rename(columns={"source": "cost_source"})
     # Params and MACs do not depend on the device: borrow them from any profile (or the
@@ -75,6 +121,7 @@ def build_leaderboard(
         merged[col] = merged[col].fillna(pd.Series(fallback[col].to_numpy(), index=merged.index))
     if "train_params" in merged:
         merged["params"] = merged["params"].fillna(merged["train_params"])
+    _train_throughput(merged)
     if "family" not in merged:
         merged["family"] = None
     missing_family = merged["family"].isna()
@@ -104,14 +151,22 @@ def build_leaderboard(
     merged = merged.sort_values(["dataset", "size", sort_col, "model"], ascending=[True, True, ascending, True],
                                 na_position="last", kind="stable").reset_index(drop=True)
 
-    left_out = {**unfinished_runs(train_records), **other_recipe_runs(runs, picked)}
+    left_out = {**unfinished_runs(train_records), **other_recipe_runs(runs, picked),
+                **learned_nothing_runs(train_records)}
     pending = pd.DataFrame([(st, m, d, sz, seeds) for (st, m, d, sz), seeds in left_out.items()],
                            columns=["status", *KEYS, "seeds"])
-    footnotes, markers = _footnotes(merged, device, precision, keep(_typed(pending)))
+    unconverged = {(r.model, r.dataset, int(r.size)): [] for r in train.itertuples(index=False)}
+    for r in train[~train["converged"].astype(bool)].itertuples(index=False) if not train.empty else ():
+        unconverged[(r.model, r.dataset, int(r.size))].append(r.seed)
+    footnotes, markers = _footnotes(merged, device, precision, keep(_typed(pending)),
+                                    {k: v for k, v in unconverged.items() if v}, conflicts)
+    dagger = [f for f in footnotes if f.startswith("†")]  # kept last: the numbered notes count on
+    footnotes = [f for f in footnotes if not f.startswith("†")]
     if predictions is not None:
         from bloodbench.ensemble import footnotes as prediction_footnotes
 
         prediction_footnotes(merged, predictions, footnotes, markers, SUPERSCRIPTS)
+    footnotes += dagger
     names = sorted(chosen["device_name"].dropna().unique()) if not chosen.empty else []
     extra = attach_graphs_p50(merged, graphs, KEYS)
     return Leaderboard(merged[COLUMNS + extra], device, names, precision, footnotes, markers, predictions)

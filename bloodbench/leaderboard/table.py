@@ -14,6 +14,7 @@ from bloodbench.launch_free import EAGER_HEADER, GRAPHS_COLUMN, GRAPHS_HEADER, L
 from bloodbench.leaderboard.columns import (
     COLUMNS, DISPLAY, FORMATS, INT_COLUMNS, KEYS, LIST_COLUMNS, PREFERRED_PRECISION,
 )
+from bloodbench.verdicts import CONVERGENCE_RULE, LEARNED_NOTHING_RULE
 
 
 @dataclass
@@ -39,9 +40,32 @@ class Leaderboard:
         prec = self.precision or f"{PREFERRED_PRECISION} preferred"
         return f"cost on {self.device}: {names} ({prec}); {self.cost_sources()}"
 
+    def throughput_note(self) -> str:
+        """Where each throughput peaked: the best images/s over the batch sizes measured, and which batch
+        (a quick pytest-benchmark run measures batch 1 only, so "best over batch sizes" alone misleads)."""
+        rows = self.rows.dropna(subset=["throughput"])
+        if rows.empty:
+            return "best images/s over the batch sizes measured"
+        batches = rows["throughput_batch_size"].map(lambda b: "an unrecorded batch" if pd.isna(b) else f"batch {int(b)}")
+        common = batches.value_counts().sort_index().idxmax()
+        text = f"best images/s over the batch sizes measured, reached at {common}"
+        others = [f"{b} for {', '.join(sorted(g))}" for b, g in rows["model"].groupby(batches.to_numpy(), sort=True)
+                  if b != common]
+        return text + (" (" + "; ".join(others) + ")" if others else "")
+
+    def train_throughput_note(self) -> str:
+        """The source of the train images/s of each row, as timm's benchmark names its train rate."""
+        rows = self.rows.dropna(subset=["train_throughput_source"])
+        if rows.empty:
+            return "not measured"
+        by_source = rows.groupby("train_throughput_source", sort=True)["model"]
+        if by_source.ngroups == 1:
+            return f"from {rows['train_throughput_source'].iloc[0]}"
+        return "from " + "; ".join(f"{src} for {', '.join(sorted(g))}" for src, g in by_source)
+
     def cost_sources(self) -> str:
-        """Which rows' cost came from pytest-benchmark JSON and which from profile records:
-        a benchmark file takes a row over when it is newer, and the reader should know."""
+        """Which rows' cost came from pytest-benchmark JSON and which from profile records: a benchmark
+        file gives the cost of rows without a profile record, and the reader should know which."""
         rows = self.rows[self.rows["kind"] == "model"].dropna(subset=["cost_source"])  # not derived rows
         bench = rows[rows["cost_source"] != "profile"]
         if bench.empty:
@@ -125,7 +149,8 @@ class Leaderboard:
     def legend(self) -> list[str]:
         lines = [
             "Accuracy, F1 and AUC: test split, mean ± sample std over seeds. MACs: multiply-accumulates per "
-            "image (fvcore); FLOPs = 2 × MACs. Latency: batch 1; throughput: best images/s over batch sizes.",
+            f"image (fvcore); FLOPs = 2 × MACs. Latency: batch 1; throughput: {self.throughput_note()}.",
+            f"Train (img/s): training images per second, {self.train_throughput_note()}.",
             "Pareto: ✓ = not dominated on (accuracy ↑, cost ↓) among the rows of the same dataset and size; "
             "\"by X\" names a model that is at least as accurate and as cheap, and better on one; "
             "blank = a value is missing.",
@@ -150,11 +175,14 @@ SUPERSCRIPTS = "¹²³⁴⁵⁶⁷⁸⁹"
 
 
 def _footnotes(merged: pd.DataFrame, device: str | None, precision: str | None,
-               pending: pd.DataFrame) -> tuple[list[str], dict[tuple, str]]:
+               pending: pd.DataFrame, unconverged: dict[tuple, list] | None = None,
+               conflicts: dict[tuple, str] | None = None) -> tuple[list[str], dict[tuple, str]]:
     """Name every gap so an empty cell is never mistaken for a zero, nor a diverged seed forgotten.
 
     ``pending``: unfinished seeds (see :func:`unfinished_runs`) as status, model, dataset,
-    size, seeds rows. Returns the footnotes and the superscript markers of the rows concerned.
+    size, seeds rows. ``unconverged``: averaged seeds that had not converged, marked † (see
+    :mod:`bloodbench.verdicts`). ``conflicts``: what another cost source said (see
+    :func:`cost_conflicts`). Returns the footnotes and the markers of the rows concerned.
     """
     multi = merged[["dataset", "size"]].drop_duplicates().shape[0] > 1
 
@@ -177,15 +205,23 @@ def _footnotes(merged: pd.DataFrame, device: str | None, precision: str | None,
         by_status.setdefault(status, {})[(m, d, int(s))] = label
     for status, keys in sorted(by_status.items()):
         text = {"diverged": "diverged in training",
-                "other recipe": "trained with another recipe (config) than the seeds shown"}.get(
-            status, f"training {status}")
+                "other recipe": "trained with another recipe (config) than the seeds shown",
+                "learned nothing": f"learned nothing ({LEARNED_NOTHING_RULE})"}.get(status, f"training {status}")
         gaps.append((f"{text}, not averaged in", keys))
+    gaps.append(("cost measured by two sources that disagree", dict(conflicts or {})))
+    fixed = {"averages runs that had not converged": "†"}
+    gaps.append((f"averages runs that had not converged ({CONVERGENCE_RULE})", {
+        k: "seed" + ("s" if len(v) > 1 else "") + " " + ", ".join(str(x) for x in sorted(v))
+        for k, v in (unconverged or {}).items()}))
 
     footnotes, markers = [], {}
+    numbered = 0
     for text, keys in gaps:
         if not keys:
             continue
-        mark = SUPERSCRIPTS[len(footnotes)]
+        mark = next((m for t, m in fixed.items() if text.startswith(t)), None)
+        if mark is None:
+            mark, numbered = SUPERSCRIPTS[numbered], numbered + 1
         names = []
         for m, d, s in sorted(keys, key=lambda k: (k[0], k[1], int(k[2]))):
             detail = ", ".join(x for x in (where(d, int(s)), keys[(m, d, s)]) if x)
@@ -194,4 +230,3 @@ def _footnotes(merged: pd.DataFrame, device: str | None, precision: str | None,
                 markers[(m, d, int(s))] = markers.get((m, d, int(s)), "") + mark
         footnotes.append(f"{mark} {text}: {', '.join(names)}")
     return footnotes, markers
-

@@ -149,12 +149,14 @@ def _cost_tables(profiles: pd.DataFrame) -> list[str]:
         rows.append([r.device, r.device_name or "", setting_label(r.precision, getattr(r, "cuda_graphs", False)),
                      fmt(r.latency_p50_ms, ".3f"),
                      fmt(r.latency_p90_ms, ".3f"), fmt(r.latency_p99_ms, ".3f"), fmt(r.throughput, ",.0f"),
-                     fmt(r.peak_memory_mb, ".1f"), r.source, str(r.created_at)[:10]])
+                     fmt(r.throughput_batch_size, ".0f"), fmt(r.peak_memory_mb, ".1f"), r.source, str(r.created_at)[:10]])
     if not rows:
         return ["_Not profiled yet: `bloodbench profile --all`._", ""]
     return [md_table(rows, ["device", "device name", "precision", "p50 latency (ms)", "p90 latency (ms)",
-                            "p99 latency (ms)", "peak throughput (img/s)", "peak mem (MiB)", "source", "date"]), "",
-            "Latency: batch 1, per image. Throughput: best images/s over the batch sizes tried.", ""]
+                            "p99 latency (ms)", "peak throughput (img/s)", "at batch", "peak mem (MiB)", "source",
+                            "date"]), "",
+            "Latency: batch 1, per image. Throughput: best images/s over the batch sizes tried, reached at the "
+            "batch size given.", ""]
 
 
 def _top_modules(profile_recs: list[dict]) -> list[str]:
@@ -196,8 +198,9 @@ def model_card(name: str, train_recs: list[dict], profile_recs: list[dict], cost
         runs = sorted(groups[(dataset, size)], key=lambda r: (r.get("seed") is None, r.get("seed"), r["run_id"]))
         done = [r for r in runs if r.get("status") == "finished"]
         lines += [f"## {dataset}, {size}×{size} px", ""]
-        if done:
-            a = aggregate_training(train_frame(done)).iloc[0]
+        averaged = aggregate_training(train_frame(done)) if done else pd.DataFrame()
+        if not averaged.empty:  # empty when every finished run learned nothing
+            a = averaged.iloc[0]
             acc = mean_std(a.acc_mean, a.acc_std, ".2f", 100)
             lines += [f"Test accuracy **{acc} %** over {a.seeds} seed(s), F1 macro "
                       f"{fmt(a.f1_macro_mean, '.3f')}, AUC {fmt(a.auc_mean, '.3f')}; stopped: {a.stop_reasons}; "
@@ -207,12 +210,13 @@ def model_card(name: str, train_recs: list[dict], profile_recs: list[dict], cost
             for r in runs:
                 t = r.get("test") or {}
                 ci = (t.get("ci95") or {}).get("acc") or []
-                rows.append([r.get("seed"), r.get("status"), fmt(t.get("acc"), ".2f", 100),
+                status = "learned nothing" if r.get("learned_nothing") else r.get("status")
+                rows.append([r.get("seed"), status, "yes" if r.get("converged") else "no", fmt(t.get("acc"), ".2f", 100),
                              fmt(t.get("f1_macro"), ".3f"), fmt(t.get("auc"), ".3f"),
                              " – ".join(fmt(v, ".2f", 100) for v in ci),
                              r.get("epochs_run"), r.get("best_epoch"), r.get("stop_reason") or "",
                              fmt(r.get("train_seconds"), ",.0f")])
-            lines += ["### Training", "", md_table(rows, ["seed", "status", "test acc (%)", "F1 macro", "AUC",
+            lines += ["### Training", "", md_table(rows, ["seed", "status", "converged", "test acc (%)", "F1 macro", "AUC",
                                                           "acc 95% CI (%)", "epochs", "best epoch", "stop reason",
                                                           "train time (s)"]), ""]
         else:

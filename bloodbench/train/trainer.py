@@ -36,6 +36,7 @@ from bloodbench.precision import autocast, check_precision
 from bloodbench.predictions import PREDICTION_FILES, save_predictions
 from bloodbench.backend import backend_flags
 from bloodbench.results import ResultsStore, utc_now
+from bloodbench.verdicts import annotate
 from bloodbench.train.checkpoint import load_checkpoint, save_checkpoint
 from bloodbench.config import TrainConfig
 from bloodbench.train.tta import tta_probabilities
@@ -272,6 +273,7 @@ class Trainer:
         existing = self.store.get("train", cfg.run_id)
         if existing and existing.get("status") == "finished" and not force:
             return existing
+        self.store.ensure_writable()  # before an epoch is spent, not after
         last_path, best_path = self.run_dir / "last.pt", self.run_dir / "best.pt"
         if force:
             set_aside_old_run(self.run_dir)
@@ -459,6 +461,7 @@ class Trainer:
             "test_tta": test_tta,
             "artifacts": artifacts,
         }
+        annotate(record)  # converged, learned_nothing: docs/ARCHITECTURE.md, bloodbench/verdicts.py
         self.store.write(record)
         return record
 

@@ -1,0 +1,152 @@
+"""pytest-benchmark JSON from bloodbench's own suite (benchmarks/): its shape, and a reader that
+keeps foreign entries out.
+
+The suite fills each entry's ``extra_info`` with the keys of its kind (:data:`KIND_KEYS`,
+checked by ``benchmarks/conftest.py`` when it runs) and marks the file's ``machine_info``
+with :data:`MACHINE_KEYS`. A file without those marks, or an entry without its kind's keys,
+was not made by the suite: its figures are left out with a ``warning:`` line, so they can
+never take over the table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from bloodbench.errors import BloodbenchError, warn
+
+#: Keys of every entry, whatever it measures.
+COMMON_KEYS = ("kind", "model", "dataset", "size", "device", "device_name", "precision", "batch_size")
+#: Keys of the per-model entries the leaderboard ingests.
+EXTRA_INFO_KEYS = COMMON_KEYS + (
+    "in_channels", "num_classes", "params", "macs", "flops", "p50_ms", "p90_ms", "p99_ms", "images_per_s",
+)  # the suite also writes latency_method and backend; files made before them still count
+KIND_KEYS = {
+    "inference": EXTRA_INFO_KEYS,
+    "train_step": EXTRA_INFO_KEYS,
+    "epoch_time": COMMON_KEYS + ("images", "loop_epoch_s", "pure_epoch_s", "ratio", "target_ratio", "meets_target"),
+    "latency_agreement": COMMON_KEYS + ("threads", "ours_p50_ms", "timer_median_ms", "ratio", "ratio_bounds"),
+}
+#: What benchmarks/conftest.py adds to pytest-benchmark's ``machine_info``.
+MACHINE_KEYS = ("torch", "torch_threads", "bb_device", "bb_full", "git_commit")
+#: The kinds whose figures become leaderboard cells.
+INGESTED_KINDS = ("inference", "train_step")
+
+
+def extra_info_problem(info: dict) -> str | None:
+    """Why ``info`` is not a bloodbench extra_info (unknown kind, a key of its kind missing), or None."""
+    kind = info.get("kind")
+    if kind not in KIND_KEYS:
+        return f"extra_info kind {kind!r} is not one of {', '.join(KIND_KEYS)}"
+    missing = [k for k in KIND_KEYS[kind] if k not in info]
+    if missing:
+        return f"{kind} extra_info lacks {', '.join(missing)}"
+    return None
+
+
+def read_benchmark_json(path: str | os.PathLike) -> dict:
+    """A pytest-benchmark JSON file, checked enough to give a one-line error instead of a KeyError."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BloodbenchError(f"benchmark JSON {path} not found: make it with "
+                              f"`pytest benchmarks/ --benchmark-json {path}`") from None
+    except (OSError, ValueError) as exc:
+        raise BloodbenchError(f"benchmark JSON {path} is unreadable ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        raise BloodbenchError(f"{path} is not a pytest-benchmark JSON file (no 'benchmarks' list)")
+    return data
+
+
+def _entries(path: str | os.PathLike, data: dict) -> Iterator[tuple[str, dict, dict]]:
+    """(where, extra_info, stats) per benchmark, each checked to be an object, so a stray value in
+    the file is a one-line error naming it instead of an AttributeError."""
+    for i, bench in enumerate(data["benchmarks"]):
+        where = f"{path}: benchmarks[{i}]"
+        if not isinstance(bench, dict):
+            raise BloodbenchError(f"{where} is {bench!r:.40}, not an object")
+        parts = {name: bench.get(name) or {} for name in ("extra_info", "stats")}
+        for name, part in parts.items():
+            if not isinstance(part, dict):
+                raise BloodbenchError(f"{where}.{name} is {part!r:.40}, not an object")
+        yield where, parts["extra_info"], parts["stats"]
+
+
+def _int_field(extra: dict, key: str, where: str) -> int:
+    """An integer ``extra_info`` field (28, 28.0 or "28"), or a one-line error naming the entry."""
+    value = extra.get(key)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not number.is_integer():
+        raise BloodbenchError(f"{where}.extra_info.{key} is {value!r}, not an integer")
+    return int(number)
+
+
+def _num(value: Any) -> float:
+    if value is None or isinstance(value, bool):
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _left_out(path: Any, reasons: list[str], count: int, total: int) -> None:
+    shown = "; ".join(reasons[:3]) + (f"; and {len(reasons) - 3} more" if len(reasons) > 3 else "")
+    warn(f"left out {count} of {total} entries of {path}, not from bloodbench's benchmark suite "
+         f"({shown}): make cost files with `pytest benchmarks/ --benchmark-json FILE`")
+
+
+def benchmark_entries(paths: Sequence[str | os.PathLike], device_name: Any = None) -> list[dict]:
+    """Every ingested (inference, train_step) entry of the files, one flat dict each.
+
+    ``device_name(machine_info, device)`` names the device when an entry does not. A file
+    without the suite's ``machine_info`` marks, or an entry without its kind's keys, is
+    left out with one warning line per file.
+    """
+    rows = []
+    for path in paths:
+        data = read_benchmark_json(path)
+        entries = list(_entries(path, data))
+        machine = data.get("machine_info") if isinstance(data.get("machine_info"), dict) else {}
+        lacking = [k for k in MACHINE_KEYS if k not in machine]
+        if lacking and entries:
+            _left_out(path, [f"machine_info lacks {', '.join(lacking)}"], len(entries), len(entries))
+            continue
+        when = str(data.get("datetime") or "")
+        foreign = []
+        for where, extra, stats in entries:
+            problem = extra_info_problem(extra)
+            if problem:
+                foreign.append(f"{where.rsplit(': ', 1)[-1]} ({extra.get('model') or 'no model'}): {problem}")
+                continue
+            if extra["kind"] not in INGESTED_KINDS:
+                continue
+            batch = _int_field(extra, "batch_size", where)
+            median_s = _num(stats.get("median"))
+            p50 = _num(extra.get("p50_ms"))
+            if math.isnan(p50) and not math.isnan(median_s):
+                p50 = median_s * 1e3
+            ips = _num(extra.get("images_per_s"))
+            if math.isnan(ips) and median_s > 0:
+                ips = batch / median_s
+            device = str(extra.get("device") or "cpu")
+            rows.append({
+                "kind": extra["kind"], "model": str(extra["model"]), "dataset": str(extra["dataset"]),
+                "size": _int_field(extra, "size", where), "device": device,
+                "precision": str(extra.get("precision") or "fp32"),
+                "device_name": extra.get("device_name") or (device_name(machine, device) if device_name else None),
+                "params": _num(extra.get("params")), "macs": _num(extra.get("macs")),
+                "flops": _num(extra.get("flops")), "batch_size": batch,
+                "p50": p50, "p90": _num(extra.get("p90_ms")), "p99": _num(extra.get("p99_ms")),
+                "images_per_s": ips, "created_at": when, "source": f"benchmark:{Path(path).name}",
+            })
+        if foreign:
+            _left_out(path, foreign, len(foreign), len(entries))
+    return rows
