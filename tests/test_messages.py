@@ -139,7 +139,7 @@ def test_explain_without_checkpoint_gives_a_command_that_rebuilds_the_same_run(t
     rec2.update(config=plain.as_dict(), config_hash=plain.hash(), run_id=plain.run_id)
     write_store(tmp_path / "r2", [rec2])
     main(["explain", "encoder_cnn", "--results", str(tmp_path / "r2")])
-    assert "`bloodbench train encoder_cnn --seed 0 --results " in capsys.readouterr().err
+    assert "`bloodbench train encoder_cnn --seed 0 --force --results " in capsys.readouterr().err
 
 
 def test_evaluate_without_predictions_gives_the_same_retrain_command(tmp_path, capsys):

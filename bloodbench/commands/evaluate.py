@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def finished_runs(store, model: str, dataset: str, size: int, seed: int | None) -> list[dict]:
     runs = store.finished_runs(model, dataset, size, seed)
     if not runs:
+        from bloodbench.models import get_model_info
+
+        get_model_info(model)  # a typo is "unknown model ...; did you mean", not "train it first"
         which = f"{model} on {dataset} {size}px" + (f" seed {seed}" if seed is not None else "")
         raise BloodbenchError(f"no finished training run for {which} in {store.root}: run "
                               f"`bloodbench train {model}" + (f" --seed {seed}" if seed is not None else "") + "` first")
@@ -32,11 +35,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from bloodbench.formatting import md_table
     from bloodbench.hints import retrain_hint
     from bloodbench.metrics import bootstrap_ci, classification_metrics
-    from bloodbench.models import get_model_info
     from bloodbench.predictions import load_predictions
     from bloodbench.results import ResultsStore
 
-    get_model_info(args.model)  # a typo is "unknown model", not "train it first"
     store = ResultsStore(args.results)
     out = []
     for rec in finished_runs(store, args.model, args.dataset, args.size, args.seed):
