@@ -11,20 +11,18 @@ from typing import Any
 
 import torch
 
-from bloodbench.data import SIZES
+from bloodbench.choices import CLASS_WEIGHTING, MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES, SIZES
 from bloodbench.envinfo import resolve_device
 from bloodbench.errors import BloodbenchError
 from bloodbench.models import get_model_info
-from bloodbench.precision import PRECISIONS
 from bloodbench.results import config_hash
 
-OPTIMIZERS = ("adamw", "sgd")
-SCHEDULES = ("cosine", "onecycle", "plateau", "none")
-CLASS_WEIGHTING = ("none", "loss", "sampler")
-MONITORS = ("val_acc", "val_loss", "val_auc")
 # Options that change where or how fast a run goes, not what it learns: left out of the hash
 # so the same run started on another machine is recognised as the same run.
 NOT_HASHED = ("device", "channels_last", "compile", "eval_batch_size")
+# Hashed fields that `bloodbench train` has an option for (--batch-size for batch_size, ...).
+CLI_FIELDS = ("epochs", "patience", "monitor", "batch_size", "lr", "weight_decay", "optimizer", "schedule",
+              "label_smoothing", "class_weighting", "augment", "grad_clip", "limit_train", "precision")
 
 
 def recipe_hash(config: dict[str, Any]) -> str:
@@ -123,6 +121,10 @@ class TrainConfig:
                                      ("monitor", self.monitor, MONITORS)):
             if value not in allowed:
                 bad(f"--{name} {value!r} is not one of {', '.join(allowed)}")
+        if not self.weight_decay >= 0:
+            bad(f"--weight-decay must be >= 0 (got {self.weight_decay})")
+        if self.grad_clip is not None and not self.grad_clip >= 0:
+            bad(f"--grad-clip must be >= 0 or off (got {self.grad_clip})")
         if self.limit_train is not None and self.limit_train < 1:
             bad(f"--limit-train must be at least 1 (got {self.limit_train})")
 
@@ -135,3 +137,31 @@ class TrainConfig:
     @property
     def run_id(self) -> str:
         return f"{self.model}-{self.dataset}-{self.size}-s{self.seed}-{self.hash()}"
+
+
+def recipe_cli_args(config: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """`bloodbench train` options that rebuild a record's ``config`` (same hash, same run id)
+    from today's defaults and the model's recipe, and the differing fields no option sets.
+
+    Only what differs is listed, so the command stays short; dataset, size and seed are left
+    to the caller. A field missing from an older record counts as today's default, as in
+    :func:`recipe_hash`.
+    """
+    base = TrainConfig.build(config["model"], dataset=config.get("dataset", "bloodmnist"),
+                             size=config.get("size", 28)).as_dict()
+    args: list[str] = []
+    unsettable: list[str] = []
+    for name, default in base.items():
+        if name in NOT_HASHED or name in ("model", "dataset", "size", "seed"):
+            continue
+        value = config.get(name, default)
+        if value == default:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if name in CLI_FIELDS and isinstance(value, bool):
+            args.append(flag if value else "--no-" + flag[2:])  # BooleanOptionalAction
+        elif name in CLI_FIELDS and value is not None:
+            args += [flag, str(value)]
+        else:
+            unsettable.append(f"{name}={value!r}")
+    return args, unsettable

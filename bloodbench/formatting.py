@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -30,6 +31,18 @@ def mean_std(mean: Any, std: Any, spec: str, scale: float = 1.0) -> str:
         return ""
     spread = fmt(std, spec, scale)
     return fmt(mean, spec, scale) + (f" ± {spread}" if spread else "")
+
+
+def fmt_count(value: Any, spec: str = ".1f") -> str:
+    """A mean of whole numbers (epochs over seeds): "30" when it is whole, not "30.0"."""
+    if value is None or pd.isna(value):
+        return ""
+    return str(int(value)) if float(value).is_integer() else fmt(value, spec)
+
+
+def device_label(name: str | None) -> str | None:
+    """A device name as recorded, with older records' "(1 threads)" read as "(1 thread)"."""
+    return re.sub(r"\b1 threads\b", "1 thread", name) if name else name
 
 
 def _cell(value: Any) -> str:

@@ -9,9 +9,9 @@ import contextlib
 
 import torch
 
+from bloodbench.choices import PRECISIONS
 from bloodbench.errors import BloodbenchError
 
-PRECISIONS = ("fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 

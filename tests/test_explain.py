@@ -17,6 +17,7 @@ from bloodbench.explain import (
     OUTPUT_FILES,
     coarse_map_note,
     confused_pairs,
+    default_target_layer,
     expected_calibration_error,
     grad_cam,
     match_class,
@@ -110,6 +111,10 @@ def test_gradcam_runs_on_every_registry_model(name, one_thread):
     cams, logits = grad_cam(model, torch.randn(2, 3, 28, 28), layer)
     assert cams.shape == (2, 28, 28) and logits.shape == (2, 8)
     assert torch.isfinite(cams).all() and cams.min() >= 0 and cams.max() <= 1
+    # explain's default at 28 px: a map of at least 7x7, never the last block's 2x2-4x4 blob
+    default, fmap, note = default_target_layer(model, info.target_layer, name, (1, 3, 28, 28))
+    assert min(fmap) >= 7 and (default == layer or f"last block {layer} gives" in note)
+    assert grad_cam(model, torch.randn(1, 3, 28, 28), default)[0].shape == (1, 28, 28)
 
 
 def test_gradcam_survives_inplace_relu_after_the_target():
@@ -330,17 +335,22 @@ def test_cli_end_to_end_writes_the_five_outputs(tmp_path, tiny_trained, tiny_pre
     assert "| true " in md and "share of true class" in md
     assert f"ECE {ece:.4f}" in captured.out
     assert_tables_well_formed(md)
-    # The default layer's 3x3 map is noted, once on stderr and in errors.md, with a finer --layer.
+    # The last block's 3x3 map carries no information: the default is the deepest 7x7 layer, said
+    # once on stderr and in errors.md.
     notes = [line for line in captured.err.splitlines() if line.startswith("note: ")]
-    assert len(notes) == 1 and "3x3 map" in notes[0] and "--layer features.2.1 (7x7)" in notes[0]
-    assert f"  - {notes[0]}" in md
+    assert len(notes) == 1 and notes[0].startswith("note: Grad-CAM on features.2.1 (7x7)")
+    assert "features.3 gives 3x3" in notes[0] and f"  - {notes[0]}" in md
+    assert "Grad-CAM target layer: `features.2.1`, a 7x7 feature map" in md
+    assert "Grad-CAM layer features.2.1" in captured.out
 
-    # --class narrows the example grids; an unknown class lists the class names
-    rc = main(["explain", "baseline_cnn", "--n", "2", "--class", "Neut", "--data-dir", str(real_data_dir),
-               "--results", str(tmp_path / "results"), "--out", str(tmp_path / "neut")])
+    # --class narrows the example grids; an unknown class lists the class names; --layer still picks the layer
+    rc = main(["explain", "baseline_cnn", "--n", "2", "--class", "Neut", "--layer", "features.3",
+               "--data-dir", str(real_data_dir), "--results", str(tmp_path / "results"),
+               "--out", str(tmp_path / "neut")])
     assert rc == 0
-    assert "true class **neutrophil**" in (tmp_path / "neut" / "errors.md").read_text()
-    capsys.readouterr()
+    neut = (tmp_path / "neut" / "errors.md").read_text()
+    assert "true class **neutrophil**" in neut and "`features.3`, a 3x3 feature map" in neut
+    assert "try --layer features.2.1 (7x7)" in capsys.readouterr().err
     rc = main(["explain", "baseline_cnn", "--class", "xyz", "--data-dir", str(real_data_dir),
                "--results", str(tmp_path / "results"), "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err
@@ -366,6 +376,16 @@ def test_cli_no_gradcam_needs_only_the_saved_predictions(tmp_path, tiny_trained,
     ece = expected_calibration_error(blood["test"].labels.numpy(), tiny_predictions)
     assert f"ECE = {ece:.4f}" in md and "no Grad-CAM" in captured.out
     assert_tables_well_formed(md)
+
+    # Grids left by an earlier pass with the checkpoint are kept, and the text says what they are.
+    for name in ("gradcam_correct.png", "gradcam_wrong.png"):
+        (out / name).write_bytes(b"earlier grid")
+    assert main(["explain", "baseline_cnn", "--no-gradcam", "--n", "4", "--data-dir", str(real_data_dir),
+                 "--results", str(tmp_path / "results"), "--out", str(out)]) == 0
+    md = (out / "errors.md").read_text()
+    assert "not computed" not in md and "grids below are from an earlier pass" in md
+    assert "![Grad-CAM correct](gradcam_correct.png)" in md
+    assert (out / "gradcam_wrong.png").read_bytes() == b"earlier grid"
 
 
 def _one_line_error(capsys) -> str:

@@ -264,6 +264,24 @@ def test_compare_results_dirs_flags_regressions(tmp_path, capsys):
     assert rc == 0  # flags, but only fails when asked to
 
 
+def test_compare_prints_and_writes_no_file_without_out(tmp_path, capsys, monkeypatch):
+    """`report --compare OLD` must not drop reports/compare.md into the checkout it runs in."""
+    write_store(tmp_path / "old", [train_record("alpha", 0, 0.95), profile_record("alpha", macs=5_000_000, p50=1.0, throughput=1000)])
+    write_store(tmp_path / "new", [train_record("alpha", 0, 0.94), profile_record("alpha", macs=5_000_000, p50=1.2, throughput=900)])
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    rc = main(["report", "--results", str(tmp_path / "new"), "--compare", str(tmp_path / "old")])
+    out, err = capsys.readouterr()
+    assert rc == 0 and list(work.iterdir()) == [] and "wrote" not in err
+    assert out.startswith("# Comparison:") and "## Accuracy" in out and "## Cost" in out
+    headers = [line for line in out.splitlines() if line.startswith("| model")]
+    assert len(headers) == 2
+    for line in headers:  # every column is named: the regression flags sit under "flag"
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert all(cells) and cells[-1] == "flag"
+
+
 def test_compare_benchmark_jsons(tmp_path, capsys):
     def entries(p50, ips):
         return [benchmark_entry("alpha", batch_size=1, p50=p50, images_per_s=1000 / p50, macs=5_000_000),

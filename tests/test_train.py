@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import sys
@@ -13,6 +14,7 @@ from bloodbench import data
 from bloodbench.cli import main
 from bloodbench.results import ResultsStore
 from bloodbench.train import TrainConfig, Trainer, TrainingDiverged
+from conftest import write_medmnist_npz
 
 TINY = dict(model_kwargs={"widths": [8, 16]}, limit_train=256, batch_size=64, epochs=3, patience=3,
             schedule="cosine", warmup_epochs=0, device="cpu")
@@ -29,7 +31,7 @@ class Interrupt(KeyboardInterrupt):
     pass
 
 
-def test_resume_after_interruption_gives_the_same_record(tmp_path, blood):
+def test_resume_after_interruption_gives_the_same_record(tmp_path, blood, capsys):
     cfg = TrainConfig.build("baseline_cnn", **TINY)
     straight = Trainer(cfg, results=tmp_path / "a", data=blood, progress=False, n_boot=50).fit()
 
@@ -42,7 +44,9 @@ def test_resume_after_interruption_gives_the_same_record(tmp_path, blood):
         interrupted.fit(on_epoch_end=stop_at_2)
     assert ResultsStore(tmp_path / "b").get("train", cfg.run_id) is None  # not finished yet
     assert (interrupted.run_dir / "last.pt").is_file()
+    capsys.readouterr()
     resumed = Trainer(cfg, results=tmp_path / "b", data=blood, progress=False, n_boot=50).fit()
+    assert f"{cfg.run_id}: resuming from epoch 3/3 (2 done" in capsys.readouterr().err
 
     assert len(resumed["history"]) == 3
     assert _strip_times(resumed) == _strip_times(straight)
@@ -57,6 +61,46 @@ def test_finished_run_is_not_retrained_unless_forced(tmp_path, blood):
     assert calls == [] and again["finished_at"] == first["finished_at"]
     Trainer(cfg, results=tmp_path, data=blood, progress=False, n_boot=50).fit(force=True, on_epoch_end=lambda e, r: calls.append(e))
     assert calls == [1]
+
+
+def test_cli_says_already_finished_and_force_retrains_with_tensorboard_scalars(tmp_path, capsys, monkeypatch):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from bloodbench.train import trainer
+
+    real_ci = trainer.bootstrap_ci
+    monkeypatch.setattr(trainer, "bootstrap_ci", lambda y, s, n_boot, seed: real_ci(y, s, n_boot=20, seed=seed))
+    write_medmnist_npz(tmp_path / "bloodmnist.npz", 28)  # tiny made-up data: the CLI path is under test
+    argv = ["train", "baseline_cnn", "--epochs", "2", "--batch-size", "16", "--schedule", "cosine", "--device", "cpu",
+            "--data-dir", str(tmp_path), "--no-verify", "--results", str(tmp_path / "r"), "--quiet"]
+    assert main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    store = ResultsStore(tmp_path / "r")
+    record_1 = store.get("train", first["run_id"])
+
+    assert main(argv) == 0  # finished: says so, retrains nothing
+    out, err = capsys.readouterr()
+    assert err == f"already finished: {first['run_id']}; nothing retrained, --force retrains from scratch\n"
+    assert json.loads(out) == first and store.get("train", first["run_id"]) == record_1
+
+    (store.run_dir(first["run_id"]) / "best.pt").unlink()  # what a fresh clone of the repo looks like
+    assert main(argv) == 0
+    assert "(best.pt missing)" in capsys.readouterr().err
+
+    assert main(argv + ["--force", "--tensorboard", str(tmp_path / "tb")]) == 0
+    out, err = capsys.readouterr()
+    assert "--force: retraining" in err and json.loads(out)["run_id"] == first["run_id"]
+    run_dir = store.run_dir(first["run_id"])
+    assert (run_dir / "best.pt").is_file() and not (run_dir / "replaced").exists()
+    assert store.get("train", first["run_id"])["finished_at"] >= record_1["finished_at"]
+
+    events = EventAccumulator(str(tmp_path / "tb" / first["run_id"]))
+    events.Reload()
+    history = store.get("train", first["run_id"])["history"]
+    assert {"train/loss", "train/acc", "val/loss", "val/acc", "val/auc", "opt/lr"} <= set(events.Tags()["scalars"])
+    for tag, key in (("train/loss", "train_loss"), ("val/acc", "val_acc"), ("opt/lr", "lr")):
+        assert [(e.step, round(e.value, 5)) for e in events.Scalars(tag)] == \
+            [(h["epoch"], round(h[key], 5)) for h in history]
 
 
 def test_record_carries_provenance_metrics_and_predictions(tmp_path, blood):
@@ -152,16 +196,16 @@ def test_early_stopping_reports_converged(tmp_path, blood):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["train", "resnet81"], "unknown model 'resnet81': did you mean resnet18"),
+    (["train", "resnet81"], "unknown model 'resnet81'; did you mean resnet18"),
     (["train", "baseline_cnn", "--size", "32"], "invalid choice: 32"),
-    (["train", "baseline_cnn", "--batch-size", "0"], "--batch-size must be at least 1"),
+    (["train", "baseline_cnn", "--batch-size", "0"], "argument --batch-size: expected an integer >= 1, got 0"),
     (["train", "baseline_cnn", "--precision", "fp16", "--device", "cpu"], "fp16 autocast needs CUDA"),
     (["evaluate", "baseline_cnn"], "no finished training run"),
     (["train", "baseline_cnn", "--epochs", "1", "--limit-train", "128", "--batch-size", "64", "--schedule",
       "onecycle"], "onecycle schedule needs at least 4 optimizer steps"),
 ])
 def test_bad_options_are_one_line_errors(argv, message, capsys, real_data_dir, tmp_path):
-    with pytest.raises(SystemExit) if "invalid choice" in message else _no_raise() as exc:
+    with pytest.raises(SystemExit) if "argument" in message or "invalid" in message else _no_raise() as exc:
         code = main(argv + ["--data-dir", str(real_data_dir), "--results", str(tmp_path)]
                     if argv[0] == "train" else argv + ["--results", str(tmp_path)])
     code = exc.value.code if isinstance(exc, pytest.ExceptionInfo) else code

@@ -4,34 +4,52 @@ from __future__ import annotations
 
 import argparse
 
-from bloodbench.data import SIZES
+from bloodbench.choices import SIZES
 
 
-def comma_list(text: str | None) -> list[str]:
-    """``"a, b,,c"`` -> ``["a", "b", "c"]``: the one reading of a comma-separated option."""
-    return [t.strip() for t in (text or "").split(",") if t.strip()]
+def _number(kind: type, text: str):
+    try:
+        return kind(text)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
 
 
 def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    """argparse type: an integer >= 1 (epochs, batch size, patience, threads)."""
+    value = _number(int, text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
     return value
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0 (learning rate)."""
+    value = _number(float, text)
+    if not value > 0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
 def nonnegative_float(text: str) -> float:
-    """argparse type: a number >= 0 (seconds, rates)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    """argparse type: a number >= 0 (weight decay)."""
+    value = _number(float, text)
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
     return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1) (label smoothing)."""
+    value = _number(float, text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
+    return value
+
+
+def comma_list(text: str | None) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``: the one reading of a comma-separated option."""
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
 
 
 def int_list(text: str, minimum: int | None = None) -> list[int]:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-
-from bloodbench import data
 from bloodbench.commands.common import add_data_options
-from bloodbench.formatting import md_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from bloodbench import data
+    from bloodbench.formatting import md_table
+
     ds = data.load_dataset(args.dataset, args.size, args.data_dir, verify=args.verify)
     info = ds.info
     print(f"{info.flag} {info.size}x{info.size}, {info.n_channels} channel(s), {info.n_classes} classes, "
@@ -36,6 +36,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
+    from bloodbench import data
+
     path = data.download(args.dataset, args.size, args.data_dir)
     print(f"downloaded {path}")
     return 0

@@ -7,10 +7,6 @@ import json
 
 from bloodbench.commands.common import add_dataset_options, add_format_option, add_results_option
 from bloodbench.errors import BloodbenchError
-from bloodbench.formatting import md_table
-from bloodbench.metrics import bootstrap_ci, classification_metrics
-from bloodbench.predictions import load_predictions
-from bloodbench.results import ResultsStore
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,9 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_evaluate)
 
 
-def finished_runs(store: ResultsStore, model: str, dataset: str, size: int, seed: int | None) -> list[dict]:
+def finished_runs(store, model: str, dataset: str, size: int, seed: int | None) -> list[dict]:
     runs = store.finished_runs(model, dataset, size, seed)
     if not runs:
+        from bloodbench.models import get_model_info
+
+        get_model_info(model)  # a typo is "unknown model ...; did you mean", not "train it first"
         which = f"{model} on {dataset} {size}px" + (f" seed {seed}" if seed is not None else "")
         raise BloodbenchError(f"no finished training run for {which} in {store.root}: run "
                               f"`bloodbench train {model}" + (f" --seed {seed}" if seed is not None else "") + "` first")
@@ -33,13 +32,19 @@ def finished_runs(store: ResultsStore, model: str, dataset: str, size: int, seed
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from bloodbench.formatting import md_table
+    from bloodbench.hints import retrain_hint
+    from bloodbench.metrics import bootstrap_ci, classification_metrics
+    from bloodbench.predictions import load_predictions
+    from bloodbench.results import ResultsStore
+
     store = ResultsStore(args.results)
     out = []
     for rec in finished_runs(store, args.model, args.dataset, args.size, args.seed):
         run_dir = store.run_dir(rec["run_id"])
         pred_path = run_dir / (rec.get("artifacts") or {}).get("predictions", "test_predictions.npz")
-        y_true, y_score = load_predictions(pred_path, f"retrain with `bloodbench train {args.model} --seed "
-                                                      f"{rec['seed']} --force`, or delete {run_dir}")
+        y_true, y_score = load_predictions(pred_path, f"recreate it with {retrain_hint(rec, store.root)}, "
+                                                      f"or delete {run_dir}")
         m = classification_metrics(y_true, y_score, rec["test"].get("class_names"))
         m["ci95"] = bootstrap_ci(y_true, y_score, seed=rec["seed"])
         out.append({"run_id": rec["run_id"], "seed": rec["seed"], **m})

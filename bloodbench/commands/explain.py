@@ -16,8 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--class", dest="class_name", default=None, metavar="NAME",
                    help="only examples of this true class (case-insensitive prefix, e.g. 'neut')")
     p.add_argument("--layer", default=None, metavar="DOTTED.PATH",
-                   help="Grad-CAM target module (default: the registry's target_layer, the last conv block; "
-                        "a note names a finer one when that map is 4x4 or smaller)")
+                   help="Grad-CAM target module (default: the registry's target_layer, the last conv block, "
+                        "unless its map is 4x4 or smaller: then the deepest layer keeping a 7x7 map)")
     p.add_argument("--bins", type=int, default=15, help="confidence bins for ECE (default: 15)")
     add_data_options(p)
     add_results_option(p)

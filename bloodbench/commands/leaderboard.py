@@ -6,11 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from bloodbench.choices import LEADERBOARD_FORMATS, SIZES
 from bloodbench.commands.common import add_results_option, comma_list
-from bloodbench.data import SIZES
-from bloodbench.leaderboard import FORMATS, load_leaderboard
 from bloodbench.errors import BloodbenchError
-from bloodbench.fsutil import atomic_write_text, ensure_writable_dir
 
 
 def add_cost_options(p: argparse.ArgumentParser) -> None:
@@ -34,12 +32,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sort", default="acc",
                    help="column to sort by within each dataset/size: acc (default), f1, auc, latency, p99, "
                         "throughput, params, macs, memory, model, ...; force the order with a prefix: --sort=-latency")
-    p.add_argument("--format", choices=FORMATS, default="markdown", help="output format (default: markdown)")
+    p.add_argument("--format", choices=LEADERBOARD_FORMATS, default="markdown", help="output format (default: markdown)")
     p.add_argument("-o", "--output", default=None, help="write to this file instead of stdout")
     p.set_defaults(func=cmd_leaderboard)
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from bloodbench.fsutil import atomic_write_text, ensure_writable_dir
+    from bloodbench.leaderboard import load_leaderboard
+
     if args.output:  # an unwritable -o is one line before the records are read, not after
         out = Path(args.output)
         if out.is_dir():

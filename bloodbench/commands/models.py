@@ -5,11 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-
 from bloodbench.commands.common import add_format_option
-from bloodbench.formatting import md_table
-from bloodbench.models import create_model, get_model_info, list_models
-from bloodbench.profile import count_macs, count_params
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,9 +15,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_models)
 
 
-def model_rows(family: str | None = None, size: int = 28, in_channels: int = 3, num_classes: int = 8) -> list[dict]:
+def compute_model_rows(size: int = 28, in_channels: int = 3, num_classes: int = 8) -> list[dict]:
+    """Build and count every registered model (fvcore traces each one: seconds)."""
+    from bloodbench.models import count_params, create_model, get_model_info, list_models
+    from bloodbench.profile import count_macs
+
     rows = []
-    for name in list_models(family):
+    for name in list_models():
         info = get_model_info(name)
         model = create_model(name, in_channels=in_channels, num_classes=num_classes)
         macs = count_macs(model, (1, in_channels, size, size))
@@ -30,7 +30,18 @@ def model_rows(family: str | None = None, size: int = 28, in_channels: int = 3, 
     return rows
 
 
+def model_rows(family: str | None = None, size: int = 28, in_channels: int = 3, num_classes: int = 8) -> list[dict]:
+    """The registry's rows, from the user cache when neither the models nor torch changed."""
+    from bloodbench.cache import cached, registry_key
+
+    rows = cached(registry_key(size, in_channels, num_classes),
+                  lambda: compute_model_rows(size, in_channels, num_classes))
+    return [r for r in rows if family is None or r["family"] == family]
+
+
 def cmd_models(args: argparse.Namespace) -> int:
+    from bloodbench.formatting import md_table
+
     rows = model_rows(args.family)
     if args.format == "json":
         print(json.dumps(rows, indent=1))

@@ -5,21 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 
-from tqdm import tqdm
-
+from bloodbench.choices import DEFAULT_ROUNDS, DEFAULT_WARMUP_S, PRECISIONS
 from bloodbench.commands.common import (
     add_dataset_options, add_results_option, nonnegative_float, positive_int, positive_int_list,
 )
-from bloodbench.envinfo import resolve_device
 from bloodbench.errors import BloodbenchError
-from bloodbench.formatting import fmt, md_table
-from bloodbench.models import get_model_info, list_models
-from bloodbench.profile.counting import unsupported_ops_note
-from bloodbench.precision import PRECISIONS, check_precision
-from bloodbench.profile.graphs import check_cuda_graphs
-from bloodbench.profile.labels import memory_method_label
-from bloodbench.profile.timing import DEFAULT_ROUNDS, DEFAULT_WARMUP_S
-from bloodbench.results import ResultsStore
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _record_notes(rec: dict) -> list[str]:
     """What the table cannot show: skipped operators, a MAC cross-check failure, out-of-memory steps."""
+    from bloodbench.profile.counting import unsupported_ops_note
+
     notes = []
     if rec["unsupported_ops"]:
         notes.append(unsupported_ops_note(rec["unsupported_ops"]))
@@ -70,6 +62,16 @@ def _record_notes(rec: dict) -> list[str]:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from bloodbench.envinfo import resolve_device
+    from bloodbench.formatting import fmt, md_table
+    from bloodbench.models import get_model_info, list_models
+    from bloodbench.precision import check_precision
+    from bloodbench.profile.graphs import check_cuda_graphs
+    from bloodbench.profile.labels import memory_method_label
+    from bloodbench.results import ResultsStore
+
     if args.all and args.models:
         raise BloodbenchError("give model names or --all, not both")
     names = list_models() if args.all else list(args.models)

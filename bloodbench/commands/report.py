@@ -8,17 +8,17 @@ from pathlib import Path
 
 from bloodbench.commands.leaderboard import add_cost_options
 from bloodbench.errors import BloodbenchError
-from bloodbench.fsutil import atomic_write_text
-from bloodbench.results import resolve_results_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="write reports/ (leaderboard, plots, model cards) or compare results")
     add_cost_options(p)
-    p.add_argument("--out", default="reports", help="output folder (default: reports)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default: reports; with --compare: none, the comparison goes to stdout)")
     p.add_argument("--compare", nargs="+", metavar="OLD", default=None,
                    help="compare OLD_RESULTS_DIR against the current results, or OLD.json NEW.json "
-                        "(two pytest-benchmark files, or two results dirs); writes OUT/compare.md")
+                        "(two pytest-benchmark files, or two results dirs); prints markdown, and writes OUT/compare.md "
+                        "only when --out is given")
     p.add_argument("--threshold", type=float, default=0.05,
                    help="relative latency increase / throughput drop that counts as a regression (default: 0.05)")
     p.add_argument("--acc-threshold", type=float, default=0.5,
@@ -28,21 +28,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    out = Path(args.out)
+    from bloodbench.fsutil import atomic_write_text
+    from bloodbench.results import resolve_results_dir
+
+    out = Path(args.out or "reports")
     if args.compare is not None:
         from bloodbench.report import compare
         from bloodbench.formatting import output_dir
 
         if len(args.compare) > 2:
             raise BloodbenchError("--compare takes OLD (against the current results) or OLD NEW, not more")
+        out_dir = output_dir(out) if args.out else None  # an unusable --out fails before any work
         old = args.compare[0]
         new = args.compare[1] if len(args.compare) == 2 else str(resolve_results_dir(args.results))
         result = compare(old, new, threshold=args.threshold, acc_threshold_pt=args.acc_threshold,
                          device=args.device, precision=args.precision)
         text = result.to_markdown()
-        atomic_write_text(output_dir(out) / "compare.md", text)
         sys.stdout.write(text)
-        print(f"wrote {out / 'compare.md'}", file=sys.stderr)
+        if out_dir is not None:  # never into the repository's reports/ unless asked
+            atomic_write_text(out_dir / "compare.md", text)
+            print(f"wrote {out_dir / 'compare.md'}", file=sys.stderr)
         return 1 if (args.fail_on_regression and result.regressions) else 0
 
     from bloodbench.report import write_report

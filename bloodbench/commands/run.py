@@ -9,10 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from bloodbench.commands.common import (add_data_options, add_results_option, comma_list, int_list,
-                                        positive_int)
+from bloodbench.commands.common import add_data_options, add_results_option, comma_list, int_list, positive_int
 from bloodbench.errors import BloodbenchError
-from bloodbench.formatting import md_table
 
 
 def _non_negative(text: str) -> int:
@@ -38,8 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated devices to profile on (default: cpu, plus cuda when present)")
     p.add_argument("--no-profile", action="store_true", help="train and evaluate only")
     p.add_argument("--no-report", action="store_true", help="do not regenerate reports/ at the end")
-    p.add_argument("--epochs", type=int, default=None, help="override every recipe's maximum epochs (smoke runs)")
-    p.add_argument("--limit-train", type=int, default=None, help="first N training images only (smoke runs)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="override every recipe's maximum epochs (smoke runs)")
+    p.add_argument("--limit-train", type=positive_int, default=None, help="first N training images only (smoke runs)")
     p.add_argument("--dry-run", action="store_true",
                    help="list the jobs and whether they are done (with slurm: also the sbatch script), run nothing")
     p.add_argument("--status", action="store_true",
@@ -80,7 +78,10 @@ def _slurm_params(args: argparse.Namespace) -> dict:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from bloodbench import run
+    from bloodbench.formatting import md_table
 
     models = run.resolve_models(comma_list(args.models))
     if not args.seeds:
@@ -98,7 +99,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(md_table([[j.kind, j.model, j.seed, j.device, "done" if j.done else "pending"] for j in jobs],
                    ["job", "model", "seed", "device", "state"]))
     pending = sum(not j.done for j in jobs)
-    print(f"{pending} of {len(jobs)} jobs pending")
+    eta = sum(run.estimate_seconds([j for j in jobs if not j.done], run.past_job_seconds(args.results)))
+    print(f"{pending} of {len(jobs)} jobs pending" + (f", ETA {tqdm.format_interval(eta)} (from past job times)"
+                                                      if pending else ""))
     from bloodbench.jobs import Context
     from bloodbench.results import ResultsStore
 

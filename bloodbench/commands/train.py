@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
-from bloodbench.commands.common import add_data_options, add_results_option
-from bloodbench.config import CLASS_WEIGHTING, MONITORS, OPTIMIZERS, SCHEDULES
-from bloodbench.precision import PRECISIONS
+from bloodbench.choices import CLASS_WEIGHTING, MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES
+from bloodbench.commands.common import (add_data_options, add_results_option, fraction, nonnegative_float,
+                                       positive_float, positive_int)
+
+
+def _grad_clip(value: str) -> float:
+    return 0.0 if value.lower() in ("off", "none") else nonnegative_float(value)
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
@@ -16,20 +21,24 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     add_results_option(p)
     g = p.add_argument_group("recipe (default: the model's registry recipe)")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--epochs", type=int, default=None, help="maximum epochs (early stopping may end sooner)")
-    g.add_argument("--patience", type=int, default=None, help="epochs without validation improvement before stopping")
+    g.add_argument("--epochs", type=positive_int, default=None, help="maximum epochs (early stopping may end sooner)")
+    g.add_argument("--patience", type=positive_int, default=None,
+                   help="epochs without validation improvement before stopping")
     g.add_argument("--monitor", choices=MONITORS, default=None)
-    g.add_argument("--batch-size", type=int, default=None)
-    g.add_argument("--lr", type=float, default=None)
-    g.add_argument("--weight-decay", type=float, default=None)
+    g.add_argument("--batch-size", type=positive_int, default=None)
+    g.add_argument("--lr", type=positive_float, default=None)
+    g.add_argument("--weight-decay", type=nonnegative_float, default=None)
     g.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
     g.add_argument("--schedule", choices=SCHEDULES, default=None)
-    g.add_argument("--label-smoothing", type=float, default=None)
+    g.add_argument("--label-smoothing", type=fraction, default=None)
     g.add_argument("--class-weighting", choices=CLASS_WEIGHTING, default=None,
                    help="loss: weighted cross-entropy; sampler: class-balanced sampling")
     g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="random flips, 90-degree rotations, brightness/contrast jitter (default: the recipe's, on)")
-    g.add_argument("--limit-train", type=int, default=None, help="use only the first N training images (smoke runs)")
+    g.add_argument("--grad-clip", type=_grad_clip, default=None, metavar="NORM|off",
+                   help="clip the gradient norm to NORM (default: the recipe's, 5); 0 or off: no clipping")
+    g.add_argument("--limit-train", type=positive_int, default=None,
+                   help="use only the first N training images (smoke runs)")
     h = p.add_argument_group("execution")
     h.add_argument("--device", default="auto", help="auto, cpu or cuda")
     h.add_argument("--precision", choices=PRECISIONS, default=None,
@@ -37,12 +46,17 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     h.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="channels_last memory format (default: on for CUDA, off for CPU)")
     h.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
-    h.add_argument("--force", action="store_true", help="retrain even if a finished record exists")
+    h.add_argument("--force", action="store_true",
+                   help="retrain from scratch even if the run is finished (its old files stay in "
+                        "<run>/replaced/ until the new record is written)")
     h.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    h.add_argument("--tensorboard", default=None, metavar="DIR",
+                   help="also log loss, accuracy, lr and validation metrics per epoch to DIR/<run_id> "
+                        "(view with `tensorboard --logdir DIR`)")
 
 
 RECIPE_OPTIONS = ("seed", "epochs", "patience", "monitor", "batch_size", "lr", "weight_decay", "optimizer",
-                  "schedule", "label_smoothing", "class_weighting", "augment", "limit_train", "device",
+                  "schedule", "label_smoothing", "class_weighting", "augment", "grad_clip", "limit_train", "device",
                   "precision", "channels_last", "compile")
 
 
@@ -53,17 +67,45 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from bloodbench.train import train
+def config_from_args(args: argparse.Namespace):
+    """The run's TrainConfig: registry recipe overlaid with the options given (unset ones are None)."""
+    from bloodbench.train import TrainConfig
 
     options = {k: getattr(args, k) for k in RECIPE_OPTIONS}
-    options.update(dataset=args.dataset, size=args.size)
-    rec = train(args.model, results=args.results, data_dir=args.data_dir, force=args.force,
-                progress=not args.quiet, verify=args.verify, **options)
+    return TrainConfig.build(args.model, dataset=args.dataset, size=args.size, **options)
+
+
+def _summary(rec: dict) -> str:
     test = rec["test"] or {}
     ci = test.get("ci95", {}).get("acc", [float("nan")] * 2)
-    print(json.dumps({"run_id": rec["run_id"], "stop_reason": rec["stop_reason"], "epochs_run": rec["epochs_run"],
-                      "best_epoch": rec["best_epoch"], "train_seconds": rec["train_seconds"],
-                      "test_acc": test.get("acc"), "test_acc_ci95": ci, "test_f1_macro": test.get("f1_macro"),
-                      "test_auc": test.get("auc")}, indent=1))
+    return json.dumps({"run_id": rec["run_id"], "stop_reason": rec["stop_reason"], "epochs_run": rec["epochs_run"],
+                       "best_epoch": rec["best_epoch"], "train_seconds": rec["train_seconds"],
+                       "test_acc": test.get("acc"), "test_acc_ci95": ci, "test_f1_macro": test.get("f1_macro"),
+                       "test_auc": test.get("auc")}, indent=1)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from bloodbench.train import Trainer
+
+    cfg = config_from_args(args)
+    trainer = Trainer(cfg, results=args.results, data_dir=args.data_dir, verify=args.verify,
+                      progress=not args.quiet)
+    existing = trainer.store.get("train", cfg.run_id)
+    if existing and existing.get("status") == "finished" and not args.force:
+        missing = [n for n in ("best.pt", "test_predictions.npz") if not (trainer.run_dir / n).is_file()]
+        print(f"already finished: {cfg.run_id}" + (f" ({', '.join(missing)} missing)" if missing else "")
+              + "; nothing retrained, --force retrains from scratch", file=sys.stderr)
+        print(_summary(existing))
+        return 0
+    logger = None
+    if args.tensorboard:
+        from bloodbench.train.tensorboard import TensorBoardLogger
+
+        logger = TensorBoardLogger(args.tensorboard, cfg.run_id)
+    try:
+        rec = trainer.fit(force=args.force, on_epoch_end=logger)
+    finally:
+        if logger is not None:
+            logger.close()
+    print(_summary(rec))
     return 0

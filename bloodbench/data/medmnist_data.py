@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bloodbench.cache import cache_dir
+from bloodbench.choices import SIZES
 from bloodbench.errors import BloodbenchError
 from bloodbench.fsutil import atomic_write_text
 
-SIZES = (28, 64, 128, 224)
 SPLITS = ("train", "val", "test")
 DATA_DIR_ENV = "BLOODBENCH_DATA_DIR"
-CACHE_DIR_ENV = "BLOODBENCH_CACHE_DIR"
 
 
 def _medmnist_info() -> dict:
@@ -102,10 +102,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
 
 
 def _cache_file() -> Path:
-    root = os.environ.get(CACHE_DIR_ENV) or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "bloodbench"
-    )
-    return Path(root) / "md5_verdicts.json"
+    return cache_dir() / "md5_verdicts.json"
 
 
 def file_md5(path: Path, chunk: int = 1 << 20) -> str:

@@ -126,6 +126,28 @@ def coarse_map_note(model: nn.Module, layer: str, fmap: tuple[int, int],
     return note + f"; for a finer map try --layer {name} ({h}x{w})"
 
 
+def default_target_layer(model: nn.Module, registry_layer: str | None, model_name: str,
+                         input_shape: tuple[int, ...]) -> tuple[str, tuple[int, int], str | None]:
+    """(layer, (h, w), note) that ``explain`` uses when no ``--layer`` is given.
+
+    The registry's last conv block, unless its map is at most 4x4 at this input size (at 28 px
+    it is 2x2 to 4x4 for every CNN here: upsampled, every map is the same centre blob). Then
+    the deepest layer that keeps at least a 7x7 map, with a note naming both.
+    """
+    name, _ = resolve_target_layer(model, registry_layer, model_name, input_shape)
+    fmap = feature_map_size(model, name, input_shape)
+    if max(fmap) > COARSE_SIDE:
+        return name, fmap, None
+    finer = finer_layer(model, input_shape)
+    if finer is None:
+        return name, fmap, coarse_map_note(model, name, fmap, input_shape)
+    fine_name, (h, w) = finer
+    note = (f"Grad-CAM on {fine_name} ({h}x{w}), the deepest layer with at least a {FINE_SIDE}x{FINE_SIDE} map "
+            f"at {input_shape[-1]} px: the last block {name} gives {fmap[0]}x{fmap[1]}, too coarse to localise "
+            f"(--layer {name} shows it anyway)")
+    return fine_name, (h, w), note
+
+
 def _as_spatial(act: torch.Tensor, layer: str) -> torch.Tensor:
     """N x C x H x W as is; transformer tokens N x L x C reshaped to a square grid (CLS dropped)."""
     if act.ndim == 4:

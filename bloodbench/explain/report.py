@@ -22,24 +22,20 @@ from bloodbench.explain.errors import (
     per_class_errors,
     select_examples,
 )
-from bloodbench.explain.gradcam import coarse_map_note, feature_map_size, grad_cam, resolve_target_layer
+from bloodbench.explain.gradcam import (
+    coarse_map_note,
+    default_target_layer,
+    feature_map_size,
+    grad_cam,
+    resolve_target_layer,
+)
 from bloodbench.formatting import md_table, output_dir, short_name
 from bloodbench.fsutil import atomic_write_text
-from bloodbench.results import ResultsStore, resolve_results_dir
+from bloodbench.hints import retrain_hint, train_hint
+from bloodbench.results import ResultsStore
 
 OUTPUT_FILES = ("gradcam_correct.png", "gradcam_wrong.png", "errors.md", "reliability.png", "misclassified.png")
 DEFAULT_OUT = Path("reports") / "explain"
-
-
-def train_hint(model: str, seed: int | None, dataset: str, size: int, results: Path | None = None) -> str:
-    cmd = f"bloodbench train {model} --seed {0 if seed is None else seed}"
-    if dataset != "bloodmnist":
-        cmd += f" --dataset {dataset}"
-    if size != 28:
-        cmd += f" --size {size}"
-    if results is not None and Path(results) != resolve_results_dir():
-        cmd += f" --results {results}"
-    return f"`{cmd}`"
 
 
 def find_train_run(store: ResultsStore, model: str, dataset: str = "bloodmnist", size: int = 28,
@@ -58,8 +54,12 @@ def find_train_run(store: ResultsStore, model: str, dataset: str = "bloodmnist",
 
 def errors_markdown(model: str, record: dict, y_true: np.ndarray, y_score: np.ndarray, class_names,
                     bins, layer: str | None, fmap: tuple[int, int] | None, n_bins: int, class_filter: str | None,
-                    note: str | None = None) -> str:
-    """errors.md: ECE, per-class error rates, confused pairs, and links to the PNGs."""
+                    note: str | None = None, earlier_gradcam: bool = False) -> str:
+    """errors.md: ECE, per-class error rates, confused pairs, and links to the PNGs.
+
+    ``earlier_gradcam``: no Grad-CAM in this pass, but grids from an earlier one sit in the
+    output folder; the text says so rather than "not computed" next to them.
+    """
     pred = y_score.argmax(1)
     n, n_wrong = len(y_true), int((pred != y_true).sum())
     lines = [
@@ -74,6 +74,8 @@ def errors_markdown(model: str, record: dict, y_true: np.ndarray, y_score: np.nd
         f"- mean top-label confidence: {float(y_score.max(1).mean()):.4f}",
         f"- Grad-CAM target layer: `{layer}`, a {fmap[0]}x{fmap[1]} feature map upsampled to "
         f"{record.get('size')}x{record.get('size')} (maps for the predicted class)" if layer and fmap else
+        "- Grad-CAM: the grids below are from an earlier pass with the run's checkpoint, not redrawn in this one "
+        "(`--no-gradcam`); each grid's title names its target layer" if earlier_gradcam else
         "- Grad-CAM: not computed in this pass (`--no-gradcam`, the run's checkpoint is not needed for the rest)",
     ]
     if note:
@@ -101,11 +103,11 @@ def errors_markdown(model: str, record: dict, y_true: np.ndarray, y_score: np.nd
     lines.append(md_table(rows, ["confidence bin", "images", "accuracy", "mean confidence", "abs gap"],
                           numeric_from=1))
     gradcam = ["- [Grad-CAM, most confident correct predictions](gradcam_correct.png)",
-               "- [Grad-CAM, most confident wrong predictions](gradcam_wrong.png)"] if layer else []
+               "- [Grad-CAM, most confident wrong predictions](gradcam_wrong.png)"] if layer or earlier_gradcam else []
     lines += ["", "## Figures", "", *gradcam,
               "- [Misclassified test images](misclassified.png)",
               "- [Reliability diagram](reliability.png)", ""]
-    if layer:
+    if layer or earlier_gradcam:
         lines += ["![Grad-CAM correct](gradcam_correct.png)", "", "![Grad-CAM wrong](gradcam_wrong.png)", ""]
     lines += ["![misclassified](misclassified.png)", ""]
     return "\n".join(lines)
@@ -134,19 +136,20 @@ def explain(model: str, *, seed: int | None = None, n: int = 16, class_name: str
     store = ResultsStore(results)
     record = find_train_run(store, model, dataset, size, seed)
     run_dir = store.run_dir(record["run_id"])
-    hint = train_hint(model, record.get("seed", seed), dataset, size, store.root)
+    hint = retrain_hint(record, store.root)
     ckpt_path, pred_path = run_dir / "best.pt", run_dir / "test_predictions.npz"
     if gradcam and not ckpt_path.is_file():
-        raise BloodbenchError(f"run {record['run_id']} has no checkpoint {ckpt_path}: run {hint} again")
+        raise BloodbenchError(f"run {record['run_id']} has no checkpoint {ckpt_path} (checkpoints stay out of git): "
+                              f"recreate it with {hint}, or pass --no-gradcam for the rest")
     if not pred_path.is_file():
-        raise BloodbenchError(f"run {record['run_id']} has no {pred_path.name} in {run_dir}: run {hint} again")
+        raise BloodbenchError(f"run {record['run_id']} has no {pred_path.name} in {run_dir}: recreate it with {hint}")
 
     y_true, y_score = load_predictions(pred_path)
     data = load_dataset(dataset, size, data_dir, verify=verify, splits=("test",))
     test = data["test"]
     if len(test) != len(y_true) or not np.array_equal(test.labels.numpy(), y_true):
         raise BloodbenchError(f"{pred_path} does not match the {dataset} {size}px test split "
-                              f"({len(y_true)} vs {len(test)} images or different labels): run {hint} again")
+                              f"({len(y_true)} vs {len(test)} images or different labels): recreate it with {hint}")
     class_names = list((record.get("test") or {}).get("class_names") or data.info.class_names)
     if y_score.shape[1] != len(class_names):
         raise BloodbenchError(f"{pred_path} has {y_score.shape[1]} classes but {dataset} has {len(class_names)}")
@@ -159,9 +162,12 @@ def explain(model: str, *, seed: int | None = None, n: int = 16, class_name: str
             raise BloodbenchError(f"{ckpt_path} predicts {ckpt['num_classes']} classes, "
                                   f"{dataset} has {len(class_names)}")
         input_shape = (1, int(ckpt["in_channels"]), size, size)
-        layer_name, _ = resolve_target_layer(net, layer or info.target_layer, model, input_shape)
-        fmap = feature_map_size(net, layer_name, input_shape)
-        note = coarse_map_note(net, layer_name, fmap, input_shape)
+        if layer is None:
+            layer_name, fmap, note = default_target_layer(net, info.target_layer, model, input_shape)
+        else:
+            layer_name, _ = resolve_target_layer(net, layer, model, input_shape)
+            fmap = feature_map_size(net, layer_name, input_shape)
+            note = coarse_map_note(net, layer_name, fmap, input_shape)
 
     out_dir = output_dir(out if out else DEFAULT_OUT / model)
     pred, conf = y_score.argmax(1), y_score.max(1)
@@ -195,7 +201,9 @@ def explain(model: str, *, seed: int | None = None, n: int = 16, class_name: str
     bins = reliability_bins(y_true, y_score, n_bins)
     paths["reliability.png"] = plots.reliability_diagram(out_dir / "reliability.png", bins,
                                                          f"{model} reliability diagram ({dataset} test)")
-    md = errors_markdown(model, record, y_true, y_score, class_names, bins, layer_name, fmap, n_bins, cname, note)
+    earlier = not gradcam and all((out_dir / f).is_file() for f in ("gradcam_correct.png", "gradcam_wrong.png"))
+    md = errors_markdown(model, record, y_true, y_score, class_names, bins, layer_name, fmap, n_bins, cname, note,
+                         earlier)
     atomic_write_text(out_dir / "errors.md", md)
     paths["errors.md"] = out_dir / "errors.md"
     return {"run_id": record["run_id"], "out_dir": out_dir, "layer": layer_name, "note": note, "ece": bins.ece,

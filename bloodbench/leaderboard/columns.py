@@ -13,12 +13,13 @@ from typing import Any
 
 import pandas as pd
 
+from bloodbench.choices import LEADERBOARD_FORMATS
 from bloodbench.results import JOIN_KEYS
 
 KEYS = list(JOIN_KEYS)
 COST_KEYS = KEYS + ["device", "precision"]
 METRICS = ("acc", "f1_macro", "auc")
-FORMATS = ("markdown", "csv", "json")
+FORMATS = LEADERBOARD_FORMATS
 PREFERRED_PRECISION = "fp32"
 
 # Numeric cost columns read from a profile record: column -> path of keys in the record.
@@ -57,7 +58,8 @@ SORT_ALIASES = {
     "epochs": "epochs_mean",
 }
 # The markdown view: (header, column, format spec, scale, kind). kind "spread" shows
-# ``<column>_mean ± <column>_std``; "value" one number; "text" the cell as is.
+# ``<column>_mean ± <column>_std``; "value" one number; "count" a mean of whole numbers ("30",
+# not "30.0", when whole); "text" the cell as is.
 DISPLAY = [
     ("seeds", "seeds", ".0f", 1.0, "value"),
     ("test acc (%)", "acc", ".2f", 100, "spread"),  # a fraction in the records; percent reads better
@@ -72,7 +74,7 @@ DISPLAY = [
     ("peak mem (MiB)", "peak_memory_mb", ".1f", 1.0, "value"),
     ("train (img/s)", "train_throughput", ",.0f", 1.0, "value"),
     ("train time (s)", "train_seconds_mean", ",.0f", 1.0, "value"),
-    ("epochs", "epochs_mean", ".1f", 1.0, "value"),
+    ("epochs", "epochs_mean", ".1f", 1.0, "count"),
     ("stop", "stop_reasons", "", 1.0, "text"),
 ]
 

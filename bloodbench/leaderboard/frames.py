@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from bloodbench.errors import BloodbenchError, warn
-from bloodbench.formatting import fmt
+from bloodbench.formatting import device_label, fmt
 from bloodbench.leaderboard.columns import (
     COLUMNS, COST_COLUMNS, COST_KEYS, HIGHER_IS_BETTER, KEYS, METRICS, PREFERRED_PRECISION, PROFILE_FIELDS, SORT_ALIASES,
     _num, _typed,
@@ -146,7 +146,7 @@ def profile_frame(records: Iterable[dict]) -> pd.DataFrame:
             "model": rec["model"], "dataset": rec["dataset"], "size": int(rec["size"]),
             "device": rec.get("device") or (rec.get("env") or {}).get("device"),
             "precision": rec.get("precision") or PREFERRED_PRECISION,
-            "device_name": rec.get("device_name") or (rec.get("env") or {}).get("device_name"),
+            "device_name": device_label(rec.get("device_name") or (rec.get("env") or {}).get("device_name")),
             **row, "created_at": str(rec.get("created_at") or ""), "source": "profile",
             "cuda_graphs": bool(rec.get("cuda_graphs")),
         })

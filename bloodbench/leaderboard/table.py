@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from bloodbench.errors import BloodbenchError
-from bloodbench.formatting import fmt, md_table, mean_std
+from bloodbench.formatting import fmt, fmt_count, md_table, mean_std
 from bloodbench.launch_free import EAGER_HEADER, GRAPHS_COLUMN, GRAPHS_HEADER, LEGEND
 from bloodbench.leaderboard.columns import (
     COLUMNS, DISPLAY, FORMATS, INT_COLUMNS, KEYS, LIST_COLUMNS, PREFERRED_PRECISION,
@@ -118,6 +118,8 @@ class Leaderboard:
                 return [mean_std(m, s, spec, scale) for m, s in zip(rows[f"{column}_mean"], rows[f"{column}_std"])]
             if kind == "text":
                 return list(rows[column].fillna(""))
+            if kind == "count":
+                return [fmt_count(v, spec) for v in rows[column]]
             return [fmt(v, spec, scale) for v in rows[column]]
 
         out = pd.DataFrame({

@@ -78,8 +78,8 @@ def get_model_info(name: str) -> ModelInfo:
         return _REGISTRY[name]
     except KeyError:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.4)
-        hint = f"did you mean {', '.join(close)}?" if close else "run `bloodbench models` to list them"
-        raise BloodbenchError(f"unknown model {name!r}: {hint}") from None
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise BloodbenchError(f"unknown model {name!r}{hint} (`bloodbench models` lists them)") from None
 
 
 def create_model(name: str, in_channels: int = 3, num_classes: int = 8, **kwargs: Any) -> nn.Module:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from bloodbench.choices import DEFAULT_ROUNDS, DEFAULT_WARMUP_S
 from bloodbench.errors import BloodbenchError
 from bloodbench.precision import autocast, check_precision
 from bloodbench.backend import gc_disabled
@@ -33,8 +34,6 @@ LATENCY_KEYS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "n", "batch_s
                 "rounds_p50_ms", "rounds_spread", "noisy", "warmup_s", "cuda_graphs", "method")
 #: ``latency.method`` of figures from :func:`measure` (benchmarks/ label theirs ``pytest_benchmark_rounds``).
 MEASURE_METHOD = "per_call_median_of_rounds"
-DEFAULT_ROUNDS = 5
-DEFAULT_WARMUP_S = 1.0
 T = TypeVar("T")
 
 

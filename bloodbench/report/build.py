@@ -29,6 +29,7 @@ from bloodbench.report.pick import pick_section
 from bloodbench.report.walltime import time_by_model
 from bloodbench.formatting import (
     fmt,
+    fmt_count,
     machine_cpu_name,
     machine_gpu_name,
     md_table,
@@ -203,7 +204,7 @@ def model_card(name: str, train_recs: list[dict], profile_recs: list[dict], cost
             acc = mean_std(a.acc_mean, a.acc_std, ".2f", 100)
             lines += [f"Test accuracy **{acc} %** over {a.seeds} seed(s), F1 macro "
                       f"{fmt(a.f1_macro_mean, '.3f')}, AUC {fmt(a.auc_mean, '.3f')}; stopped: {a.stop_reasons}; "
-                      f"{fmt(a.epochs_mean, '.1f')} epochs on average.", ""]
+                      f"{fmt_count(a.epochs_mean)} epochs on average.", ""]
         if runs:
             rows = []
             for r in runs:

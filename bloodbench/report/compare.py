@@ -70,7 +70,7 @@ class Comparison:
                      fmt(r.acc_old, ".2f", 100), fmt(r.acc_new, ".2f", 100), fmt(r.acc_delta_pt, ".2f", sign=True),
                      r.flag] for r in self.accuracy.itertuples()]
             lines += ["## Accuracy", "", md_table(rows, ["model", "dataset", "size", "seeds", "old acc (%)",
-                                                         "new acc (%)", "Δ (pt)", ""]), ""]
+                                                         "new acc (%)", "Δ (pt)", "flag"]), ""]
         if not self.cost.empty:
             rows = [[r.model, r.dataset, r.size, r.device, r.precision, fmt(r.p50_old, ".3f"), fmt(r.p50_new, ".3f"),
                      fmt(r.p50_delta, ".1%", sign=True), fmt(r.tp_old, ",.0f"), fmt(r.tp_new, ",.0f"),
@@ -78,7 +78,7 @@ class Comparison:
             lines += ["## Cost", "", md_table(rows, ["model", "dataset", "size", "device", "precision",
                                                      "old p50 (ms)", "new p50 (ms)", "Δ latency",
                                                      "old throughput (img/s)", "new throughput (img/s)",
-                                                     "Δ throughput", ""]), ""]
+                                                     "Δ throughput", "flag"]), ""]
         return "\n".join(lines).rstrip() + "\n"
 
 

@@ -13,6 +13,8 @@ from typing import Iterable
 
 import pandas as pd
 
+from bloodbench.formatting import device_label
+
 COLUMNS = ["model", "train runs", "train h (sum)", "min per run", "profile s (sum)", "devices"]
 
 
@@ -61,7 +63,7 @@ def time_by_model(train: list[dict], profile: list[dict]) -> tuple[pd.DataFrame,
         row = rows[r["model"]]
         row["runs"] += 1
         row["train_s"] += float(r.get("train_seconds") or 0)
-        row["devices"].add((r.get("env") or {}).get("device_name") or "?")
+        row["devices"].add(device_label((r.get("env") or {}).get("device_name")) or "?")
     for r in profile:
         span = _profile_span(r)
         rows[r["model"]]["profile_s"] += (span[1] - span[0]).total_seconds() if span else 0.0

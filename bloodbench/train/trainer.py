@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shutil
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -157,6 +160,45 @@ class TrainState:
     stopper: EarlyStopping
 
 
+def divergence_hint(cfg: TrainConfig) -> str:
+    """What to try after a divergence: leaving reduced precision only helps a run that used it."""
+    tries = [f"lower --lr (was {cfg.lr:g})"]
+    if not cfg.grad_clip:
+        tries.append("enable gradient clipping, e.g. --grad-clip 5")
+    if cfg.precision != "fp32":
+        tries.append(f"use --precision fp32 (was {cfg.precision})")
+    return "Try: " + ", or ".join(tries)
+
+
+REPLACED_DIR = "replaced"
+
+
+def set_aside_old_run(run_dir: Path) -> Path | None:
+    """``--force``: move the old run's files (record, best checkpoint, predictions) into
+    ``run_dir/replaced/`` (deleted once the new record is written), and drop ``last.pt`` so
+    training starts from scratch.
+
+    A forced retrain killed half-way thus leaves the old finished run restorable, and no record
+    that claims to describe the new, partial checkpoints. If ``replaced/`` is already there (an
+    earlier forced retrain was interrupted), it holds the finished run and is kept as it is.
+    """
+    (run_dir / "last.pt").unlink(missing_ok=True)
+    old = [p for p in sorted(run_dir.iterdir()) if p.is_file()] if run_dir.is_dir() else []
+    keep = run_dir / REPLACED_DIR
+    if keep.is_dir():
+        for path in old:
+            path.unlink()
+        return keep
+    if not old:
+        return None
+    keep.mkdir()
+    for path in old:
+        path.rename(keep / path.name)
+    tqdm.write(f"--force: retraining {run_dir.name} from scratch; the old run is kept in {keep} "
+               f"until the new record is written", file=sys.stderr)
+    return keep
+
+
 class Trainer:
     """Trains one (model, dataset, size, seed, config) run into a results store."""
 
@@ -239,8 +281,7 @@ class Trainer:
         self.store.ensure_writable()  # before an epoch is spent, not after
         last_path, best_path = self.run_dir / "last.pt", self.run_dir / "best.pt"
         if force:
-            for p in (last_path, best_path):
-                p.unlink(missing_ok=True)
+            set_aside_old_run(self.run_dir)
 
         st = self.setup()
         ds, model, norm, opt, sched, scaler, stopper = st.ds, st.model, st.norm, st.opt, st.sched, st.scaler, st.stopper
@@ -259,6 +300,8 @@ class Trainer:
             stopper = EarlyStopping(**ck["early_stopping"])
             history, start_epoch = ck["history"], ck["epoch"] + 1
             train_seconds, created_at = ck["train_seconds"], ck["created_at"]
+            tqdm.write(f"{cfg.run_id}: resuming from epoch {start_epoch + 1}/{cfg.epochs} "
+                       f"({start_epoch} done, saved in {last_path})", file=sys.stderr)
 
         stop_reason = "epoch_budget"
         diverged_msg = None
@@ -307,9 +350,12 @@ class Trainer:
                 stop_reason = "converged"
 
         record = self._finish(model, ds, info, stopper, history, stop_reason, train_seconds, created_at)
+        # The new record is written: an old run set aside by --force (this call's, or one whose
+        # retrain was interrupted and then resumed without --force) can go.
+        shutil.rmtree(self.run_dir / REPLACED_DIR, ignore_errors=True)
         if diverged_msg:
             raise TrainingDiverged(f"{cfg.model} diverged: {diverged_msg}; the run is recorded as diverged. "
-                                   f"Lower --lr or use --precision fp32")
+                                   f"{divergence_hint(cfg)}")
         return record
 
     def _train_epoch(self, model, batches, norm, opt, sched, scaler, weight, gen, epoch) -> tuple[float, float, bool]:

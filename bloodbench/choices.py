@@ -1,0 +1,16 @@
+"""Option choices the CLI needs to build its parser, kept free of heavy imports.
+
+``bloodbench --help`` builds every sub-command's parser; importing torch (or pandas,
+sklearn) just to list ``--size`` choices would cost seconds. The modules that use these
+values import them from here, so each is defined once.
+"""
+
+SIZES = (28, 64, 128, 224)
+PRECISIONS = ("fp32", "bf16", "fp16")
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("cosine", "onecycle", "plateau", "none")
+CLASS_WEIGHTING = ("none", "loss", "sampler")
+MONITORS = ("val_acc", "val_loss", "val_auc")
+LEADERBOARD_FORMATS = ("markdown", "csv", "json")
+DEFAULT_ROUNDS = 5        # profile: latency rounds; p50 = median of the rounds' p50s
+DEFAULT_WARMUP_S = 1.0    # profile: untimed warm-up seconds, at least
