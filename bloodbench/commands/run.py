@@ -153,6 +153,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _slurm(jobs, ctx, params: dict, args: argparse.Namespace) -> int:
     from bloodbench.executors import submit_slurm
+    from bloodbench.formatting import md_table
 
     submitted = submit_slurm(jobs, ctx, params, args.retries, dry_run=args.dry_run)
     if submitted:
@@ -162,6 +163,7 @@ def _slurm(jobs, ctx, params: dict, args: argparse.Namespace) -> int:
 
 
 def _print_status(jobs, results: str | None) -> int:
+    from bloodbench.formatting import md_table
     from bloodbench.status import job_states
 
     rows = job_states(jobs, results)
