@@ -14,3 +14,4 @@ MONITORS = ("val_acc", "val_loss", "val_auc")
 LEADERBOARD_FORMATS = ("markdown", "csv", "json")
 DEFAULT_ROUNDS = 5        # profile: latency rounds; p50 = median of the rounds' p50s
 DEFAULT_WARMUP_S = 1.0    # profile: untimed warm-up seconds, at least
+DEFAULT_ROUND_S = 0.2     # profile: seconds per latency round, at least (a 1 ms model gets ~200 calls a round)

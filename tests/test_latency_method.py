@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import sys
+import time
 import types
 
 import numpy as np
@@ -260,3 +261,20 @@ def test_cuda_cli_profile_bf16_and_graphs(tmp_path, capsys):
     rc = main(["profile", "resnet18", "--device", "cuda", "--precision", "bf16", "--cuda-graphs", "--batch-sizes",
                "1,8", "--iters", "5", "--rounds", "2", "--warmup-s", "0.1", "--results", str(tmp_path)])
     assert rc == 0 and "CUDA graphs (launch-free)" in capsys.readouterr().out
+
+
+class _Sleeps(nn.Module):
+    """A forward of a known ~2 ms, so the calls a round needs are predictable."""
+
+    def forward(self, x):
+        time.sleep(0.002)
+        return x
+
+
+def test_round_s_raises_the_calls_per_round_for_fast_models():
+    lat = measure_latency(_Sleeps(), (1, 2), iters=2, rounds=3, warmup=3, warmup_s=0.0, round_s=0.03)
+    # ~2 ms a call (sleep overshoots, never undershoots) -> at most 15 calls fill 30 ms; far more than the 2 asked
+    assert 5 <= lat.round_size <= 15 and lat.n == 3 * lat.round_size and lat.rounds == 3
+    exact = measure_latency(_Sleeps(), (1, 2), iters=2, rounds=3, warmup=1, warmup_s=0.0)
+    assert exact.round_size == 2 and exact.n == 6  # round_s 0 (the default of direct calls): the count asked
+

@@ -176,7 +176,7 @@ def test_throughput_records_oom_and_goes_on(monkeypatch):
 # -- records and CLI -------------------------------------------------------------------------
 def test_profile_model_writes_a_complete_record(tmp_path):
     rec = profile_model("baseline_cnn", size=28, device="cpu", batch_sizes=[1, 2], warmup=1, iters=5, rounds=2,
-                        warmup_s=0.0, threads=1, min_time_s=0.02, results=tmp_path)
+                        warmup_s=0.0, round_s=0.0, threads=1, min_time_s=0.02, results=tmp_path)
     df = ResultsStore(tmp_path).load("profile")
     assert len(df) == 1
     back = ResultsStore(tmp_path).records("profile")[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from bloodbench.choices import DEFAULT_ROUNDS, DEFAULT_WARMUP_S, PRECISIONS
+from bloodbench.choices import DEFAULT_ROUND_S, DEFAULT_ROUNDS, DEFAULT_WARMUP_S, PRECISIONS
 from bloodbench.commands.common import (
     add_dataset_options, add_results_option, nonnegative_float, positive_int, positive_int_list,
 )
@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rounds", type=positive_int, default=DEFAULT_ROUNDS,
                    help=f"latency rounds; p50 = median of the rounds' p50s (default: {DEFAULT_ROUNDS})")
     p.add_argument("--warmup", type=int, default=10, help="untimed warm-up calls, at least (default: 10)")
+    p.add_argument("--round-s", type=nonnegative_float, default=DEFAULT_ROUND_S,
+                   help=f"seconds per latency round, at least: --iters rises for fast models "
+                        f"(default: {DEFAULT_ROUND_S:g})")
     p.add_argument("--warmup-s", type=nonnegative_float, default=DEFAULT_WARMUP_S,
                    help=f"untimed warm-up seconds, at least (default: {DEFAULT_WARMUP_S:g})")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: torch's current)")
@@ -103,6 +106,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
                             batch_sizes=args.batch_sizes, warmup=args.warmup, iters=args.iters,
                             threads=args.threads, results=store.root, save=args.save, trace=args.trace,
                             trace_dir=trace_dir, progress=stage, rounds=args.rounds, warmup_s=args.warmup_s,
+                            round_s=args.round_s,
                             cuda_graphs=args.cuda_graphs, tf32=args.tf32)
         records.append(rec)
         notes += [f"{name}: {n}" for n in _record_notes(rec)]

@@ -23,6 +23,7 @@ from bloodbench.profile.gpu_state import gpu_state
 from bloodbench.profile.graphs import check_cuda_graphs
 from bloodbench.profile.memory import peak_forward_memory
 from bloodbench.profile.noise import latency_warnings, machine_load
+from bloodbench.choices import DEFAULT_ROUND_S
 from bloodbench.profile.timing import (
     DEFAULT_BATCH_SIZES,
     DEFAULT_ROUNDS,
@@ -56,7 +57,7 @@ def profile_config(dataset: str = "bloodmnist", size: int = 28, device: str | to
                    batch_size: int = 1, batch_sizes: Sequence[int] | None = None, warmup: int = 10,
                    iters: int = 20, threads: int | None = None, min_time_s: float = 0.25,
                    rounds: int = DEFAULT_ROUNDS, warmup_s: float = DEFAULT_WARMUP_S, cuda_graphs: bool = False,
-                   tf32: bool = False) -> dict[str, Any]:
+                   tf32: bool = False, round_s: float = DEFAULT_ROUND_S) -> dict[str, Any]:
     """The options that identify a profile; hashed into its run id.
 
     ``device_name`` is part of it because a profile is a property of the hardware: the same
@@ -73,7 +74,7 @@ def profile_config(dataset: str = "bloodmnist", size: int = 28, device: str | to
         "warmup": int(warmup), "iters": int(iters),
         "threads": (threads or torch.get_num_threads()) if device.type == "cpu" else None,
         "min_time_s": float(min_time_s), "rounds": int(rounds), "warmup_s": float(warmup_s),
-        "cuda_graphs": bool(cuda_graphs), "tf32": bool(tf32),
+        "cuda_graphs": bool(cuda_graphs), "tf32": bool(tf32), "round_s": float(round_s),
     }
 
 
@@ -106,7 +107,7 @@ def profile_model(name: str, dataset: str = "bloodmnist", size: int = 28, device
                   results: str | Path | None = None, save: bool = True, trace: bool = False,
                   trace_dir: str | Path | None = None, progress: Callable[[str], None] | None = None,
                   rounds: int = DEFAULT_ROUNDS, warmup_s: float = DEFAULT_WARMUP_S, cuda_graphs: bool = False,
-                  tf32: bool = False) -> dict[str, Any]:
+                  tf32: bool = False, round_s: float = DEFAULT_ROUND_S) -> dict[str, Any]:
     """Profile registry model ``name`` and (if ``save``) write the record to the results store.
 
     Channels and classes come from ``dataset_info`` (no data file needed). MACs/FLOPs are per
@@ -130,7 +131,7 @@ def profile_model(name: str, dataset: str = "bloodmnist", size: int = 28, device
             as backend:
         nthreads = backend["threads"]
         config = profile_config(dataset, size, dev, precision, channels_last, compile, batch_size, batch_sizes,
-                                warmup, iters, threads, min_time_s, rounds, warmup_s, cuda_graphs, tf32)
+                                warmup, iters, threads, min_time_s, rounds, warmup_s, cuda_graphs, tf32, round_s)
         model, ds = build_model(name, dataset, size, dev)
         shape = (batch_size, ds.n_channels, size, size)
         step("counting")
@@ -141,9 +142,10 @@ def profile_model(name: str, dataset: str = "bloodmnist", size: int = 28, device
             lambda: _compiled_call(lambda: peak_forward_memory(prepared, shape, precision, channels_last)), dev)
         peak_mb, peak_method = memory or (None, None)
         step("latency")
-        lat, latency_oom = unless_oom(lambda: measure_latency(prepared, shape, dev, precision, warmup, iters, channels_last,
-                                                      compile, threads, rounds=rounds,
-                                                      warmup_s=warmup_s, cuda_graphs=cuda_graphs), dev)
+        lat, latency_oom = unless_oom(lambda: measure_latency(prepared, shape, dev, precision, warmup, iters,
+                                                              channels_last, compile, threads, rounds=rounds,
+                                                              warmup_s=warmup_s, cuda_graphs=cuda_graphs,
+                                                              round_s=round_s), dev)
         gpu = gpu_state(dev)  # clocks and temperature right after timing, while they are the timed ones
         load = machine_load()
         step("throughput")

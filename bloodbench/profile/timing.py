@@ -235,27 +235,34 @@ def warm_up(call: Callable[[], Any], min_calls: int, min_s: float, device: torch
 def measure_latency(model: nn.Module, input_shape: Sequence[int], device: torch.device | str = "cpu",
                     precision: str = "fp32", warmup: int = 10, iters: int = 20, channels_last: bool = False,
                     compile: bool = False, threads: int | None = None, rounds: int = DEFAULT_ROUNDS,
-                    warmup_s: float = DEFAULT_WARMUP_S, cuda_graphs: bool = False) -> LatencyMeasurement:
+                    warmup_s: float = DEFAULT_WARMUP_S, cuda_graphs: bool = False,
+                    round_s: float = 0.0) -> LatencyMeasurement:
     """Per-call latency of ``model`` on a batch of ``input_shape`` (N, C, H, W); ``.as_dict()`` for a record.
 
     ``threads`` pins the CPU thread count (None keeps torch's current setting; either way
     the count used is recorded). Each call is timed on its own, so p99 is a real tail;
     ``rounds`` rounds of ``iters`` calls each give the p50 (median of the round p50s).
     ``cuda_graphs`` times the replay of a captured graph (:mod:`bloodbench.profile.graphs`).
+    ``round_s`` > 0 raises the calls per round until a round lasts about that long (the per-call
+    time is taken from the warm-up): 20 calls of a 1 ms model are 20 ms, too short to agree.
     """
     device = torch.device(device)
     check_precision(precision, device)
     check_cuda_graphs(cuda_graphs, device)
-    if iters < 1 or warmup < 0 or rounds < 1 or warmup_s < 0:
-        raise BloodbenchError(f"need iters >= 1, rounds >= 1, warmup >= 0 and warmup_s >= 0 "
-                              f"(got {iters}, {rounds}, {warmup}, {warmup_s})")
+    if iters < 1 or warmup < 0 or rounds < 1 or warmup_s < 0 or round_s < 0:
+        raise BloodbenchError(f"need iters >= 1, rounds >= 1, warmup >= 0, warmup_s >= 0 and round_s >= 0 "
+                              f"(got {iters}, {rounds}, {warmup}, {warmup_s}, {round_s})")
     with cpu_threads(threads if device.type == "cpu" else None) as nthreads:
         m = prepare_model(model, device, channels_last, compile)
         x = make_input(input_shape, device, channels_last)
         with inference_context(device, precision, cuda_graphs):
             call = _compiled_call(lambda: graphed_forward(m, x)) if cuda_graphs else (lambda: m(x))
-            warm_up(call, warmup, warmup_s, device)
-            with gc_disabled():
+            with gc_disabled():  # from before the warm-up: its collect() must not land in the first round
+                t0 = time.perf_counter()
+                n_warm = warm_up(call, warmup, warmup_s, device)
+                per_call_s = (time.perf_counter() - t0) / n_warm
+                if round_s > 0 and per_call_s > 0:
+                    iters = max(iters, min(100_000, math.ceil(round_s / per_call_s)))
                 times = _time_calls(call, iters * rounds, device)
     return LatencyMeasurement(times, int(input_shape[0]), device.type, precision, nthreads, channels_last, compile,
                               warmup, round_size=iters, warmup_s=float(warmup_s), cuda_graphs=cuda_graphs)
