@@ -222,10 +222,13 @@ def load_slurm_config(path: str) -> dict[str, Any]:
         if p.suffix == ".json":
             data = json.loads(text)
         else:
-            import tomllib
+            try:
+                import tomllib
+            except ImportError:  # Python 3.10: the same parser, as the tomli package
+                import tomli as tomllib
 
             data = tomllib.loads(text)
-    except (ValueError, ImportError) as exc:
+    except ValueError as exc:
         raise BloodbenchError(f"--slurm-config {path} is not valid {p.suffix.lstrip('.') or 'TOML'} ({exc}): "
                               f"see docs/CLUSTER.md for an example") from None
     data = data.get("slurm", data)
