@@ -88,7 +88,8 @@ def _int_field(extra: dict, key: str, where: str) -> int:
     return int(number)
 
 
-def _num(value: Any) -> float:
+def number_or_nan(value: Any) -> float:
+    """A JSON or record value as float, NaN when absent or not a number (so pandas aggregates skip it)."""
     if value is None or isinstance(value, bool):
         return math.nan
     try:
@@ -129,11 +130,11 @@ def benchmark_entries(paths: Sequence[str | os.PathLike], device_name: Any = Non
             if extra["kind"] not in INGESTED_KINDS:
                 continue
             batch = _int_field(extra, "batch_size", where)
-            median_s = _num(stats.get("median"))
-            p50 = _num(extra.get("p50_ms"))
+            median_s = number_or_nan(stats.get("median"))
+            p50 = number_or_nan(extra.get("p50_ms"))
             if math.isnan(p50) and not math.isnan(median_s):
                 p50 = median_s * 1e3
-            ips = _num(extra.get("images_per_s"))
+            ips = number_or_nan(extra.get("images_per_s"))
             if math.isnan(ips) and median_s > 0:
                 ips = batch / median_s
             device = str(extra.get("device") or "cpu")
@@ -142,9 +143,9 @@ def benchmark_entries(paths: Sequence[str | os.PathLike], device_name: Any = Non
                 "size": _int_field(extra, "size", where), "device": device,
                 "precision": str(extra.get("precision") or "fp32"),
                 "device_name": extra.get("device_name") or (device_name(machine, device) if device_name else None),
-                "params": _num(extra.get("params")), "macs": _num(extra.get("macs")),
-                "flops": _num(extra.get("flops")), "batch_size": batch,
-                "p50": p50, "p90": _num(extra.get("p90_ms")), "p99": _num(extra.get("p99_ms")),
+                "params": number_or_nan(extra.get("params")), "macs": number_or_nan(extra.get("macs")),
+                "flops": number_or_nan(extra.get("flops")), "batch_size": batch,
+                "p50": p50, "p90": number_or_nan(extra.get("p90_ms")), "p99": number_or_nan(extra.get("p99_ms")),
                 "images_per_s": ips, "created_at": when, "source": f"benchmark:{Path(path).name}",
             })
         if foreign:

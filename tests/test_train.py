@@ -11,7 +11,6 @@ import sys
 import pytest
 import torch
 
-from bloodbench import data
 from bloodbench.cli import main
 from bloodbench.results import ResultsStore
 from bloodbench.train import TrainConfig, Trainer, TrainingDiverged

@@ -6,7 +6,6 @@ the model, so the analysis describes exactly the predictions the metrics came fr
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import confusion_matrix

@@ -8,11 +8,10 @@ frames.py's ``aggregate_training``.
 
 from __future__ import annotations
 
-import math
-from typing import Any
 
 import pandas as pd
 
+from bloodbench.benchjson import number_or_nan
 from bloodbench.choices import LEADERBOARD_FORMATS
 from bloodbench.results import JOIN_KEYS
 
@@ -94,12 +93,5 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _num(value: Any) -> float:
-    """A record value as float, NaN when absent (so pandas aggregates skip it)."""
-    if value is None or isinstance(value, bool):
-        return math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
+_num = number_or_nan  # the leaderboard reads records the way benchmark files are read
 
