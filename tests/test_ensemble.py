@@ -25,7 +25,7 @@ N_CLASSES = 4
 def test_ensemble_row_accuracy_is_recomputed_from_its_members_saved_predictions():
     rows = load_leaderboard(REPO_RESULTS).to_records()
     ensembles = [r for r in rows if r["kind"] == "ensemble"]
-    assert ensembles and all(r["kind"] == "model" for r in rows if r["family"] != "ensemble")
+    assert ensembles and all(r["kind"] in ("model", "tta") for r in rows if r["family"] != "ensemble")
     store = ResultsStore(REPO_RESULTS)
     for row in ensembles:
         weights = row["weights"] or [None] * len(row["members"])
@@ -49,6 +49,22 @@ def test_ensemble_row_accuracy_is_recomputed_from_its_members_saved_predictions(
         budget = re.search(r"≤(\d+)M", row["model"])
         if budget:
             assert row["macs"] <= float(budget.group(1)) * 1e6
+
+
+def test_committed_tta_rows_are_recomputed_from_saved_tta_predictions():
+    """baseline_cnn's runs saved 8-view TTA predictions: its TTA row is their mean accuracy, at 8x the cost."""
+    rows = load_leaderboard(REPO_RESULTS).to_records()
+    tta = [r for r in rows if r["kind"] == "tta"]
+    assert tta, "the committed baseline_cnn runs carry TTA predictions"
+    store = ResultsStore(REPO_RESULTS)
+    for row in tta:
+        accs = []
+        for run_id in row["members"]:
+            y, score = load_predictions(store.run_dir(run_id) / "test_predictions_tta.npz")
+            accs.append(np.mean(score.argmax(1) == y))
+        assert row["seeds"] == len(row["members"]) and abs(np.mean(accs) - row["acc_mean"]) < 1e-9
+        plain = next(r for r in rows if r["kind"] == "model" and r["model"] == row["model"].split(" + ")[0])
+        assert row["macs"] == 8 * plain["macs"]
 
 
 def test_committed_report_says_how_ensembles_were_chosen_and_that_no_gpu_latency_exists():
