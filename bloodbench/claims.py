@@ -41,6 +41,11 @@ def host() -> str:
     return platform.node() or "host"
 
 
+def file_stamp(when: str | None = None) -> str:
+    """``<utc time>-<host>-<pid>`` for file names that parallel workers on many hosts never share."""
+    return (when or utc_now()).replace(":", "").replace("+0000", "Z") + f"-{host()}-{os.getpid()}"
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from bloodbench.choices import CLASS_WEIGHTING, MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES, SIZES
-from bloodbench.envinfo import resolve_device
+from bloodbench.envinfo import device_kind
 from bloodbench.errors import BloodbenchError
 from bloodbench.models import get_model_info
 from bloodbench.results import config_hash
@@ -45,8 +45,7 @@ def device_defaults(device: str) -> dict[str, Any]:
 
     On CPU nothing changes (fp32, NCHW), so CPU records keep their config hash.
     """
-    kind = device if device == "cpu" or device.startswith("cuda") else resolve_device(device).type
-    if not kind.startswith("cuda"):
+    if device_kind(device) != "cuda":
         return {}
     # Planned on a host without CUDA (a Slurm login node) for GPU workers: assume bf16, as on every
     # data-centre GPU since the A100; a worker on an older GPU records under its own (fp16) run id.

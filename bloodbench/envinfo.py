@@ -38,6 +38,13 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+
+def device_kind(device: str) -> str:
+    """``cpu`` or ``cuda``; ``auto`` is decided here, ``cuda`` is taken on trust (a Slurm login node has none)."""
+    if device == "cpu" or device.startswith("cuda"):
+        return device.split(":")[0]
+    return resolve_device(device).type
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -7,6 +7,7 @@ with the in-process path is the job function, the claims and the records. Each s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -72,15 +73,11 @@ def worker_environment() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join([here, *paths])
 
 
-def _stamp() -> str:
-    return utc_now().replace(":", "").replace("+0000", "Z") + f"-{claims.host()}-{os.getpid()}"
-
-
 class Submissions:
     """``submissions/<time>-<host>-<pid>.json``: one file per sweep, rewritten atomically as jobs go out."""
 
     def __init__(self, root: Path, executor: str, extra: dict | None = None) -> None:
-        self.path = root / "submissions" / f"{_stamp()}.json"
+        self.path = root / "submissions" / f"{claims.file_stamp()}.json"
         self.data: dict[str, Any] = {"executor": executor, "submitted_at": utc_now(), "host": claims.host(),
                                      **(extra or {}), "jobs": []}
 
@@ -117,8 +114,8 @@ def run_local(jobs: list[Job], ctx: Context, n_jobs: int | None = None, retries:
     slots, threads = local_slots(visible_gpus(), n_jobs, cpu_cores())
     pending = [j for j in jobs if not j.done]
     train = [j for j in pending if j.kind == "train"]
-    phases = [(train, slots, Context(**{**vars(ctx), "threads": threads})),
-              ([j for j in pending if j.kind != "train"], slots[:1], Context(**{**vars(ctx), "threads": None}))]
+    phases = [(train, slots, dataclasses.replace(ctx, threads=threads)),
+              ([j for j in pending if j.kind != "train"], slots[:1], dataclasses.replace(ctx, threads=None))]
     store = ResultsStore(root)
     log_path, log = new_run_log(store, ctx.dataset, ctx.size, {"executor": "local", "jobs_at_once": len(slots),
                                                                "skipped": len(jobs) - len(pending)})

@@ -8,8 +8,6 @@ record has a unique file name).
 from __future__ import annotations
 
 import json
-import os
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +16,8 @@ from typing import Any, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from bloodbench.envinfo import environment, resolve_device
+from bloodbench.claims import file_stamp
+from bloodbench.envinfo import device_kind, environment
 from bloodbench.errors import BloodbenchError
 from bloodbench.models import get_model_info, list_models
 from bloodbench.fsutil import atomic_write_text
@@ -41,19 +40,11 @@ class Job:
         return f"{self.kind} {self.model}" + (f" seed {self.seed}" if self.seed is not None else f" on {self.device}")
 
 
-def device_kind(device: str) -> str:
-    """``cpu`` or ``cuda``; ``auto`` is decided here, ``cuda`` is taken on trust (a Slurm login node has none)."""
-    if device == "cpu" or device.startswith("cuda"):
-        return device.split(":")[0]
-    return resolve_device(device).type
-
-
-def _remote_gpu_profile(store: ResultsStore, model: str, dataset: str, size: int) -> Job:
-    """A CUDA profile planned on a host without CUDA (a Slurm login node): its run id names the GPU,
-    so the worker makes it; any default (fp32) CUDA profile of the model already recorded counts as done."""
-    done = any(r.get("model") == model and r.get("dataset") == dataset and r.get("size") == size
-               and r.get("device") == "cuda" and r.get("precision") == "fp32" for r in store.iter_records("profile"))
-    return Job("profile", model, None, "cuda", done, f"{model}-{dataset}-{size}-cuda-fp32-on-the-workers-gpu")
+def _cuda_profiled(store: ResultsStore, dataset: str, size: int) -> set[str]:
+    """Models with a default (fp32) CUDA profile recorded: on a host without CUDA (a Slurm login
+    node) the run id of a planned CUDA profile names the workers' GPU, so any such record counts as done."""
+    return {r.get("model") for r in store.iter_records("profile") if r.get("dataset") == dataset
+            and r.get("size") == size and r.get("device") == "cuda" and r.get("precision") == "fp32"}
 
 
 def plan(models: Sequence[str], seeds: Sequence[int], dataset: str, size: int, results: str | None,
@@ -64,6 +55,8 @@ def plan(models: Sequence[str], seeds: Sequence[int], dataset: str, size: int, r
 
     store = ResultsStore(results)
     kind = device_kind(train_device)
+    remote_cuda = profile and "cuda" in map(device_kind, devices) and not torch.cuda.is_available()
+    cuda_done = _cuda_profiled(store, dataset, size) if remote_cuda else set()
     jobs: list[Job] = []
     for name in models:
         get_model_info(name)
@@ -74,7 +67,8 @@ def plan(models: Sequence[str], seeds: Sequence[int], dataset: str, size: int, r
         if profile:
             for dev in map(device_kind, devices):
                 if dev == "cuda" and not torch.cuda.is_available():  # planned for GPU workers elsewhere
-                    jobs.append(_remote_gpu_profile(store, name, dataset, size))
+                    jobs.append(Job("profile", name, None, "cuda", name in cuda_done,
+                                    f"{name}-{dataset}-{size}-cuda-fp32-on-the-workers-gpu"))
                     continue
                 rid = profile_run_id(name, profile_config(dataset, size, torch.device(dev)))
                 jobs.append(Job("profile", name, None, dev, recorded(store, "profile", rid), rid))
@@ -114,8 +108,7 @@ def new_run_log(store: ResultsStore, dataset: str, size: int, extra: dict | None
     log: dict[str, Any] = {"started_at": started, "dataset": dataset, "size": size, "env": environment("cpu"),
                            "jobs": [], **(extra or {})}
     # host and pid in the name: runs started in the same second (parallel queues) keep separate logs
-    stamp = started.replace(":", "").replace("+0000", "Z")
-    return store.root / "runs" / f"run-{stamp}-{platform.node() or 'host'}-{os.getpid()}.json", log
+    return store.root / "runs" / f"run-{file_stamp(started)}.json", log
 
 
 def progress_bar(estimates: Sequence[float], progress: bool = True) -> tqdm:

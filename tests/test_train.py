@@ -172,11 +172,11 @@ def test_weights_blowing_up_under_a_clipped_loss_mark_the_run_diverged(tmp_path,
 
 
 def test_cuda_runs_default_to_bf16_and_channels_last(monkeypatch):
-    from bloodbench import config
+    from bloodbench import envinfo
 
     cpu = TrainConfig.build("baseline_cnn", device="cpu")
     assert (cpu.precision, cpu.channels_last) == ("fp32", False)
-    monkeypatch.setattr(config, "resolve_device", lambda device: torch.device("cuda"))
+    monkeypatch.setattr(envinfo, "resolve_device", lambda device: torch.device("cuda"))
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
     gpu = TrainConfig.build("baseline_cnn", device="cuda")
     assert (gpu.precision, gpu.channels_last) == ("bf16", True)

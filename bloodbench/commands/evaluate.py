@@ -24,10 +24,12 @@ def finished_runs(store, model: str, dataset: str, size: int, seed: int | None) 
     if not runs:
         from bloodbench.models import get_model_info
 
+        from bloodbench.hints import train_hint
+
         get_model_info(model)  # a typo is "unknown model ...; did you mean", not "train it first"
         which = f"{model} on {dataset} {size}px" + (f" seed {seed}" if seed is not None else "")
         raise BloodbenchError(f"no finished training run for {which} in {store.root}: run "
-                              f"`bloodbench train {model}" + (f" --seed {seed}" if seed is not None else "") + "` first")
+                              f"`{train_hint(model, seed, dataset, size, store.root)}` first")
     return sorted(runs, key=lambda r: (r["seed"], r.get("finished_at", "")))
 
 

@@ -105,18 +105,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bloodbench.jobs import Context
     from bloodbench.results import ResultsStore
 
-    root = ResultsStore(args.results).root.resolve()
+    store = ResultsStore(args.results)
+    root = store.root.resolve()
     data_dir = os.path.abspath(args.data_dir) if args.data_dir else None
     ctx = Context(args.dataset, args.size, str(root), data_dir, args.verify)
     if pending and not args.dry_run:
-        ResultsStore(args.results).ensure_writable()
+        store.ensure_writable()
     if params is not None:
         return _slurm(jobs, ctx, params, args)
     from bloodbench import executors
 
+    gpus = executors.visible_gpus()
+    in_process = args.jobs in (None, 1) and not gpus  # one after another, as before --jobs existed
     if args.dry_run and pending:
-        gpus = executors.visible_gpus()
-        if args.jobs in (None, 1) and not gpus:
+        if in_process:
             print("would run them one after another in this process")
         else:
             slots, threads = executors.local_slots(gpus, args.jobs, executors.cpu_cores())
@@ -126,7 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run or not pending:
         return 0
 
-    if args.jobs in (None, 1) and not executors.visible_gpus():
+    if in_process:
         log = run.execute(jobs, args.dataset, args.size, str(root), data_dir, args.verify, retries=args.retries)
     else:
         log = executors.run_local(jobs, ctx, args.jobs, args.retries, args.time)
