@@ -39,7 +39,7 @@ from bloodbench.results import ResultsStore, utc_now
 from bloodbench.verdicts import annotate
 from bloodbench.train.checkpoint import load_checkpoint, save_checkpoint
 from bloodbench.config import TrainConfig
-from bloodbench.train.tta import tta_probabilities
+from bloodbench.train.tta import view_probabilities
 
 EpochCallback = Callable[[int, dict], None]
 #: Steps between progress-bar loss/accuracy updates (each one is a host sync; only when the bar shows).
@@ -58,11 +58,11 @@ def model_outputs(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torc
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, split: Split, norm: Normalizer, device: torch.device, batch_size: int = 512,
-            precision: str = "fp32", channels_last: bool = False, tta: bool = False) -> np.ndarray:
-    """Softmax probabilities (N, C) for a split, in order; ``tta``: averaged over the 8 D4 views."""
+def _predict(model: nn.Module, split: Split, norm: Normalizer, device: torch.device, batch_size: int,
+             precision: str, channels_last: bool, tta: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """(plain, 8-view TTA or None) softmax probabilities (N, C) for a split, in order."""
     model.eval()
-    out = []
+    plain, mean = [], []
     batches = TensorBatches(split, batch_size, device, sampler="sequential")
 
     def forward(x: torch.Tensor) -> torch.Tensor:
@@ -73,9 +73,25 @@ def predict(model: nn.Module, split: Split, norm: Normalizer, device: torch.devi
 
     for xb, _ in batches():
         x = norm(xb)
-        probs = tta_probabilities(forward, x) if tta else torch.softmax(forward(x).float(), dim=1)
-        out.append(probs.cpu())
-    return torch.cat(out).numpy()
+        if tta:  # the first view is x itself: the plain prediction comes free with the TTA pass
+            views = view_probabilities(forward, x)
+            plain.append(views[0].cpu())
+            mean.append(torch.stack(views).mean(0).cpu())
+        else:
+            plain.append(torch.softmax(forward(x).float(), dim=1).cpu())
+    return torch.cat(plain).numpy(), torch.cat(mean).numpy() if tta else None
+
+
+def predict(model: nn.Module, split: Split, norm: Normalizer, device: torch.device, batch_size: int = 512,
+            precision: str = "fp32", channels_last: bool = False) -> np.ndarray:
+    """Softmax probabilities (N, C) for a split, in order."""
+    return _predict(model, split, norm, device, batch_size, precision, channels_last, tta=False)[0]
+
+
+def predict_with_tta(model: nn.Module, split: Split, norm: Normalizer, device: torch.device, batch_size: int = 512,
+                     precision: str = "fp32", channels_last: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(plain, averaged over the 8 D4 views) softmax probabilities, from one 8-view pass."""
+    return _predict(model, split, norm, device, batch_size, precision, channels_last, tta=True)
 
 
 @dataclass
@@ -417,10 +433,10 @@ class Trainer:
             ck_norm = Normalizer(**{k: tuple(v) for k, v in best["normalizer"].items()})  # what the weights saw
             scores = {}  # artifacts key -> (y_true, y_score): val and test, plain and 8-view TTA
             for split in ("val", "test"):
-                for tta in (False, True):
-                    scores[f"{split}_predictions" + ("_tta" if tta else "")] = (ds[split].labels.numpy(), predict(
-                        model, ds[split], ck_norm, self.device, cfg.eval_batch_size, cfg.precision,
-                        cfg.channels_last, tta=tta))
+                y = ds[split].labels.numpy()
+                plain, tta = predict_with_tta(model, ds[split], ck_norm, self.device, cfg.eval_batch_size,
+                                              cfg.precision, cfg.channels_last)
+                scores[f"{split}_predictions"], scores[f"{split}_predictions_tta"] = (y, plain), (y, tta)
             val_m = classification_metrics(*scores["val_predictions"], info.class_names)
             y_test, test_scores = scores["test_predictions"]
             test_m = classification_metrics(y_test, test_scores, info.class_names)

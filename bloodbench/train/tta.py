@@ -20,7 +20,11 @@ def d4_views(x: torch.Tensor) -> list[torch.Tensor]:
     return rots + [torch.flip(r, dims=(3,)) for r in rots]
 
 
+def view_probabilities(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> list[torch.Tensor]:
+    """Softmax probabilities of each of the 8 views; the first view is ``x`` itself (the plain prediction)."""
+    return [torch.softmax(forward(v).float(), dim=1) for v in d4_views(x)]
+
+
 def tta_probabilities(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """Mean softmax probability over the 8 views; ``forward`` maps a batch to logits."""
-    probs = [torch.softmax(forward(v).float(), dim=1) for v in d4_views(x)]
-    return torch.stack(probs).mean(0)
+    return torch.stack(view_probabilities(forward, x)).mean(0)
