@@ -34,7 +34,20 @@ def _restore(saved: dict[str, Any]) -> None:
     torch.backends.cudnn.allow_tf32 = saved["cudnn_allow_tf32"]
     torch.backends.cuda.matmul.allow_tf32 = saved["matmul_allow_tf32"]
     torch.set_float32_matmul_precision(saved["float32_matmul_precision"])  # after allow_tf32: they are linked
-    torch.set_num_threads(saved["threads"])
+
+
+@contextlib.contextmanager
+def cpu_threads(threads: int | None) -> Iterator[int]:
+    """Pin torch's intra-op thread count for the measurement and restore it afterwards."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        if threads < 1:
+            raise BloodbenchError(f"--threads must be >= 1 (got {threads})")
+        torch.set_num_threads(threads)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
 
 
 @contextlib.contextmanager
@@ -45,21 +58,17 @@ def backend_flags(cudnn_benchmark: bool = True, allow_tf32: bool = False,
     Yields the record's ``backend`` block: ``{cudnn_benchmark, allow_tf32, float32_matmul_precision,
     threads}``. ``threads=None`` keeps torch's current count (and records it).
     """
-    if threads is not None and threads < 1:
-        raise BloodbenchError(f"--threads must be >= 1 (got {threads})")
     saved = current_flags()
-    try:
-        torch.backends.cudnn.benchmark = bool(cudnn_benchmark)
-        torch.backends.cuda.matmul.allow_tf32 = bool(allow_tf32)
-        torch.backends.cudnn.allow_tf32 = bool(allow_tf32)
-        torch.set_float32_matmul_precision("high" if allow_tf32 else "highest")
-        if threads is not None:
-            torch.set_num_threads(threads)
-        yield {"cudnn_benchmark": bool(cudnn_benchmark), "allow_tf32": bool(allow_tf32),
-               "float32_matmul_precision": torch.get_float32_matmul_precision(),
-               "threads": torch.get_num_threads()}
-    finally:
-        _restore(saved)
+    with cpu_threads(threads) as nthreads:  # checks the count and gives the process its own back
+        try:
+            torch.backends.cudnn.benchmark = bool(cudnn_benchmark)
+            torch.backends.cuda.matmul.allow_tf32 = bool(allow_tf32)
+            torch.backends.cudnn.allow_tf32 = bool(allow_tf32)
+            torch.set_float32_matmul_precision("high" if allow_tf32 else "highest")
+            yield {"cudnn_benchmark": bool(cudnn_benchmark), "allow_tf32": bool(allow_tf32),
+                   "float32_matmul_precision": torch.get_float32_matmul_precision(), "threads": nthreads}
+        finally:
+            _restore(saved)
 
 
 @contextlib.contextmanager

@@ -154,7 +154,6 @@ class PredictionRows:
     correct: dict[tuple, np.ndarray] = field(default_factory=dict)    # (model, dataset, size) -> (N,)
     n_runs: dict[tuple, int] = field(default_factory=dict)
     ensembles: dict[tuple, list[SeedEnsemble]] = field(default_factory=dict)
-    fallback: bool = False      # some ensemble was chosen on recorded val accuracy (test-only members)
 
 
 def budget_name(budget: float | None) -> str:
@@ -262,7 +261,6 @@ def prediction_rows(train: pd.DataFrame, records: list[dict], root: str | Path |
             out.correct[(name, dataset, int(size))] = np.mean(correct, axis=0)
             out.n_runs[(name, dataset, int(size))] = len(ens)
             out.ensembles[(name, dataset, int(size))] = ens
-            out.fallback |= any(e.method.startswith("top-") for e in ens)
             per_seed_cost = [{col: sum(num(col, m) for m in set(e.models))
                               for col in ("params", "macs", "flops", "latency_p50_ms")} for e in ens]
             sums = _costliest(per_seed_cost)

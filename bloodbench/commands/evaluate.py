@@ -37,14 +37,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from bloodbench.formatting import md_table
     from bloodbench.hints import retrain_hint
     from bloodbench.metrics import bootstrap_ci, classification_metrics
-    from bloodbench.predictions import load_predictions
+    from bloodbench.predictions import PREDICTION_FILES, load_predictions, prediction_path
     from bloodbench.results import ResultsStore
 
     store = ResultsStore(args.results)
     out = []
     for rec in finished_runs(store, args.model, args.dataset, args.size, args.seed):
         run_dir = store.run_dir(rec["run_id"])
-        pred_path = run_dir / (rec.get("artifacts") or {}).get("predictions", "test_predictions.npz")
+        pred_path = (prediction_path(run_dir, rec, "test_predictions")
+                     or run_dir / PREDICTION_FILES["test_predictions"])  # missing: load_predictions says so
         y_true, y_score = load_predictions(pred_path, f"recreate it with {retrain_hint(rec, store.root)}, "
                                                       f"or delete {run_dir}")
         m = classification_metrics(y_true, y_score, rec["test"].get("class_names"))

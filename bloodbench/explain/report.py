@@ -32,6 +32,7 @@ from bloodbench.explain.gradcam import (
 from bloodbench.formatting import md_table, output_dir, short_name
 from bloodbench.fsutil import atomic_write_text
 from bloodbench.hints import retrain_hint, train_hint
+from bloodbench.predictions import PREDICTION_FILES
 from bloodbench.results import ResultsStore
 
 OUTPUT_FILES = ("gradcam_correct.png", "gradcam_wrong.png", "errors.md", "reliability.png", "misclassified.png")
@@ -137,7 +138,7 @@ def explain(model: str, *, seed: int | None = None, n: int = 16, class_name: str
     record = find_train_run(store, model, dataset, size, seed)
     run_dir = store.run_dir(record["run_id"])
     hint = retrain_hint(record, store.root)
-    ckpt_path, pred_path = run_dir / "best.pt", run_dir / "test_predictions.npz"
+    ckpt_path, pred_path = run_dir / "best.pt", run_dir / PREDICTION_FILES["test_predictions"]
     if gradcam and not ckpt_path.is_file():
         raise BloodbenchError(f"run {record['run_id']} has no checkpoint {ckpt_path} (checkpoints stay out of git): "
                               f"recreate it with {hint}, or pass --no-gradcam for the rest")

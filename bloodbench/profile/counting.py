@@ -92,9 +92,6 @@ def count_activations(model: nn.Module, input_shape: tuple[int, ...], device: to
         return int(analysis.total())
 
 
-# -- memory ---------------------------------------------------------------------------------
-
-
 @dataclass
 class CostBreakdown:
     """Every count for one model and input shape, with units in the field names."""

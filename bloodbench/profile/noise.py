@@ -1,7 +1,7 @@
 """Is a latency figure trustworthy? Round-to-round spread and machine load, as warnings.
 
 ``torch.utils.benchmark`` warns when the IQR of its measurements is large relative to the
-median; we do the same with the rounds of :func:`bloodbench.profile.timing.measure`: each
+median; we do the same with the rounds of :func:`bloodbench.profile.timing.measure_latency`: each
 round has its own p50, the figure is their median, and ``max / min`` of the round p50s above
 :data:`NOISE_THRESHOLD` marks the figure ``noisy``. A 1-minute load average above the core
 count says other processes compete for the CPU (the launch path of a GPU figure included).

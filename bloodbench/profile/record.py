@@ -156,7 +156,7 @@ def profile_model(name: str, dataset: str = "bloodmnist", size: int = 28, device
             step("trace")
             from bloodbench.profile.trace import DEFAULT_TRACE_DIR, trace_model
 
-            trace_model(model, shape, trace_dir or DEFAULT_TRACE_DIR, name, dev, precision, channels_last, compile)
+            trace_model(prepared, shape, trace_dir or DEFAULT_TRACE_DIR, name, dev, precision, channels_last, compile)
         env = {**environment(dev), **gpu}
     latency = lat.as_dict() if lat is not None else _latency_after_oom(batch_size, nthreads)
     latency = {**{k: latency.get(k) for k in LATENCY_KEYS}, **load}

@@ -24,7 +24,7 @@ from torch import nn
 from bloodbench.choices import DEFAULT_ROUNDS, DEFAULT_WARMUP_S
 from bloodbench.errors import BloodbenchError
 from bloodbench.precision import autocast, check_precision
-from bloodbench.backend import gc_disabled
+from bloodbench.backend import cpu_threads, gc_disabled
 from bloodbench.profile.graphs import check_cuda_graphs, graphed_forward
 from bloodbench.profile.noise import NOISE_THRESHOLD, rounds_spread
 
@@ -32,7 +32,7 @@ DEFAULT_BATCH_SIZES = {"cpu": (1, 2, 4, 8, 16, 32, 64), "cuda": (1, 2, 4, 8, 16,
 #: The latency keys stored in a profile record (docs/ARCHITECTURE.md, "Profile record").
 LATENCY_KEYS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "n", "batch_size", "threads", "rounds",
                 "rounds_p50_ms", "rounds_spread", "noisy", "warmup_s", "cuda_graphs", "method")
-#: ``latency.method`` of figures from :func:`measure` (benchmarks/ label theirs ``pytest_benchmark_rounds``).
+#: ``latency.method`` of figures from :func:`measure_latency` (benchmarks/ label theirs ``pytest_benchmark_rounds``).
 MEASURE_METHOD = "per_call_median_of_rounds"
 T = TypeVar("T")
 
@@ -49,20 +49,6 @@ def inference_context(device: torch.device | str, precision: str, cuda_graphs: b
     """
     with torch.inference_mode(), autocast(device, precision, cache_enabled=False if cuda_graphs else None):
         yield
-
-
-@contextlib.contextmanager
-def cpu_threads(threads: int | None) -> Iterator[int]:
-    """Pin torch's intra-op thread count for the measurement and restore it afterwards."""
-    before = torch.get_num_threads()
-    if threads is not None:
-        if threads < 1:
-            raise BloodbenchError(f"--threads must be >= 1 (got {threads})")
-        torch.set_num_threads(threads)
-    try:
-        yield torch.get_num_threads()
-    finally:
-        torch.set_num_threads(before)
 
 
 def prepare_model(model: nn.Module, device: torch.device | str, channels_last: bool = False,

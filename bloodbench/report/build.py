@@ -345,8 +345,10 @@ def write_report(results: str | os.PathLike | None = None, out: str | os.PathLik
                               precision=precision, results_root=root)
     costs = cost_frame(profile_recs, benchmark_json)
     devices = sorted(costs["device"].dropna().unique()) if not costs.empty else []
-    per_device = {d: build_leaderboard(train_recs, profile_recs, benchmark_json=benchmark_json, device=d,
-                                       precision=precision, results_root=root) for d in devices}
+    # the shown board already is its own device's: built again it would repeat every warning
+    per_device = {d: board if d == board.device else build_leaderboard(
+        train_recs, profile_recs, benchmark_json=benchmark_json, device=d, precision=precision, results_root=root)
+        for d in devices}
 
     out = output_dir(out)
     w = _Writer(out)
