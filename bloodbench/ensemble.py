@@ -29,14 +29,13 @@ from sklearn.metrics import log_loss
 
 from bloodbench.errors import BloodbenchError
 from bloodbench.metrics import classification_metrics
-from bloodbench.predictions import load_predictions, prediction_path
+from bloodbench.leaderboard.columns import METRICS
+from bloodbench.predictions import TTA_VIEWS, load_predictions, prediction_path
 from bloodbench.results import ResultsStore
 
 ROUNDS = 25
 FALLBACK_K = 3
 BUDGETS = (None, 100e6, 25e6, 5e6)   # MACs per image; None = no budget
-TTA_VIEWS = 8
-METRICS = ("acc", "f1_macro", "auc")
 
 
 @dataclass

@@ -102,7 +102,8 @@ def latest_submissions(root: Path) -> dict[str, dict[str, Any]]:
 
 # -- local -------------------------------------------------------------------------------------
 def run_local(jobs: list[Job], ctx: Context, n_jobs: int | None = None, retries: int = 2,
-              timeout_min: int | None = None, progress: bool = True) -> dict[str, Any]:
+              timeout_min: int | None = None, progress: bool = True,
+              past: dict[tuple[str, str], float] | None = None) -> dict[str, Any]:
     """Run the pending jobs as submitit local processes, ``n_jobs`` per GPU (or on CPU) at once.
 
     Training jobs share the machine; profile jobs come after them and run alone, since latency
@@ -120,7 +121,7 @@ def run_local(jobs: list[Job], ctx: Context, n_jobs: int | None = None, retries:
     log_path, log = new_run_log(store, ctx.dataset, ctx.size, {"executor": "local", "jobs_at_once": len(slots),
                                                                "skipped": len(jobs) - len(pending)})
     subs = Submissions(root, "local", {"jobs_at_once": len(slots), "threads_per_job": threads})
-    estimates = dict(zip(map(id, pending), estimate_seconds(pending, past_job_seconds(str(root)))))
+    estimates = dict(zip(map(id, pending), estimate_seconds(pending, past if past is not None else past_job_seconds(str(root)))))
     bar = progress_bar(list(estimates.values()), progress)
     t_all = time.perf_counter()
 

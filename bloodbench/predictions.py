@@ -16,6 +16,9 @@ import numpy as np
 from bloodbench.errors import BloodbenchError
 from bloodbench.fsutil import atomic_write_bytes
 
+#: Views of the saved test-time augmentation: the square's 8 symmetries (bloodbench.train.tta).
+TTA_VIEWS = 8
+
 # artifacts key -> file name, as the trainer writes them.
 PREDICTION_FILES = {
     "val_predictions": "val_predictions.npz",

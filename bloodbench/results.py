@@ -249,13 +249,11 @@ def load_results(results: str | os.PathLike | None = None, kind: str | None = No
 
 
 # -- checked reading --------------------------------------------------------------------
-def check_records(records: Iterable[dict], kind: str, store: ResultsStore | None = None) -> list[dict]:
+def check_records(records: Iterable[dict], kind: str) -> list[dict]:
     """The valid records, one per run_id: a malformed one is named in a warning and skipped
     (see :func:`clean_records`), instead of surfacing as a KeyError."""
     def where(rec: Any) -> str:
         run_id = rec.get("run_id") if isinstance(rec, dict) else None
-        if store and isinstance(run_id, str) and run_id:
-            return str(store.record_path(kind, run_id))
         return f"of run {run_id}" if run_id else "without a run_id"
 
     return clean_records([(where(rec), rec) for rec in records], kind)

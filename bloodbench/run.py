@@ -123,7 +123,8 @@ def job_line(job: Job, entry: dict[str, Any], estimate: float) -> str:
 
 
 def execute(jobs: list[Job], dataset: str, size: int, results: str | None, data_dir: str | None,
-            verify: bool = True, progress: bool = True, retries: int = 2) -> dict[str, Any]:
+            verify: bool = True, progress: bool = True, retries: int = 2,
+            past: dict[tuple[str, str], float] | None = None) -> dict[str, Any]:
     """Run the pending jobs one after another in this process (``--jobs 1``), through the same
     job function as the parallel executors; a log of where the time went is kept in ``<results>/runs/``."""
     from bloodbench.jobs import Context, run_with_retries
@@ -133,7 +134,7 @@ def execute(jobs: list[Job], dataset: str, size: int, results: str | None, data_
     pending = [j for j in jobs if not j.done]
     log_path, log = new_run_log(store, dataset, size, {"executor": "inline", "skipped": len(jobs) - len(pending)})
     ctx = Context(dataset, size, str(store.root.resolve()), data_dir, verify, progress=progress)
-    estimates = estimate_seconds(pending, past_job_seconds(results))
+    estimates = estimate_seconds(pending, past if past is not None else past_job_seconds(results))
     bar = progress_bar(estimates, progress)
     t_all = time.perf_counter()
     for i, (job, estimate) in enumerate(zip(pending, estimates)):

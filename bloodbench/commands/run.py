@@ -99,7 +99,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(md_table([[j.kind, j.model, j.seed, j.device, "done" if j.done else "pending"] for j in jobs],
                    ["job", "model", "seed", "device", "state"]))
     pending = sum(not j.done for j in jobs)
-    eta = sum(run.estimate_seconds([j for j in jobs if not j.done], run.past_job_seconds(args.results)))
+    past = run.past_job_seconds(args.results)  # read once: the ETA here and the run's progress bar
+    eta = sum(run.estimate_seconds([j for j in jobs if not j.done], past))
     print(f"{pending} of {len(jobs)} jobs pending" + (f", ETA {tqdm.format_interval(eta)} (from past job times)"
                                                       if pending else ""))
     from bloodbench.jobs import Context
@@ -129,9 +130,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
 
     if in_process:
-        log = run.execute(jobs, args.dataset, args.size, str(root), data_dir, args.verify, retries=args.retries)
+        log = run.execute(jobs, args.dataset, args.size, str(root), data_dir, args.verify,
+                          retries=args.retries, past=past)
     else:
-        log = executors.run_local(jobs, ctx, args.jobs, args.retries, args.time)
+        log = executors.run_local(jobs, ctx, args.jobs, args.retries, args.time, past=past)
     ran = [j for j in log["jobs"] if not j.get("failed")]
     print(f"finished {len(ran)} jobs in {log['wall_seconds']:.0f}s")
     elsewhere = [j for j in ran if j["status"].startswith("running elsewhere")]

@@ -19,7 +19,7 @@ from bloodbench.leaderboard.columns import COST_COLUMNS, COST_KEYS, _typed
 __all__ = ["benchmark_frame", "read_benchmark_json"]
 
 
-def benchmark_frame(paths: Sequence[str | os.PathLike], entries: list[dict] | None = None) -> pd.DataFrame:
+def benchmark_frame(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
     """Inference entries of bloodbench's pytest-benchmark files as cost rows, like profile records
     (foreign entries are left out with a warning: see :mod:`bloodbench.benchjson`).
 
@@ -27,7 +27,7 @@ def benchmark_frame(paths: Sequence[str | os.PathLike], entries: list[dict] | No
     best images/s over every batch size, as in profile records, with the batch it was reached at.
     ``train_step`` entries add the training images/s (best over batch sizes) of the same row.
     """
-    entries = benchmark_entries(paths, machine_device_name) if entries is None else entries
+    entries = benchmark_entries(paths, machine_device_name)
     if not entries:
         return _typed(pd.DataFrame(columns=COST_COLUMNS))
     df = pd.DataFrame(entries)
