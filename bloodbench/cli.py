@@ -14,7 +14,7 @@ import sys
 from bloodbench.errors import BloodbenchError
 
 # Order is the order shown in --help: the pipeline, data -> ... -> report.
-COMMAND_MODULES = ("data", "models", "train", "evaluate", "profile", "run", "leaderboard", "report", "explain")
+COMMAND_MODULES = ("data", "models", "train", "evaluate", "profile", "run", "leaderboard", "report", "explain", "oneshot")
 
 
 class OneLineParser(argparse.ArgumentParser):

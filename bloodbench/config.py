@@ -41,16 +41,17 @@ def recipe_hash(config: dict[str, Any]) -> str:
 
 
 def device_defaults(device: str) -> dict[str, Any]:
-    """On CUDA, train as a GPU user would: bf16 autocast (fp16 where bf16 is missing) and channels_last.
+    """What a device cannot do of the recipe: fp16 autocast on a GPU without bf16.
 
-    On CPU nothing changes (fp32, NCHW), so CPU records keep their config hash.
+    The recipe's precision (bf16 autocast unless the model's recipe says fp32) is the same on CPU
+    and GPU, so a CPU seed and a GPU seed of one recipe share its hash and its leaderboard row.
     """
     if device_kind(device) != "cuda":
         return {}
     # Planned on a host without CUDA (a Slurm login node) for GPU workers: assume bf16, as on every
     # data-centre GPU since the A100; a worker on an older GPU records under its own (fp16) run id.
     bf16 = torch.cuda.is_bf16_supported() if torch.cuda.is_available() else True
-    return {"precision": "bf16" if bf16 else "fp16", "channels_last": True}
+    return {} if bf16 else {"precision": "fp16"}
 
 
 @dataclass
@@ -59,8 +60,10 @@ class TrainConfig:
     dataset: str = "bloodmnist"
     size: int = 28
     seed: int = 0
-    epochs: int = 40
-    patience: int = 8
+    # Convergence recipe (issue 19): LR x0.3 after patience // 3 flat epochs, stop after
+    # ``patience``; the epoch budget only caps a run that keeps improving.
+    epochs: int = 60
+    patience: int = 10
     min_delta: float = 1e-4
     monitor: str = "val_acc"
     batch_size: int = 128
@@ -69,15 +72,17 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 5e-4
     momentum: float = 0.9
-    schedule: str = "cosine"
+    schedule: str = "plateau"
     warmup_epochs: int = 1
     label_smoothing: float = 0.0
     class_weighting: str = "none"
     augment: bool = True
     color_jitter: float = 0.1
     grad_clip: float | None = 5.0
-    precision: str = "fp32"
-    channels_last: bool = False
+    # bf16 autocast + channels_last: ~2x faster training steps on CPUs with bf16 (avx512_bf16/AMX)
+    # and the GPU default; fp32 where a model's recipe says so (depthwise nets run slower in bf16 on CPU).
+    precision: str = "bf16"
+    channels_last: bool = True
     compile: bool = False
     device: str = "auto"
     limit_train: int | None = None

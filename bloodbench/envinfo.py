@@ -65,7 +65,12 @@ def device_name(device: torch.device | str) -> str:
 
 @lru_cache(maxsize=1)
 def git_commit() -> str | None:
-    """The commit of the bloodbench checkout (with ``-dirty`` if it has changes), if any."""
+    """The commit of the bloodbench checkout (with ``-dirty`` if it has changes), if any.
+
+    ``$BLOODBENCH_GIT_COMMIT`` names it for a copy of the tree without ``.git`` (the GPU one-shot's).
+    """
+    if os.environ.get("BLOODBENCH_GIT_COMMIT"):
+        return os.environ["BLOODBENCH_GIT_COMMIT"]
     here = Path(__file__).resolve().parent.parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)

@@ -171,19 +171,22 @@ def test_weights_blowing_up_under_a_clipped_loss_mark_the_run_diverged(tmp_path,
     assert rec["status"] == "diverged" and rec["stop_reason"] == "diverged"
 
 
-def test_cuda_runs_default_to_bf16_and_channels_last(monkeypatch):
-    from bloodbench import envinfo
-
+def test_cpu_and_gpu_runs_share_the_bf16_recipe(monkeypatch):
+    # bf16 autocast + channels_last on every device: a CPU seed and a GPU seed are seeds of one recipe
     cpu = TrainConfig.build("baseline_cnn", device="cpu")
-    assert (cpu.precision, cpu.channels_last) == ("fp32", False)
-    monkeypatch.setattr(envinfo, "resolve_device", lambda device: torch.device("cuda"))
+    assert (cpu.precision, cpu.channels_last) == ("bf16", True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
     gpu = TrainConfig.build("baseline_cnn", device="cuda")
-    assert (gpu.precision, gpu.channels_last) == ("bf16", True)
-    assert gpu.run_id != cpu.run_id  # bf16 training is a different run, never mistaken for the fp32 one
-    explicit = TrainConfig.build("baseline_cnn", device="cuda", precision="fp32", channels_last=False)
-    assert (explicit.precision, explicit.channels_last) == ("fp32", False)
-    assert explicit.run_id == cpu.run_id
+    assert (gpu.precision, gpu.channels_last) == ("bf16", True) and gpu.run_id == cpu.run_id
+    # a GPU without bf16 falls back to fp16: a different recipe, never mistaken for the bf16 one
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    old_gpu = TrainConfig.build("baseline_cnn", device="cuda")
+    assert old_gpu.precision == "fp16" and old_gpu.run_id != cpu.run_id
+    # a model whose recipe says fp32 keeps it on both devices; an explicit option beats the recipe
+    assert TrainConfig.build("efficientnet_b0", device="cpu").precision == "fp32"
+    explicit = TrainConfig.build("baseline_cnn", device="cpu", precision="fp32", channels_last=False)
+    assert (explicit.precision, explicit.channels_last) == ("fp32", False) and explicit.run_id != cpu.run_id
 
 
 def test_early_stopping_reports_converged(tmp_path, blood):

@@ -17,7 +17,7 @@ from bloodbench.models.encoder import EncoderCNN
     family="attention",
     description="4-stage conv-BN-ReLU CNN with CBAM channel+spatial attention after each stage",
     origin="seed project attention CNN; CBAM: Woo et al. 2018",
-    recipe={"lr": 2e-3, "epochs": 30, "label_smoothing": 0.05, "patience": 6},
+    recipe={"lr": 2e-3, "label_smoothing": 0.05},
     target_layer="features.3",
 )
 def cnn_attention(in_channels: int = 3, num_classes: int = 8, **kwargs) -> nn.Module:

@@ -47,7 +47,7 @@ class EncoderCNN(nn.Module):
 
 # What both variants share: family, recipe (only what differs from TrainConfig's defaults), Grad-CAM layer.
 _register = partial(register_model, family="encoder", target_layer="features.3",
-                    recipe={"epochs": 30, "label_smoothing": 0.05, "patience": 6})
+                    recipe={"label_smoothing": 0.05})
 
 
 @_register(
