@@ -14,7 +14,8 @@ import sys
 from bloodbench.errors import BloodbenchError
 
 # Order is the order shown in --help: the pipeline, data -> ... -> report.
-COMMAND_MODULES = ("data", "models", "train", "evaluate", "profile", "run", "leaderboard", "report", "explain", "oneshot")
+COMMAND_MODULES = ("data", "models", "train", "evaluate", "profile", "run", "oneshot", "results", "leaderboard",
+                   "report", "explain")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -84,6 +84,15 @@ class Unreadable(str):
     """What a record file holds when it is not JSON at all: the reason."""
 
 
+def read_json(path: Path) -> Any:
+    """The parsed JSON, or an :class:`Unreadable` saying why it could not be parsed (a problem for
+    :func:`record_problem`)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        return Unreadable(f"it is unreadable ({str(exc).splitlines()[0][:60] if str(exc) else exc})")
+
+
 def record_problem(rec: Any, kind: str) -> str | None:
     """Why ``rec`` is not a valid record of ``kind`` (missing key, wrong type), or None."""
     if isinstance(rec, Unreadable):
@@ -196,13 +205,7 @@ class ResultsStore:
         recs = clean_records([(path, self._read(path))], kind)
         return recs[0] if recs else None
 
-    @staticmethod
-    def _read(path: Path) -> Any:
-        """The parsed JSON, or a string saying why it could not be parsed (a problem for clean_records)."""
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            return Unreadable(f"it is unreadable ({str(exc).splitlines()[0][:60] if str(exc) else exc})")
+    _read = staticmethod(read_json)
 
     def iter_records(self, kind: str | None = None) -> Iterator[dict[str, Any]]:
         """Valid records of one kind (or all), deduplicated by run_id: see :func:`clean_records`."""
