@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from bloodbench.errors import BloodbenchError
+
 #: Costliest to train on 2 CPU cores first: what the GPU saves the CPU sweep the most hours on.
 GPU_TRAIN_ORDER = ("densenet121", "resnet18", "efficientnet_b0", "vgg11_attention", "vgg11", "inception",
                    "cnn_attention", "mobilenet_v3_small", "autoencoder_cnn", "encoder_cnn_se", "encoder_cnn",
@@ -37,6 +39,8 @@ SPREAD_TARGET = 1.10         # max / min of one record's round p50s
 MAX_FILES = 8                # what the device tool brings back
 MAX_FILE_BYTES = 15 * 2**20  # under its 16 MiB per file
 MAX_TOTAL_BYTES = 60 * 2**20  # under its 64 MiB in all
+#: Where the test and benchmark paths of the check steps resolve: the checkout this package runs from.
+REPO = Path(__file__).resolve().parents[1]
 PACK_RESERVE_S = 30.0        # kept back from the last step for packing
 
 
@@ -79,7 +83,8 @@ def _pytest(*args: str) -> list[str]:
 
 
 def build_plan(results: Path, work: Path, rehearse: bool = False, jobs: int | None = None,
-               train_models: Sequence[str] | None = None, seeds: str = "0,1,2") -> Plan:
+               train_models: Sequence[str] | None = None, seeds: str = "0,1,2",
+               skip: Sequence[str] = ()) -> Plan:
     """The steps, GPU or rehearsal; the same names and order in both, so the rehearsal proves the GPU path."""
     res = ["--results", str(results)]
     agree_dir = work / "agreement"
@@ -87,26 +92,28 @@ def build_plan(results: Path, work: Path, rehearse: bool = False, jobs: int | No
         device, models = "cpu", ["baseline_cnn", "mobilenet_v3_small"]
         prof = ["--device", "cpu", "--batch-sizes", "1,2", "--rounds", "2", "--round-s", "0.01",
                 "--warmup-s", "0.01", "--warmup", "1", "--iters", "2", "--threads", "1"]
-        caps = {"profile": 60.0, "agree": 40.0, "tests": 90.0, "epoch": 90.0}
+        caps = {"fp32": 60.0, "bf16": 60.0, "graphs": 60.0, "agree": 40.0, "tests": 90.0, "epoch": 90.0}
         epoch_opts = ["--bb-device", "cpu", "--bb-threads", "1", "-k", "baseline_cnn"]
         train = ["--models", ",".join(train_models or ["baseline_cnn"]), "--seeds", "0,1", "--device", "cpu",
                  "--jobs", str(jobs or 2), "--epochs", "1", "--limit-train", "128"]
     else:
         device, models = "cuda", None
-        # 4 batch sizes of the throughput sweep and 0.1 s rounds keep a model near 5 s per setting:
-        # 12 models x 3 settings in about 3 minutes, leaving the rest of the slot to training.
-        prof = ["--device", "cuda", "--batch-sizes", "1,16,256,1024", "--round-s", "0.1", "--warmup-s", "0.5"]
-        caps = {"profile": 80.0, "agree": 35.0, "tests": 60.0, "epoch": 60.0}
+        # 4 batch sizes of the throughput sweep and 0.1 s rounds: on the H200 (2026-11-30) 12 models took
+        # 71 s in fp32, 78 s with CUDA graphs and ~96 s in bf16 (autocast adds launches). --missing skips
+        # what a slot before this one measured, leaving its time to training.
+        prof = ["--device", "cuda", "--batch-sizes", "1,16,256,1024", "--round-s", "0.1", "--warmup-s", "0.5",
+                "--missing"]
+        caps = {"fp32": 85.0, "bf16": 105.0, "graphs": 90.0, "agree": 35.0, "tests": 60.0, "epoch": 45.0}
         epoch_opts = ["--bb-device", "cuda", "--bb-precision", "bf16"]
         train = ["--models", ",".join(train_models or GPU_TRAIN_ORDER), "--seeds", seeds, "--device", "cuda",
                  "--jobs", str(jobs or 8)]
     which = models or ["--all"]
     graphs_skip = "CUDA graphs need a GPU" if rehearse else None
     steps = [
-        Step("profile-fp32", _cli("profile", *which, *prof, "--precision", "fp32", *res), caps["profile"]),
-        Step("profile-bf16", _cli("profile", *which, *prof, "--precision", "bf16", *res), caps["profile"]),
+        Step("profile-fp32", _cli("profile", *which, *prof, "--precision", "fp32", *res), caps["fp32"]),
+        Step("profile-bf16", _cli("profile", *which, *prof, "--precision", "bf16", *res), caps["bf16"]),
         Step("profile-graphs", _cli("profile", *which, *prof, "--precision", "fp32", "--cuda-graphs", *res),
-             caps["profile"], skip=graphs_skip),
+             caps["graphs"], skip=graphs_skip),
         Step("profile-agreement", _cli("profile", *(models or AGREEMENT_MODELS), *prof, "--precision", "fp32",
                                        "--results", str(agree_dir)), caps["agree"]),
         Step("cuda-tests", _pytest("tests/test_latency_method.py", "tests/test_train.py",
@@ -116,6 +123,13 @@ def build_plan(results: Path, work: Path, rehearse: bool = False, jobs: int | No
                                         "--benchmark-json", str(work / "epoch.json")), caps["epoch"]),
         Step("train", _cli("run", *train, "--no-profile", "--no-report", *res), 0.0, fill=True),
     ]
+    unknown = set(skip) - {s.name for s in steps}
+    if unknown:
+        raise BloodbenchError(f"--skip {','.join(sorted(unknown))}: no such step; the steps are "
+                              f"{', '.join(s.name for s in steps)}")
+    for s in steps:
+        if s.name in skip:
+            s.skip = "skipped by --skip"
     return Plan(device, steps, results, work, {"agreement_dir": str(agree_dir)})
 
 
@@ -129,7 +143,7 @@ def _run_step(step: Step, log_path: Path, time_left: float) -> StepResult:
         return StepResult(step.name, step.argv, "skipped", None, 0.0, str(log_path), "no time left")
     t0 = time.monotonic()
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(step.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(step.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO)
         try:
             rc = proc.wait(timeout=cap)
             status = "ok" if rc == 0 else "failed"
@@ -191,13 +205,28 @@ def epoch_ratios(path: Path) -> list[dict[str, Any]]:
     return [{k: b.get("extra_info", {}).get(k) for k in keys} for b in json.loads(path.read_text()).get("benchmarks", [])]
 
 
-def _cut_checkpoints(results: Path) -> list[Path]:
-    """``last.pt`` / ``best.pt`` of runs that have no record yet: what the next machine resumes from."""
+def _cut_runs(results: Path) -> list[Path]:
+    """Run folders with a ``last.pt`` but no record: trainings the next machine resumes."""
     train = results / "train"
     if not train.is_dir():
         return []
-    return sorted(p for d in train.iterdir() if d.is_dir() and not (d / "record.json").exists()
-                  for p in (d / "last.pt", d / "best.pt") if p.is_file())
+    return sorted(d for d in train.iterdir() if (d / "last.pt").is_file() and not (d / "record.json").exists())
+
+
+def _checkpoint_pairs(results: Path, limit: int) -> tuple[list[list[Path]], list[str]]:
+    """``[last.pt, best.pt]`` of each cut-off run, smallest first, and the runs too big to travel.
+
+    A run travels whole or not at all: ``last.pt`` alone resumes but loses the best-on-val weights,
+    ``best.pt`` alone resumes nothing.
+    """
+    pairs, too_big = [], []
+    for d in _cut_runs(results):
+        files = [p for p in (d / "last.pt", d / "best.pt") if p.is_file()]
+        if sum(p.stat().st_size for p in files) > limit:
+            too_big.append(f"{d.name} (checkpoints {sum(p.stat().st_size for p in files) / 2**20:.0f} MiB)")
+        else:
+            pairs.append(files)
+    return sorted(pairs, key=lambda fs: sum(p.stat().st_size for p in fs)), too_big
 
 
 def _tar_groups(files: list[tuple[Path, str]], limit: int) -> list[list[tuple[Path, str]]]:
@@ -228,7 +257,7 @@ def pack(out: Path, results: Path, work: Path, since: float, summary: dict[str, 
     new_records = [(p, str(p.relative_to(results))) for p in new]
     logs = [(p, "results-logs/" + str(p.relative_to(results / "logs"))) for p in _new_files(results / "logs", since)]
     logs += [(p, "oneshot/" + str(p.relative_to(work))) for p in _new_files(work, since)]
-    ckpts = [(p, str(p.relative_to(results))) for p in _cut_checkpoints(results)]
+    pairs, too_big = _checkpoint_pairs(results, MAX_FILE_BYTES)
 
     written: list[dict[str, Any]] = []
     total = 0
@@ -255,9 +284,10 @@ def pack(out: Path, results: Path, work: Path, since: float, summary: dict[str, 
     log_groups = _tar_groups(logs, MAX_FILE_BYTES)
     if log_groups:
         slots -= 1  # keep one file for the logs, which go last but must not be crowded out
-    for i, group in enumerate(_tar_groups(ckpts, MAX_FILE_BYTES)):
-        if not write(f"checkpoints-{i + 1}.tgz", group):
-            left_out += [arc for _, arc in group]
+    left_out += too_big
+    for i, files in enumerate(pairs):
+        if not write(f"checkpoints-{i + 1}.tgz", [(p, str(p.relative_to(results))) for p in files]):
+            left_out.append(f"{files[0].parent.name} (no room left)")
     if log_groups:
         slots += 1
         if not write("logs.tgz", [item for g in log_groups for item in g]):
@@ -269,14 +299,14 @@ def pack(out: Path, results: Path, work: Path, since: float, summary: dict[str, 
 
 
 def run_oneshot(out: Path, budget_s: float, results: Path, rehearse: bool = False, jobs: int | None = None,
-                train_models: Sequence[str] | None = None, seeds: str = "0,1,2",
+                train_models: Sequence[str] | None = None, seeds: str = "0,1,2", skip: Sequence[str] = (),
                 echo=print) -> dict[str, Any]:
     """Every step within ``budget_s`` seconds from now, then the pack; returns the summary."""
     t_start = time.monotonic()
     since = time.time() - 1
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
-    plan = build_plan(results, work, rehearse, jobs, train_models, seeds)
+    plan = build_plan(results, work, rehearse, jobs, train_models, seeds, skip)
     deadline = t_start + budget_s - PACK_RESERVE_S
     steps: list[StepResult] = []
     for step in plan.steps:
@@ -292,7 +322,7 @@ def run_oneshot(out: Path, budget_s: float, results: Path, rehearse: bool = Fals
         "agreement": agreement(results, Path(plan.extra["agreement_dir"])),
         "epoch": epoch_ratios(work / "epoch.json"),
         "trained": sorted({p.parent.name for p in _new_files(results / "train", since) if p.name == "record.json"}),
-        "cut_off": sorted({p.parent.name for p in _cut_checkpoints(results)}),
+        "cut_off": [d.name for d in _cut_runs(results)],
     }
     summary["noisy_profiles"] = [f"{r['model']} {r['precision']}{' graphs' if r['cuda_graphs'] else ''}"
                                  for r in summary["profiles"]

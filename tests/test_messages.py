@@ -111,9 +111,9 @@ def test_evaluate_a_misspelt_model_says_unknown_model_with_a_suggestion(capsys, 
 
 
 def test_divergence_hint_suggests_fp32_only_to_reduced_precision_runs():
-    fp32 = divergence_hint(TrainConfig.build("baseline_cnn", device="cpu", lr=100.0))
+    fp32 = divergence_hint(TrainConfig.build("baseline_cnn", device="cpu", lr=100.0, precision="fp32"))
     assert "precision" not in fp32 and "--lr (was 100)" in fp32
-    unclipped = divergence_hint(TrainConfig.build("baseline_cnn", device="cpu", grad_clip=0.0))
+    unclipped = divergence_hint(TrainConfig.build("baseline_cnn", device="cpu", grad_clip=0.0, precision="fp32"))
     assert "--grad-clip" in unclipped and "precision" not in unclipped
     bf16 = divergence_hint(TrainConfig.build("baseline_cnn", device="cpu", precision="bf16"))
     assert "--precision fp32 (was bf16)" in bf16

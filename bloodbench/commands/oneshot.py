@@ -21,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=positive_int, default=None, help="trainings side by side (default: 8 on a GPU, 2 rehearsing)")
     p.add_argument("--train-models", default=None, help="comma-separated training order (default: costliest on CPU first)")
     p.add_argument("--seeds", default="0,1,2", help="training seeds (default: 0,1,2)")
+    p.add_argument("--skip", default=None, help="comma-separated steps not to run, e.g. cuda-tests,epoch-benchmark "
+                   "(steps: profile-fp32, profile-bf16, profile-graphs, profile-agreement, cuda-tests, "
+                   "epoch-benchmark, train)")
     add_results_option(p)
     p.set_defaults(func=cmd_oneshot)
 
@@ -37,11 +40,12 @@ def cmd_oneshot(args: argparse.Namespace) -> int:
         if not torch.cuda.is_available():
             raise BloodbenchError("the one-shot needs a CUDA GPU: run it on the GPU machine (docs/GPU_RUN.md), "
                                   "or add --rehearse to rehearse it on CPU")
-    out = Path(args.out)
-    results = Path(args.results) if args.results else (out / "scratch-results" if args.rehearse
-                                                       else resolve_results_dir(None))
+    out = Path(args.out).resolve()  # the steps run from the checkout's root
+    results = (Path(args.results) if args.results else out / "scratch-results" if args.rehearse
+               else resolve_results_dir(None)).resolve()
     summary = run_oneshot(out, float(args.budget), results, rehearse=args.rehearse, jobs=args.jobs,
-                          train_models=comma_list(args.train_models) or None, seeds=args.seeds)
+                          train_models=comma_list(args.train_models) or None, seeds=args.seeds,
+                          skip=comma_list(args.skip))
     print(f"oneshot: {summary['seconds_with_pack']:.0f} s; {len(summary['profiles'])} profiles, "
           f"{len(summary['trained'])} trainings finished, {len(summary['cut_off'])} cut off; "
           f"files: {', '.join(f['file'] for f in summary['files'])} in {out}")

@@ -43,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trace", action="store_true", help="also write torch.profiler traces and a top-operators table")
     p.add_argument("--trace-dir", default=None, help="trace folder (default: reports/traces)")
     p.add_argument("--no-save", dest="save", action="store_false", help="print only, write no record")
+    p.add_argument("--missing", action="store_true",
+                   help="skip models that already have a record of this very setting (a resumed or repeated sweep)")
     add_results_option(p)
     p.set_defaults(func=cmd_profile)
 
@@ -93,6 +95,19 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
     trace_dir = args.trace_dir or DEFAULT_TRACE_DIR
     store = ResultsStore(args.results)
+    if args.missing:
+        from bloodbench.profile.record import profile_config, profile_run_id
+
+        config = profile_config(args.dataset, args.size, device, args.precision, args.channels_last, args.compile,
+                                args.batch_size, args.batch_sizes, args.warmup, args.iters, args.threads,
+                                rounds=args.rounds, warmup_s=args.warmup_s, cuda_graphs=args.cuda_graphs,
+                                tf32=args.tf32, round_s=args.round_s)
+        done = [n for n in names if store.record_path("profile", profile_run_id(n, config)).is_file()]
+        names = [n for n in names if n not in done]
+        if done:
+            print(f"already profiled in this setting, skipped: {', '.join(done)}")
+        if not names:
+            return 0
     if args.save:
         store.ensure_writable()
     records, notes = [], []

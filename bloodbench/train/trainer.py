@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import shutil
 import sys
 import time
@@ -322,7 +323,7 @@ class Trainer:
             if history and stopper.should_stop:
                 stop_reason = "converged"
                 break
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             train_loss, train_acc, ok = self.train_epoch(st, epoch)
             if not ok:
                 stop_reason, diverged_msg = "diverged", f"loss became {train_loss} at epoch {epoch + 1}"
@@ -343,7 +344,9 @@ class Trainer:
             train_seconds += seconds
             row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
                    "val_acc": val_m["acc"], "val_auc": val_m["auc"], "val_f1_macro": val_m["f1_macro"],
-                   "lr": opt.param_groups[0]["lr"], "epoch_seconds": round(seconds, 3)}
+                   "lr": opt.param_groups[0]["lr"], "epoch_seconds": round(seconds, 3),
+                   # wall time on a shared machine is no measurement: its CPU time and the load say why
+                   "cpu_seconds": round(time.process_time() - cpu0, 3), "load_avg": _load_avg()}
             history.append(row)
             if stopper.update(monitored, epoch + 1):
                 save_checkpoint(best_path, self._model_ckpt(model, norm, info, epoch + 1))
@@ -427,11 +430,13 @@ class Trainer:
         best_path = self.run_dir / "best.pt"
         val_m = test_m = test_tta = None
         artifacts: dict[str, str] = {}
+        predict_time: dict[str, float] = {}
         if best_path.is_file():
             best = load_checkpoint(best_path, map_location=self.device)
             model.load_state_dict(best["model_state"])
             ck_norm = Normalizer(**{k: tuple(v) for k, v in best["normalizer"].items()})  # what the weights saw
             scores = {}  # artifacts key -> (y_true, y_score): val and test, plain and 8-view TTA
+            t_pred, cpu_pred = time.perf_counter(), time.process_time()
             for split in ("val", "test"):
                 y = ds[split].labels.numpy()
                 plain, tta = predict_with_tta(model, ds[split], ck_norm, self.device, cfg.eval_batch_size,
@@ -441,6 +446,8 @@ class Trainer:
             y_test, test_scores = scores["test_predictions"]
             test_m = classification_metrics(y_test, test_scores, info.class_names)
             test_m["ci95"] = bootstrap_ci(y_test, test_scores, n_boot=self.n_boot, seed=cfg.seed)
+            predict_time = {"predict_seconds": round(time.perf_counter() - t_pred, 2),
+                            "predict_cpu_seconds": round(time.process_time() - cpu_pred, 2)}
             tta_m = classification_metrics(*scores["test_predictions_tta"], info.class_names)
             test_tta = {k: tta_m[k] for k in ("n", "acc", "auc", "f1_macro")}
             for key, (y, s) in scores.items():
@@ -473,6 +480,7 @@ class Trainer:
             "best_val": None if math.isnan(stopper.best) else stopper.best,
             "stop_reason": stop_reason,
             "train_seconds": round(train_seconds, 2),
+            "resources": _resources(history, predict_time),
             "history": history,
             "val": val_m,
             "test": test_m,
@@ -482,6 +490,24 @@ class Trainer:
         annotate(record)  # converged, learned_nothing: docs/ARCHITECTURE.md, bloodbench/verdicts.py
         self.store.write(record)
         return record
+
+
+def _load_avg() -> float | None:
+    """The 1-minute load average (None where the OS has none)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def _resources(history: list[dict], predict_time: dict[str, float]) -> dict[str, Any]:
+    """Process CPU seconds and the load the run shared the machine with (epochs before these fields are left out)."""
+    cpu = [h["cpu_seconds"] for h in history if h.get("cpu_seconds") is not None]
+    load = [h["load_avg"] for h in history if h.get("load_avg") is not None]
+    return {"cpu_seconds": round(sum(cpu), 2) if cpu else None, "epochs_measured": len(cpu),
+            "load_avg_mean": round(sum(load) / len(load), 2) if load else None,
+            "load_avg_max": max(load) if load else None, "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), **predict_time}
 
 
 def train(model: str, results: str | None = None, data_dir: str | None = None, force: bool = False,
