@@ -22,8 +22,9 @@ TINY = dict(model_kwargs={"widths": [8, 16]}, limit_train=256, batch_size=64, ep
 
 def _strip_times(record: dict) -> dict:
     rec = {k: v for k, v in record.items() if k not in ("env", "created_at", "finished_at", "written_at",
-                                                         "train_seconds", "data")}
-    rec["history"] = [{k: v for k, v in h.items() if k != "epoch_seconds"} for h in record["history"]]
+                                                         "train_seconds", "data", "resources")}
+    timings = ("epoch_seconds", "cpu_seconds", "load_avg")  # where and when it ran, not what it learned
+    rec["history"] = [{k: v for k, v in h.items() if k not in timings} for h in record["history"]]
     return rec
 
 
@@ -51,6 +52,10 @@ def test_resume_after_interruption_gives_the_same_record(tmp_path, blood, capsys
     assert len(resumed["history"]) == 3
     assert _strip_times(resumed) == _strip_times(straight)
     assert resumed["status"] == "finished" and resumed["stop_reason"] in ("epoch_budget", "converged")
+    # CPU time and load survive the interruption: one figure per epoch, whichever process ran it
+    res = resumed["resources"]
+    assert res["epochs_measured"] == 3 and res["cpu_seconds"] > 0 and res["predict_seconds"] > 0
+    assert res["load_avg_max"] >= res["load_avg_mean"] >= 0
 
 
 def test_finished_run_is_not_retrained_unless_forced(tmp_path, blood):
