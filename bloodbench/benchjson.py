@@ -29,6 +29,8 @@ KIND_KEYS = {
     "train_step": EXTRA_INFO_KEYS,
     "epoch_time": COMMON_KEYS + ("images", "loop_epoch_s", "pure_epoch_s", "ratio", "target_ratio", "meets_target"),
     "latency_agreement": COMMON_KEYS + ("threads", "ours_p50_ms", "timer_median_ms", "ratio", "ratio_bounds"),
+    "train_setting": COMMON_KEYS + ("setting", "channels_last", "compiled", "threads", "step_ms", "ratio",
+                                    "compile_s", "epoch_s", "epoch_ratio"),
 }
 #: What benchmarks/conftest.py adds to pytest-benchmark's ``machine_info``.
 MACHINE_KEYS = ("torch", "torch_threads", "bb_device", "bb_full", "git_commit")
