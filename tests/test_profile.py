@@ -18,6 +18,7 @@ from bloodbench.cli import main
 from bloodbench.errors import BloodbenchError
 from bloodbench.profile import (
     PROFILE_FIELDS,
+    ProfileConfig,
     cost_breakdown,
     count_macs,
     flopcounter_flops,
@@ -175,8 +176,9 @@ def test_throughput_records_oom_and_goes_on(monkeypatch):
 
 # -- records and CLI -------------------------------------------------------------------------
 def test_profile_model_writes_a_complete_record(tmp_path):
-    rec = profile_model("baseline_cnn", size=28, device="cpu", batch_sizes=[1, 2], warmup=1, iters=5, rounds=2,
-                        warmup_s=0.0, round_s=0.0, threads=1, min_time_s=0.02, results=tmp_path)
+    cfg = ProfileConfig.build(size=28, device="cpu", batch_sizes=[1, 2], warmup=1, iters=5, rounds=2,
+                              warmup_s=0.0, round_s=0.0, threads=1, min_time_s=0.02)
+    rec = profile_model("baseline_cnn", cfg, results=tmp_path)
     df = ResultsStore(tmp_path).load("profile")
     assert len(df) == 1
     back = ResultsStore(tmp_path).records("profile")[0]
@@ -202,8 +204,9 @@ def test_profile_model_writes_a_complete_record(tmp_path):
 def test_profile_records_out_of_memory_instead_of_crashing(tmp_path, monkeypatch):
     monkeypatch.setattr(record, "peak_forward_memory", _oom)
     monkeypatch.setattr(record, "measure_latency", _oom)
-    rec = profile_model("baseline_cnn", device="cpu", batch_size=4, batch_sizes=[1], warmup=1, iters=2,
-                        threads=1, min_time_s=0.01, results=tmp_path, warmup_s=0.0)
+    cfg = ProfileConfig.build(device="cpu", batch_size=4, batch_sizes=[1], warmup=1, iters=2, threads=1,
+                              min_time_s=0.01, warmup_s=0.0)
+    rec = profile_model("baseline_cnn", cfg, results=tmp_path)
     assert rec["oom_stages"] == ["memory", "latency"]
     assert rec["peak_memory_mb"] is None and rec["peak_memory_method"] is None
     lat = {k: v for k, v in rec["latency"].items() if k not in ("load_avg_1m", "cpu_count")}

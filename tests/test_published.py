@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from bloodbench.config import NOT_HASHED, ProfileConfig, TrainConfig, recipe_hash
 from bloodbench.leaderboard import load_leaderboard
 from bloodbench.report import write_report
-from bloodbench.results import REPO_RESULTS, ResultsStore
+from bloodbench.results import REPO_RESULTS, ResultsStore, config_hash
 
 PROVENANCE = ("model", "config", "config_hash", "dataset", "size", "env", "created_at")
 ENV = ("device_name", "torch", "cuda", "git_commit", "python")
@@ -30,6 +31,21 @@ def test_every_committed_record_carries_its_provenance(published):
     for rec in train:
         assert isinstance(rec["seed"], int) and rec["config"]["seed"] == rec["seed"]
         assert rec["status"] in ("finished", "diverged") and rec["stop_reason"]
+
+
+def test_every_committed_run_id_is_the_one_its_config_makes(published):
+    """Run ids and recipe hashes come from the settings objects: a sweep in progress resumes across
+    a change of the code only while these stay as they were written."""
+    train, profile = published
+    for rec in train:
+        cfg = TrainConfig(**rec["config"])
+        assert cfg.run_id == rec["run_id"] and cfg.hash() == rec["config_hash"]
+        assert recipe_hash(rec["config"]) == config_hash(
+            {k: v for k, v in rec["config"].items() if k not in NOT_HASHED and k != "seed"})
+    for rec in profile:
+        cfg = ProfileConfig.from_dict(rec["config"])
+        assert cfg.as_dict() == rec["config"]
+        assert cfg.run_id(rec["model"]) == rec["run_id"] and cfg.hash() == rec["config_hash"]
 
 
 def test_published_readme_matches_the_records(published, tmp_path):
