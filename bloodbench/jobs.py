@@ -52,8 +52,7 @@ def job_config(job, ctx: Context):
 
 def recorded(store: ResultsStore, kind: str, run_id: str) -> bool:
     """A profile record, or a train record that is finished (or diverged: rerunning would diverge again)."""
-    rec = store.get(kind, run_id)
-    return rec is not None and (kind == "profile" or rec.get("status") in ("finished", "diverged"))
+    return store.finished(kind, run_id, or_diverged=True) is not None
 
 
 def run_job(job, ctx: Context) -> dict[str, Any]:

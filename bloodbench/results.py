@@ -55,6 +55,19 @@ OPTIONAL: dict[str, dict[str, type | tuple[type, ...]]] = {
 }
 
 
+def is_finished(rec: dict[str, Any] | None, or_diverged: bool = False) -> bool:
+    """Is this run finished? The one answer for the trainer, ``train``, the sweep and the reports.
+
+    A profile record always is; a train record when its status is ``finished`` (``or_diverged``:
+    a ``diverged`` one too, which a sweep must not rerun, as it would diverge again).
+    """
+    if rec is None:
+        return False
+    if rec.get("kind", "train") == "profile":
+        return True
+    return rec.get("status") in (("finished", "diverged") if or_diverged else ("finished",))
+
+
 def resolve_results_dir(results: str | os.PathLike | None = None) -> Path:
     """``--results`` beats ``$BLOODBENCH_RESULTS`` beats ``reports/results`` (the committed store).
 
@@ -205,6 +218,11 @@ class ResultsStore:
         recs = clean_records([(path, self._read(path))], kind)
         return recs[0] if recs else None
 
+    def finished(self, kind: str, run_id: str, or_diverged: bool = False) -> dict[str, Any] | None:
+        """The record of ``run_id`` if that run is finished (:func:`is_finished`), else None."""
+        rec = self.get(kind, run_id)
+        return rec if is_finished(rec, or_diverged) else None
+
     _read = staticmethod(read_json)
 
     def iter_records(self, kind: str | None = None) -> Iterator[dict[str, Any]]:
@@ -225,7 +243,7 @@ class ResultsStore:
         """Finished training records of (model, dataset, size), of one seed or all: what evaluate and explain use."""
         return [r for r in self.iter_records("train")
                 if r.get("model") == model and r.get("dataset") == dataset and r.get("size") is not None
-                and int(r["size"]) == int(size) and r.get("status") == "finished"
+                and int(r["size"]) == int(size) and is_finished(r)
                 and (seed is None or r.get("seed") == seed)]
 
     def load(self, kind: str | None = None) -> pd.DataFrame:

@@ -21,7 +21,7 @@ from bloodbench.envinfo import device_kind, environment
 from bloodbench.errors import BloodbenchError
 from bloodbench.models import get_model_info, list_models
 from bloodbench.fsutil import atomic_write_text
-from bloodbench.results import ResultsStore, utc_now
+from bloodbench.results import ResultsStore, is_finished, utc_now
 from bloodbench.config import ProfileConfig, TrainConfig
 
 
@@ -87,7 +87,7 @@ def past_job_seconds(results: str | None) -> dict[tuple[str, str], float]:
             if isinstance(j, dict) and j.get("seconds"):
                 seen.setdefault((j.get("kind"), j.get("model")), []).append(float(j["seconds"]))
     for rec in store.iter_records("train"):
-        if rec.get("status") == "finished" and ("train", rec["model"]) not in seen and rec.get("train_seconds"):
+        if is_finished(rec) and ("train", rec["model"]) not in seen and rec.get("train_seconds"):
             seen.setdefault(("train", rec["model"]), []).append(float(rec["train_seconds"]))
     return {k: sum(v) / len(v) for k, v in seen.items()}
 

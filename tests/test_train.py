@@ -71,10 +71,10 @@ def test_finished_run_is_not_retrained_unless_forced(tmp_path, blood):
 def test_cli_says_already_finished_and_force_retrains_with_tensorboard_scalars(tmp_path, capsys, monkeypatch):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from bloodbench.train import trainer
+    from bloodbench.train import finish
 
-    real_ci = trainer.bootstrap_ci
-    monkeypatch.setattr(trainer, "bootstrap_ci", lambda y, s, n_boot, seed: real_ci(y, s, n_boot=20, seed=seed))
+    real_ci = finish.bootstrap_ci
+    monkeypatch.setattr(finish, "bootstrap_ci", lambda y, s, n_boot, seed: real_ci(y, s, n_boot=20, seed=seed))
     write_medmnist_npz(tmp_path / "bloodmnist.npz", 28)  # tiny made-up data: the CLI path is under test
     argv = ["train", "baseline_cnn", "--epochs", "2", "--batch-size", "16", "--schedule", "cosine", "--device", "cpu",
             "--data-dir", str(tmp_path), "--no-verify", "--results", str(tmp_path / "r"), "--quiet"]
@@ -289,7 +289,7 @@ def test_cuda_train_one_epoch_smoke(tmp_path, blood):
 def test_onecycle_schedule_runs_on_few_steps(steps):
     """A smoke run of a handful of steps (4 used to divide by zero inside OneCycleLR)."""
     from bloodbench.config import TrainConfig
-    from bloodbench.train.trainer import build_scheduler
+    from bloodbench.train.optim import build_scheduler
 
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     cfg = TrainConfig.build("baseline_cnn", epochs=1, schedule="onecycle", lr=0.1)

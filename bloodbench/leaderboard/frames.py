@@ -17,7 +17,7 @@ from bloodbench.leaderboard.columns import (
     _num, _typed,
 )
 from bloodbench.leaderboard.ingest import benchmark_frame
-from bloodbench.results import model_info
+from bloodbench.results import is_finished, model_info
 
 
 def _family(rec: dict) -> str | None:
@@ -116,10 +116,10 @@ def unfinished_runs(records: Iterable[dict]) -> dict[tuple[str, str, str, int], 
     left out, since its finished run is in the table.
     """
     runs = [r for r in records if r.get("kind", "train") == "train"]
-    done = {_run_key(r) for r in runs if r.get("status") == "finished"}
+    done = {_run_key(r) for r in runs if is_finished(r)}
     seeds: dict[tuple[str, str, str, int], set] = {}
     for r in runs:
-        if r.get("status") != "finished" and _run_key(r) not in done:
+        if not is_finished(r) and _run_key(r) not in done:
             seeds.setdefault((str(r.get("status") or "no status"), *_run_key(r)[:3]), set()).add(r.get("seed"))
     return {k: sorted(v, key=lambda s: (s is None, s)) for k, v in sorted(seeds.items())}
 
