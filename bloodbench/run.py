@@ -21,7 +21,8 @@ from bloodbench.envinfo import device_kind, environment
 from bloodbench.errors import BloodbenchError
 from bloodbench.models import get_model_info, list_models
 from bloodbench.fsutil import atomic_write_text
-from bloodbench.results import ResultsStore, is_finished, utc_now
+from bloodbench.results import ResultsStore, utc_now
+from bloodbench.schema import is_finished
 from bloodbench.config import ProfileConfig, TrainConfig
 
 

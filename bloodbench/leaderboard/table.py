@@ -174,7 +174,7 @@ class Leaderboard:
 SUPERSCRIPTS = "¹²³⁴⁵⁶⁷⁸⁹"
 
 
-def _footnotes(merged: pd.DataFrame, device: str | None, precision: str | None,
+def build_footnotes(merged: pd.DataFrame, device: str | None, precision: str | None,
                pending: pd.DataFrame, unconverged: dict[tuple, list] | None = None,
                conflicts: dict[tuple, str] | None = None) -> tuple[list[str], dict[tuple, str]]:
     """Name every gap so an empty cell is never mistaken for a zero, nor a diverged seed forgotten.

@@ -23,7 +23,7 @@ from bloodbench.profile.counting import (
 )
 from bloodbench.profile.memory import model_size_mib, peak_forward_memory
 from bloodbench.config import ProfileConfig
-from bloodbench.profile.record import PROFILE_FIELDS, build_model, profile_model
+from bloodbench.profile.record import build_model, profile_model
 from bloodbench.precision import PRECISIONS
 from bloodbench.profile.timing import (
     LatencyMeasurement,
@@ -34,7 +34,7 @@ from bloodbench.profile.timing import (
 from bloodbench.profile.trace import DEFAULT_TRACE_DIR, TraceResult, trace_model
 
 __all__ = [
-    "CostBreakdown", "DEFAULT_TRACE_DIR", "LatencyMeasurement", "MacCount", "PRECISIONS", "PROFILE_FIELDS",
+    "CostBreakdown", "DEFAULT_TRACE_DIR", "LatencyMeasurement", "MacCount", "PRECISIONS",
     "TraceResult", "build_model", "cost_breakdown", "count_activations", "count_macs", "count_params", "flopcounter_flops",
     "fvcore_macs", "measure_latency", "measure_throughput", "model_size_mib", "peak_forward_memory",
     "peak_throughput", "ProfileConfig", "profile_model", "trace_model",

@@ -25,7 +25,6 @@ from bloodbench.profile.memory import peak_forward_memory
 from bloodbench.profile.noise import latency_warnings, machine_load
 from bloodbench.config import ProfileConfig
 from bloodbench.profile.timing import (
-    LATENCY_KEYS,
     check_precision,
     compiled_call,
     measure_latency,
@@ -35,19 +34,7 @@ from bloodbench.profile.timing import (
     unless_oom,
 )
 from bloodbench.results import ResultsStore, utc_now
-
-#: Fields of a profile record besides the common ones (docs/ARCHITECTURE.md, "Profile record").
-PROFILE_FIELDS = (
-    "device", "device_name", "precision", "channels_last", "compile", "params", "trainable_params",
-    "model_size_mb", "macs", "flops", "macs_flopcounter", "macs_disagreement", "activations",
-    "macs_disagreement_flagged", "peak_memory_mb", "peak_memory_method", "unsupported_ops", "top_modules",
-    "latency", "throughput", "peak_throughput", "oom_stages", "cuda_graphs", "backend",
-)
-COMMON_FIELDS = (
-    "schema", "kind", "run_id", "model", "model_info", "dataset", "size", "in_channels", "num_classes",
-    "config", "config_hash", "env", "created_at", "written_at",
-)
-
+from bloodbench.schema import LATENCY_KEYS, check_written
 
 def build_model(name: str, dataset: str = "bloodmnist", size: int = 28,
                 device: str | torch.device = "cpu") -> tuple[nn.Module, DatasetInfo]:
@@ -162,6 +149,7 @@ def profile_model(name: str, config: ProfileConfig, results: str | Path | None =
         "peak_throughput": peak_throughput(thr),
         "oom_stages": oom_stages,
     }
+    check_written(record, "profile")
     del model, prepared
     gc.collect()
     if dev.type == "cuda":

@@ -28,9 +28,6 @@ from bloodbench.backend import cpu_threads, gc_disabled
 from bloodbench.profile.graphs import check_cuda_graphs, graphed_forward
 from bloodbench.profile.noise import NOISE_THRESHOLD, rounds_spread
 
-#: The latency keys stored in a profile record (docs/ARCHITECTURE.md, "Profile record").
-LATENCY_KEYS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "n", "batch_size", "threads", "rounds",
-                "rounds_p50_ms", "rounds_spread", "noisy", "warmup_s", "cuda_graphs", "method")
 #: ``latency.method`` of figures from :func:`measure_latency` (benchmarks/ label theirs ``pytest_benchmark_rounds``).
 MEASURE_METHOD = "per_call_median_of_rounds"
 T = TypeVar("T")

@@ -37,7 +37,8 @@ from bloodbench.formatting import (
     output_dir,
 )
 from bloodbench.fsutil import atomic_write_bytes
-from bloodbench.results import is_finished, model_info, read_results
+from bloodbench.results import model_info, read_results
+from bloodbench.schema import is_finished
 
 EXPLAIN_FILES = [
     ("gradcam_correct.png", "Grad-CAM on correctly classified test images"),

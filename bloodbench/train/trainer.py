@@ -38,6 +38,7 @@ from bloodbench.metrics import classification_metrics
 from bloodbench.models import create_model
 from bloodbench.precision import check_precision
 from bloodbench.results import ResultsStore, utc_now
+from bloodbench.schema import check_written
 from bloodbench.train.checkpoint import load_checkpoint, save_checkpoint
 from bloodbench.train.finish import evaluate_best, load_avg, train_record
 from bloodbench.train.optim import build_optimizer, build_scheduler, steps_per_batch
@@ -209,7 +210,7 @@ class Trainer:
         record = train_record(cfg, st.model, st.ds, len(self._train_split(st.ds)), self.device, st.stopper,
                               run.history, stop_reason, run.train_seconds, run.created_at, ev)
         annotate(record)  # converged, learned_nothing: docs/ARCHITECTURE.md, bloodbench/verdicts.py
-        self.store.write(record)
+        self.store.write(check_written(record, "train"))
         drop_replaced(self.run_dir)
         if diverged_msg:
             raise TrainingDiverged(f"{cfg.model} diverged: {diverged_msg}; the run is recorded as diverged. "
