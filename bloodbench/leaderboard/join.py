@@ -10,9 +10,11 @@ import pandas as pd
 
 from bloodbench.errors import BloodbenchError, warn
 from bloodbench.leaderboard.columns import COLUMNS, FRONTS, KEYS, typed_frame
+from bloodbench.leaderboard.ensemble import footnotes as prediction_footnotes, prediction_rows
 from bloodbench.leaderboard.frames import (
-    family_of, resolve_sort, aggregate_training, choose_device, cost_conflicts, cost_frame, finished_runs_frame,
-    learned_nothing_runs, other_recipe_runs, pareto_front, pick_recipe, select_costs, unfinished_runs,
+    aggregate_training, choose_device, cost_conflicts, cost_frame, finished_runs_frame,
+    family_of, learned_nothing_runs, other_recipe_runs, pareto_front, pick_recipe, resolve_sort, select_costs,
+    unfinished_runs,
 )
 from bloodbench.launch_free import attach_graphs_p50, split_graphs
 from bloodbench.leaderboard.table import SUPERSCRIPTS, Leaderboard, build_footnotes
@@ -131,8 +133,6 @@ def build_leaderboard(
     merged["kind"] = "model"
     predictions = None
     if results_root is not None:  # ensemble and TTA rows from the saved predictions
-        from bloodbench.ensemble import prediction_rows
-
         predictions = prediction_rows(train, train_records, results_root, merged)
         if not predictions.rows.empty:
             merged = pd.concat([merged, predictions.rows], ignore_index=True)
@@ -159,12 +159,10 @@ def build_leaderboard(
     for r in train[~train["converged"].astype(bool)].itertuples(index=False) if not train.empty else ():
         unconverged[(r.model, r.dataset, int(r.size))].append(r.seed)
     footnotes, markers = build_footnotes(merged, device, precision, keep(typed_frame(pending)),
-                                    {k: v for k, v in unconverged.items() if v}, conflicts)
+                                         {k: v for k, v in unconverged.items() if v}, conflicts)
     dagger = [f for f in footnotes if f.startswith("†")]  # kept last: the numbered notes count on
     footnotes = [f for f in footnotes if not f.startswith("†")]
     if predictions is not None:
-        from bloodbench.ensemble import footnotes as prediction_footnotes
-
         prediction_footnotes(merged, predictions, footnotes, markers, SUPERSCRIPTS)
     footnotes += dagger
     names = sorted(chosen["device_name"].dropna().unique()) if not chosen.empty else []

@@ -27,7 +27,7 @@ class Leaderboard:
     precision: str | None
     footnotes: list[str] = field(default_factory=list)
     markers: dict[tuple, str] = field(default_factory=dict)
-    # From saved predictions (bloodbench.ensemble), when built with ``results_root``.
+    # From saved predictions (leaderboard/ensemble.py), when built with ``results_root``.
     predictions: Any = None
 
     def groups(self) -> list[tuple[tuple[str, int], pd.DataFrame]]:
