@@ -18,12 +18,10 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from bloodbench.data import load_dataset
 from bloodbench.envinfo import device_name
-from bloodbench.precision import autocast
-from bloodbench.train import TrainConfig, Trainer
+from bloodbench.train import TrainConfig, Trainer, train_step
 
 # Images per measured epoch: the whole training split on a GPU, a slice of it on 2 CPU cores
 # (resnet18's CIFAR stem costs ~0.46 GMACs per 28 px image, 20x baseline_cnn).
@@ -55,15 +53,10 @@ def _measure(benchmark, record_info, trainer, cfg, model, device):
     # Pure compute: the same model, optimiser, batch size and autocast on batches built beforehand.
     batches = [(st.norm(x).contiguous(), y) for x, y in st.batches(torch.Generator(device=device).manual_seed(0))]
 
-    def pure_epoch():
+    def pure_epoch():  # the trainer's own step, without clipping, schedule or the data path
         st.model.train()
         for x, y in batches:
-            with autocast(device, cfg.precision):
-                loss = F.cross_entropy(st.model(x).float(), y, label_smoothing=cfg.label_smoothing)
-            st.opt.zero_grad(set_to_none=True)
-            st.scaler.scale(loss).backward()
-            st.scaler.step(st.opt)
-            st.scaler.update()
+            train_step(st.model, x, y, st.opt, st.scaler, device, cfg.precision, label_smoothing=cfg.label_smoothing)
         sync()
 
     def loop_epoch():

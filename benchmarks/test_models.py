@@ -21,12 +21,11 @@ from typing import Any, Callable
 
 import pytest
 import torch
-from torch import nn
 
 from bloodbench.envinfo import device_name
 from bloodbench.profile.counting import count_macs, count_params
 from bloodbench.profile.record import build_model
-from bloodbench.precision import autocast
+from bloodbench.train.step import train_step
 from bloodbench.backend import backend_flags, gc_disabled
 from bloodbench.profile.timing import LatencyMeasurement, inference_context, make_input, prepare_model
 
@@ -112,22 +111,10 @@ def test_train_step(benchmark, record_info, plan, model_name, size):
     x = make_input((batch, ds.n_channels, size, size), plan.device)
     y = torch.arange(batch, device=plan.device) % ds.n_classes
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)  # small lr: stays finite over many rounds
-    loss_fn = nn.CrossEntropyLoss()
     scaler = torch.amp.GradScaler(plan.device.type, enabled=plan.precision == "fp16")
 
-    aux = getattr(model, "forward_with_aux", None)  # as the trainer does: e.g. autoencoder's decoder
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        with autocast(plan.device, plan.precision):
-            if aux is not None:
-                logits, aux_loss = aux(x)
-                loss = loss_fn(logits, y) + aux_loss
-            else:
-                loss = loss_fn(model(x), y)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
+    def step():  # the trainer's step (auxiliary losses included), without clipping
+        train_step(model, x, y, opt, scaler, plan.device, plan.precision)
         _sync(plan.device)
 
     _run(benchmark, record_info, plan, step, "train_step", model_name, size, ds, batch)

@@ -15,3 +15,5 @@ LEADERBOARD_FORMATS = ("markdown", "csv", "json")
 DEFAULT_ROUNDS = 5        # profile: latency rounds; p50 = median of the rounds' p50s
 DEFAULT_WARMUP_S = 1.0    # profile: untimed warm-up seconds, at least
 DEFAULT_ROUND_S = 0.2     # profile: seconds per latency round, at least (a 1 ms model gets ~200 calls a round)
+DEFAULT_BATCH_SIZES = {"cpu": (1, 2, 4, 8, 16, 32, 64),  # profile: the throughput sweep of each device kind
+                       "cuda": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)}

@@ -1,18 +1,22 @@
-"""Training configuration: global defaults < the model's registry recipe < explicit options.
+"""The settings objects of the two measuring stages, each the source of its records' run ids.
 
-Below train/ and the leaderboard: both need what a run learned with (``recipe_hash``), and
-the leaderboard must not import the trainer for it.
+``TrainConfig``: global defaults < the model's registry recipe < explicit options.
+``ProfileConfig``: what identifies a profile (the hardware included).
+
+Below train/, profile/ and the leaderboard: all need what a run was made with (``recipe_hash``,
+the run ids), and the leaderboard must not import the trainer for it.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
-from bloodbench.choices import CLASS_WEIGHTING, MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES, SIZES
-from bloodbench.envinfo import device_kind
+from bloodbench.choices import (CLASS_WEIGHTING, DEFAULT_BATCH_SIZES, DEFAULT_ROUND_S, DEFAULT_ROUNDS,
+                                DEFAULT_WARMUP_S, MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES, SIZES)
+from bloodbench.envinfo import device_kind, device_name, resolve_device
 from bloodbench.errors import BloodbenchError
 from bloodbench.models import get_model_info
 from bloodbench.results import config_hash
@@ -169,3 +173,81 @@ def recipe_cli_args(config: dict[str, Any]) -> tuple[list[str], list[str]]:
         else:
             unsettable.append(f"{name}={value!r}")
     return args, unsettable
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """The options that identify a profile; :meth:`as_dict` is the record's ``config`` and is
+    hashed into its run id (``<model>-<dataset>-<size>-<device>-<precision>-<hash>``).
+
+    ``device_name`` is part of it because a profile is a property of the hardware: the same
+    options on another GPU/CPU are another measurement, not a duplicate to overwrite. So is
+    ``cuda_graphs``: the launch-free figure is a setting of its own beside the eager one.
+    Build one with :meth:`build` (resolves the device, its name, default batch sizes, threads);
+    read one back from a record with :meth:`from_dict`.
+    """
+
+    dataset: str = "bloodmnist"
+    size: int = 28
+    device: str = "cpu"  # the device kind: cpu or cuda
+    device_name: str = ""
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    batch_size: int = 1  # of the latency figure
+    batch_sizes: tuple[int, ...] = ()  # of the throughput sweep, sorted
+    warmup: int = 10
+    iters: int = 20
+    threads: int | None = None  # CPU threads (None on CUDA)
+    min_time_s: float = 0.25
+    rounds: int = DEFAULT_ROUNDS
+    warmup_s: float = DEFAULT_WARMUP_S
+    cuda_graphs: bool = False
+    tf32: bool = False
+    round_s: float = DEFAULT_ROUND_S
+    # Fields an older record's config lacks (written before they existed): left out of as_dict,
+    # so that config still hashes to the run id it was written under.
+    absent: frozenset[str] = field(default=frozenset(), repr=False)
+
+    @classmethod
+    def build(cls, dataset: str = "bloodmnist", size: int = 28, device: str | torch.device = "cpu",
+              precision: str = "fp32", channels_last: bool = False, compile: bool = False, batch_size: int = 1,
+              batch_sizes: Sequence[int] | None = None, warmup: int = 10, iters: int = 20,
+              threads: int | None = None, min_time_s: float = 0.25, rounds: int = DEFAULT_ROUNDS,
+              warmup_s: float = DEFAULT_WARMUP_S, cuda_graphs: bool = False, tf32: bool = False,
+              round_s: float = DEFAULT_ROUND_S) -> "ProfileConfig":
+        """The setting as measured here: ``device`` resolved (``auto``), its name, the default
+        batch sizes of its kind, and on CPU the threads (torch's current count when None)."""
+        dev = device if isinstance(device, torch.device) else resolve_device(str(device))
+        cpu = dev.type != "cuda"
+        if batch_sizes is None:
+            batch_sizes = DEFAULT_BATCH_SIZES["cpu" if cpu else "cuda"]
+        nthreads = (threads or torch.get_num_threads()) if cpu else None
+        return cls(dataset=dataset, size=int(size), device=dev.type, device_name=device_name(dev, nthreads),
+                   precision=precision, channels_last=bool(channels_last), compile=bool(compile),
+                   batch_size=int(batch_size), batch_sizes=tuple(sorted(set(int(b) for b in batch_sizes))),
+                   warmup=int(warmup), iters=int(iters), threads=nthreads, min_time_s=float(min_time_s),
+                   rounds=int(rounds), warmup_s=float(warmup_s), cuda_graphs=bool(cuda_graphs), tf32=bool(tf32),
+                   round_s=float(round_s))
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> "ProfileConfig":
+        """A record's ``config`` as it was written (``ValueError`` on a field this version does not know)."""
+        names = {f.name for f in fields(cls)} - {"absent"}
+        unknown = set(config) - names
+        if unknown:
+            raise ValueError(f"unknown profile setting(s): {', '.join(sorted(unknown))}")
+        values = {k: tuple(v) if k == "batch_sizes" else v for k, v in config.items()}
+        return cls(**values, absent=frozenset(names - set(config)))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record's ``config``: what the run id hashes."""
+        return {f.name: list(v) if f.name == "batch_sizes" else v
+                for f in fields(self) if f.name != "absent" and f.name not in self.absent
+                for v in (getattr(self, f.name),)}
+
+    def hash(self) -> str:
+        return config_hash(self.as_dict())
+
+    def run_id(self, model: str) -> str:
+        return f"{model}-{self.dataset}-{self.size}-{self.device}-{self.precision}-{self.hash()}"

@@ -55,11 +55,12 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def device_name(device: torch.device | str) -> str:
+def device_name(device: torch.device | str, threads: int | None = None) -> str:
+    """The GPU's name, or the CPU's with the threads used (``threads``, else torch's current count)."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    n = torch.get_num_threads()
+    n = threads or torch.get_num_threads()
     return f"{cpu_name()} ({n} thread{'' if n == 1 else 's'})"
 
 

@@ -183,8 +183,8 @@ def train_id_problem(run_id: str, fields: dict, config: dict) -> str | None:
 
 
 def profile_id_problem(rec: dict) -> str | None:
-    """Why a profile record's run_id is not the one its config makes (``profile_run_id``)."""
-    from bloodbench.profile.record import profile_run_id
+    """Why a profile record's run_id is not the one its config makes (``ProfileConfig.run_id``)."""
+    from bloodbench.config import ProfileConfig
 
     config = rec["config"]
     for key in ("dataset", "size", "device", "precision"):
@@ -192,7 +192,10 @@ def profile_id_problem(rec: dict) -> str | None:
             return f"its config has no {key!r}"
         if rec.get(key) is not None and config[key] != rec[key]:
             return f"its config says {key} {config[key]!r}, the record {rec[key]!r}"
-    want = profile_run_id(rec["model"], config)
+    try:
+        want = ProfileConfig.from_dict(config).run_id(rec["model"])
+    except (TypeError, ValueError) as exc:
+        return f"its config is not a profile setting ({exc})"
     return None if rec["run_id"] == want else f"its run_id is not the one its config makes ({want})"
 
 

@@ -52,8 +52,7 @@ def job_config(job, ctx: Context):
 
 def recorded(store: ResultsStore, kind: str, run_id: str) -> bool:
     """A profile record, or a train record that is finished (or diverged: rerunning would diverge again)."""
-    rec = store.get(kind, run_id)
-    return rec is not None and (kind == "profile" or rec.get("status") in ("finished", "diverged"))
+    return store.finished(kind, run_id, or_diverged=True) is not None
 
 
 def run_job(job, ctx: Context) -> dict[str, Any]:
@@ -64,7 +63,8 @@ def run_job(job, ctx: Context) -> dict[str, Any]:
     import torch
 
     from bloodbench.envinfo import resolve_device
-    from bloodbench.profile.record import profile_config, profile_model, profile_run_id
+    from bloodbench.config import ProfileConfig
+    from bloodbench.profile.record import profile_model
     from bloodbench.train import Trainer, TrainingDiverged
 
     if ctx.threads:
@@ -75,7 +75,8 @@ def run_job(job, ctx: Context) -> dict[str, Any]:
         cfg = job_config(job, ctx)
         run_id = cfg.run_id
     else:
-        run_id = profile_run_id(job.model, profile_config(ctx.dataset, ctx.size, device))
+        profile_cfg = ProfileConfig.build(dataset=ctx.dataset, size=ctx.size, device=device)
+        run_id = profile_cfg.run_id(job.model)
     entry: dict[str, Any] = {"kind": job.kind, "model": job.model, "seed": job.seed, "device": device.type,
                              "run_id": run_id, "host": claims.host(), "pid": os.getpid(), "seconds": 0.0}
     if run_id != job.run_id:  # e.g. planned for a bf16 GPU, run on one without bf16
@@ -102,7 +103,7 @@ def run_job(job, ctx: Context) -> dict[str, Any]:
                 except TrainingDiverged as exc:  # recorded as diverged: a result, not a failure
                     status = f"diverged: {exc}"
             else:
-                profile_model(job.model, dataset=ctx.dataset, size=ctx.size, device=device, results=store.root)
+                profile_model(job.model, profile_cfg, results=store.root)
                 status = "ok"
         finally:
             entry["seconds"] = round(time.perf_counter() - t0, 2)

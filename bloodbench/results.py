@@ -9,7 +9,7 @@ Layout under the results root::
 
 Every run writes its own file under a unique name, so two processes writing to the
 same store at once never overwrite each other; readers skip half-written temp files.
-Reading validates each record against its kind's schema (:data:`REQUIRED`): a malformed
+Reading validates each record against its kind's schema (``bloodbench/schema.py``): a malformed
 record, or the older of two records with one run_id, is named in a ``warning:`` line and
 skipped, so it can neither crash a command nor silently replace a real run.
 """
@@ -27,32 +27,14 @@ import pandas as pd
 
 from bloodbench.errors import BloodbenchError, warn
 from bloodbench.fsutil import atomic_write_text, ensure_writable_dir
+from bloodbench.schema import KINDS, SCHEMA_VERSION, field_problem, is_finished
 from bloodbench.verdicts import annotate
 
-SCHEMA_VERSION = 1
 RESULTS_ENV = "BLOODBENCH_RESULTS"
 DEFAULT_RESULTS = Path("reports") / "results"
 # The committed store of the checkout this package runs from (``pip install -e .``); in an
 # installed copy this path does not exist and the default stays relative to the cwd.
 REPO_RESULTS = Path(__file__).resolve().parents[1] / DEFAULT_RESULTS
-KINDS = ("train", "profile")
-#: What every record is joined on; a record without them cannot be shown.
-JOIN_KEYS = ("model", "dataset", "size")
-
-# Keys every record of a kind must have, with their types (bool is never an int here).
-REQUIRED: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "train": {"run_id": str, "model": str, "dataset": str, "size": int, "seed": int, "status": str},
-    "profile": {"run_id": str, "model": str, "dataset": str, "size": int},
-}
-# Keys that may be missing or null, but have this type when present.
-OPTIONAL: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "train": {"test": dict, "val": dict, "history": list, "config": dict, "env": dict, "artifacts": dict,
-              "created_at": str, "finished_at": str, "stop_reason": str,
-              "train_seconds": (int, float), "epochs_run": int},
-    "profile": {"latency": dict, "throughput": list, "device": str, "device_name": str, "precision": str,
-                "env": dict, "created_at": str, "macs": (int, float), "params": (int, float),
-                "peak_throughput": (int, float), "peak_memory_mb": (int, float)},
-}
 
 
 def resolve_results_dir(results: str | os.PathLike | None = None) -> Path:
@@ -100,26 +82,9 @@ def record_problem(rec: Any, kind: str) -> str | None:
     if not isinstance(rec, dict):
         return f"it is {json.dumps(rec, default=str)[:40]}, not a JSON object"
 
-    def typed(value: Any, want: type | tuple[type, ...]) -> bool:
-        return isinstance(value, want) and not (isinstance(value, bool) and bool not in (
-            want if isinstance(want, tuple) else (want,)))
-
     if rec.get("kind", kind) != kind:
         return f"its kind is {rec.get('kind')!r}, not {kind!r}"
-    missing = [k for k in REQUIRED[kind] if rec.get(k) in (None, "")]
-    if missing:
-        return f"no {', '.join(map(repr, missing))} field"
-    for key, want in REQUIRED[kind].items():
-        if not typed(rec[key], want):
-            return f"{key} {rec[key]!r:.40} is not {getattr(want, '__name__', 'a number')}"
-    for key, want in OPTIONAL[kind].items():
-        if rec.get(key) is not None and not typed(rec[key], want):
-            return f"{key} is {type(rec[key]).__name__}, not {getattr(want, '__name__', 'a number')}"
-    if kind == "train" and rec["status"] == "finished":
-        acc = (rec.get("test") or {}).get("acc")
-        if not typed(acc, (int, float)):
-            return "status is 'finished' but it has no test accuracy ('test.acc')"
-    return None
+    return field_problem(rec, kind)
 
 
 def _recency(rec: dict) -> str:
@@ -205,6 +170,11 @@ class ResultsStore:
         recs = clean_records([(path, self._read(path))], kind)
         return recs[0] if recs else None
 
+    def finished(self, kind: str, run_id: str, or_diverged: bool = False) -> dict[str, Any] | None:
+        """The record of ``run_id`` if that run is finished (:func:`is_finished`), else None."""
+        rec = self.get(kind, run_id)
+        return rec if is_finished(rec, or_diverged) else None
+
     _read = staticmethod(read_json)
 
     def iter_records(self, kind: str | None = None) -> Iterator[dict[str, Any]]:
@@ -225,7 +195,7 @@ class ResultsStore:
         """Finished training records of (model, dataset, size), of one seed or all: what evaluate and explain use."""
         return [r for r in self.iter_records("train")
                 if r.get("model") == model and r.get("dataset") == dataset and r.get("size") is not None
-                and int(r["size"]) == int(size) and r.get("status") == "finished"
+                and int(r["size"]) == int(size) and is_finished(r)
                 and (seed is None or r.get("seed") == seed)]
 
     def load(self, kind: str | None = None) -> pd.DataFrame:

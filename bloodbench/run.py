@@ -21,9 +21,9 @@ from bloodbench.envinfo import device_kind, environment
 from bloodbench.errors import BloodbenchError
 from bloodbench.models import get_model_info, list_models
 from bloodbench.fsutil import atomic_write_text
-from bloodbench.profile.record import profile_config, profile_run_id
 from bloodbench.results import ResultsStore, utc_now
-from bloodbench.train import TrainConfig
+from bloodbench.schema import is_finished
+from bloodbench.config import ProfileConfig, TrainConfig
 
 
 @dataclass
@@ -70,7 +70,7 @@ def plan(models: Sequence[str], seeds: Sequence[int], dataset: str, size: int, r
                     jobs.append(Job("profile", name, None, "cuda", name in cuda_done,
                                     f"{name}-{dataset}-{size}-cuda-fp32-on-the-workers-gpu"))
                     continue
-                rid = profile_run_id(name, profile_config(dataset, size, torch.device(dev)))
+                rid = ProfileConfig.build(dataset=dataset, size=size, device=torch.device(dev)).run_id(name)
                 jobs.append(Job("profile", name, None, dev, recorded(store, "profile", rid), rid))
     return jobs
 
@@ -88,7 +88,7 @@ def past_job_seconds(results: str | None) -> dict[tuple[str, str], float]:
             if isinstance(j, dict) and j.get("seconds"):
                 seen.setdefault((j.get("kind"), j.get("model")), []).append(float(j["seconds"]))
     for rec in store.iter_records("train"):
-        if rec.get("status") == "finished" and ("train", rec["model"]) not in seen and rec.get("train_seconds"):
+        if is_finished(rec) and ("train", rec["model"]) not in seen and rec.get("train_seconds"):
             seen.setdefault(("train", rec["model"]), []).append(float(rec["train_seconds"]))
     return {k: sum(v) / len(v) for k, v in seen.items()}
 

@@ -56,9 +56,10 @@ def small_npz_dir(tmp_path) -> Path:
     return tmp_path
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def one_thread():
-    """Two shared cores: one intra-op thread avoids OpenMP spin contention (and restores after)."""
+    """Two shared cores: one intra-op thread for a test module avoids OpenMP spin contention
+    (batches of 2-8 gain nothing from intra-op threads); restored afterwards for other modules."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from medmnist.info import INFO
 
+from bloodbench.config import ProfileConfig
 from bloodbench.results import ResultsStore, config_hash
 
 # The real names, as the trainer records them: one is 70 characters long, and plots and
@@ -118,11 +119,11 @@ def profile_record(model: str, *, macs: int, p50: float, throughput: float, para
                    peak_memory_mb: float = 50.0, device_name: str | None = None,
                    created_at: str = "2025-01-11T09:00:00+00:00") -> dict[str, Any]:
     """A profiling record with every documented field."""
-    config = {"model": model, "dataset": dataset, "size": size, "device": device, "precision": precision}
-    chash = config_hash(config)
+    setting = ProfileConfig.from_dict({"dataset": dataset, "size": size, "device": device, "precision": precision})
+    config, chash = setting.as_dict(), setting.hash()
     e = env(device)
     return {
-        "schema": 1, "kind": "profile", "run_id": f"{model}-{dataset}-{size}-{device}-{precision}-{chash}",
+        "schema": 1, "kind": "profile", "run_id": setting.run_id(model),
         "model": model, "model_info": model_info(model), "dataset": dataset, "size": size, "in_channels": 3,
         "num_classes": 8, "config": config, "config_hash": chash, "env": e,
         "created_at": created_at, "written_at": created_at,

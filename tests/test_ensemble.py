@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bloodbench.compare_stats import accuracy_ci, mcnemar_exact, paired_comparison
-from bloodbench.ensemble import caruana_select, topk_by_val_acc, weighted_average
+from bloodbench.leaderboard.ensemble import caruana_select, topk_by_val_acc, weighted_average
 from bloodbench.leaderboard import build_leaderboard, load_leaderboard
 from bloodbench.predictions import load_predictions, save_predictions
 from bloodbench.results import REPO_RESULTS, ResultsStore

@@ -11,7 +11,7 @@ from records_factory import CLASS_NAMES
 from torch import nn
 
 from bloodbench.cli import main
-from bloodbench.data import Normalizer, load_dataset
+from bloodbench.data import Normalizer
 from bloodbench.errors import BloodbenchError
 from bloodbench.explain import (
     OUTPUT_FILES,
@@ -32,20 +32,6 @@ from bloodbench.results import ResultsStore
 from bloodbench.train.checkpoint import save_checkpoint
 
 TINY = {"widths": [8, 16, 32, 32]}  # baseline_cnn, narrow enough to train in seconds on a shared CPU
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    """Two cores are shared with other jobs; one thread avoids oversubscription stalls."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-@pytest.fixture(scope="module")
-def blood(real_data_dir):
-    return load_dataset("bloodmnist", 28, real_data_dir, splits=("train", "test"))
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,8 @@ from bloodbench.backend import backend_flags, current_flags, gc_disabled
 from bloodbench.profile.gpu_state import gpu_state
 from bloodbench.profile.labels import latency_method_label, memory_method_label
 from bloodbench.profile.noise import latency_warnings, rounds_spread
-from bloodbench.profile.record import profile_config, profile_model, profile_run_id
+from bloodbench.config import ProfileConfig
+from bloodbench.profile.record import profile_model
 from bloodbench.profile.timing import LatencyMeasurement, measure_latency
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -60,8 +61,9 @@ def test_backend_flags_are_set_inside_and_restored_after_even_on_error(odd_flags
 
 
 def test_profiling_leaves_the_process_flags_as_it_found_them(odd_flags, tmp_path):
-    rec = profile_model("baseline_cnn", device="cpu", batch_sizes=[1], warmup=1, iters=2, rounds=2, warmup_s=0.0,
-                        threads=1, min_time_s=0.0, save=False)
+    cfg = ProfileConfig.build(device="cpu", batch_sizes=[1], warmup=1, iters=2, rounds=2, warmup_s=0.0,
+                              threads=1, min_time_s=0.0)
+    rec = profile_model("baseline_cnn", cfg, save=False)
     assert rec["backend"]["cudnn_benchmark"] is True and rec["backend"]["allow_tf32"] is False
     assert current_flags() == odd_flags
 
@@ -119,8 +121,9 @@ def test_noisy_rounds_and_a_loaded_machine_are_warned_about():
 
 def test_profile_prints_a_warning_on_a_loaded_machine(monkeypatch, capsys):
     monkeypatch.setattr(record, "machine_load", lambda: {"load_avg_1m": 9.0, "cpu_count": 2})
-    rec = profile_model("baseline_cnn", device="cpu", batch_sizes=[1], warmup=1, iters=2, rounds=2, warmup_s=0.0,
-                        threads=1, min_time_s=0.0, save=False)
+    cfg = ProfileConfig.build(device="cpu", batch_sizes=[1], warmup=1, iters=2, rounds=2, warmup_s=0.0,
+                              threads=1, min_time_s=0.0)
+    rec = profile_model("baseline_cnn", cfg, save=False)
     err = capsys.readouterr().err
     assert "warning: baseline_cnn: machine is loaded (1-min load average 9.00 > 2 cores)" in err
     assert rec["latency"]["load_avg_1m"] == 9.0 and rec["latency"]["cpu_count"] == 2
@@ -136,8 +139,9 @@ def test_memory_is_measured_on_the_prepared_model(monkeypatch):
         return 1.0, "fake"
 
     monkeypatch.setattr(record, "peak_forward_memory", fake_memory)
-    rec = profile_model("baseline_cnn", device="cpu", batch_sizes=[1], warmup=1, iters=2, rounds=1, warmup_s=0.0,
-                        threads=1, min_time_s=0.0, save=False, channels_last=True)
+    cfg = ProfileConfig.build(device="cpu", batch_sizes=[1], warmup=1, iters=2, rounds=1, warmup_s=0.0,
+                              threads=1, min_time_s=0.0, channels_last=True)
+    rec = profile_model("baseline_cnn", cfg, save=False)
     assert seen == {"channels_last": True} and rec["peak_memory_mb"] == 1.0
 
 
@@ -193,7 +197,7 @@ def test_cuda_graphs_on_cpu_is_a_clear_error():
     with pytest.raises(BloodbenchError, match="--cuda-graphs needs a CUDA device"):
         measure_latency(nn.Linear(2, 2), (1, 2), cuda_graphs=True)
     with pytest.raises(BloodbenchError, match="--cuda-graphs"):
-        profile_model("baseline_cnn", device="cpu", cuda_graphs=True, save=False)
+        profile_model("baseline_cnn", ProfileConfig.build(device="cpu", cuda_graphs=True), save=False)
 
 
 class _Counting(nn.Linear):
@@ -226,17 +230,18 @@ def test_graphs_setting_times_the_replay_not_eager_calls(monkeypatch):
 
 
 def test_cuda_graphs_is_a_setting_of_its_own():
-    eager, graphs = profile_config(device="cpu"), profile_config(device="cpu", cuda_graphs=True)
-    assert graphs["cuda_graphs"] is True and eager["cuda_graphs"] is False
-    assert profile_run_id("resnet18", eager) != profile_run_id("resnet18", graphs)
+    eager, graphs = ProfileConfig.build(device="cpu"), ProfileConfig.build(device="cpu", cuda_graphs=True)
+    assert graphs.as_dict()["cuda_graphs"] is True and eager.as_dict()["cuda_graphs"] is False
+    assert eager.run_id("resnet18") != graphs.run_id("resnet18")
 
 
 # -- CUDA smoke tests ------------------------------------------------------------------------------
 @needs_cuda
 @pytest.mark.parametrize("cuda_graphs", [False, True], ids=["eager", "graphs"])
 def test_cuda_profile_smoke(tmp_path, cuda_graphs):
-    rec = profile_model("baseline_cnn", device="cuda", batch_sizes=[1, 8], warmup=2, iters=5, rounds=3,
-                        warmup_s=0.1, min_time_s=0.02, results=tmp_path, cuda_graphs=cuda_graphs)
+    cfg = ProfileConfig.build(device="cuda", batch_sizes=[1, 8], warmup=2, iters=5, rounds=3, warmup_s=0.1,
+                              min_time_s=0.02, cuda_graphs=cuda_graphs)
+    rec = profile_model("baseline_cnn", cfg, results=tmp_path)
     lat = rec["latency"]
     assert rec["device"] == "cuda" and rec["cuda_graphs"] is cuda_graphs and lat["cuda_graphs"] is cuda_graphs
     assert lat["p50_ms"] > 0 and len(lat["rounds_p50_ms"]) == 3 and rec["peak_memory_mb"] > 0

@@ -15,7 +15,8 @@ from bloodbench.cli import build_parser, main
 from bloodbench.commands.train import config_from_args
 from bloodbench.formatting import device_label, fmt_count
 from bloodbench.train import TrainConfig
-from bloodbench.train.trainer import divergence_hint, set_aside_old_run
+from bloodbench.train.rundir import set_aside_old_run
+from bloodbench.train.trainer import divergence_hint
 from records_factory import train_record, write_store
 
 HEAVY = ("torch", "fvcore", "pandas", "matplotlib", "sklearn")

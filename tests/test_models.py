@@ -17,14 +17,7 @@ CHEAP_224 = [("baseline_cnn", {}), ("encoder_cnn_se", {}), ("mobilenet_v3_small"
              ("resnet18", {"stem": "imagenet"}), ("mobilenet_v3_small", {"small_input": False})]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Batches of 2-8 gain nothing from intra-op threads, and on shared cores OpenMP
-    spin-waiting made this file ~5x slower; restored afterwards for other test files."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # OpenMP spin-waiting made this file ~5x slower
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,7 @@ from torch import nn
 from bloodbench.cli import main
 from bloodbench.errors import BloodbenchError
 from bloodbench.profile import (
-    PROFILE_FIELDS,
+    ProfileConfig,
     cost_breakdown,
     count_macs,
     flopcounter_flops,
@@ -27,7 +27,7 @@ from bloodbench.profile import (
     profile_model,
 )
 from bloodbench.profile import record, timing
-from bloodbench.profile.record import COMMON_FIELDS
+from bloodbench.schema import LATENCY_KEYS, LOAD_KEYS, PROFILE
 from bloodbench.profile.torchvision_check import (
     FILE_SIZE_TOLERANCE,
     TORCHVISION_MODELS,
@@ -175,17 +175,18 @@ def test_throughput_records_oom_and_goes_on(monkeypatch):
 
 # -- records and CLI -------------------------------------------------------------------------
 def test_profile_model_writes_a_complete_record(tmp_path):
-    rec = profile_model("baseline_cnn", size=28, device="cpu", batch_sizes=[1, 2], warmup=1, iters=5, rounds=2,
-                        warmup_s=0.0, round_s=0.0, threads=1, min_time_s=0.02, results=tmp_path)
+    cfg = ProfileConfig.build(size=28, device="cpu", batch_sizes=[1, 2], warmup=1, iters=5, rounds=2,
+                              warmup_s=0.0, round_s=0.0, threads=1, min_time_s=0.02)
+    rec = profile_model("baseline_cnn", cfg, results=tmp_path)
     df = ResultsStore(tmp_path).load("profile")
     assert len(df) == 1
     back = ResultsStore(tmp_path).records("profile")[0]
-    for key in PROFILE_FIELDS + COMMON_FIELDS:
+    for key in PROFILE:
         assert key in back, key
     assert back["run_id"] == f"baseline_cnn-bloodmnist-28-cpu-fp32-{back['config_hash']}"
     assert back["in_channels"] == 3 and back["num_classes"] == 8
     assert back["flops"] == 2 * back["macs"] and back["macs"] > 0
-    assert set(back["latency"]) == set(timing.LATENCY_KEYS) | {"load_avg_1m", "cpu_count"}
+    assert set(back["latency"]) == set(LATENCY_KEYS) | set(LOAD_KEYS)
     assert back["latency"]["n"] == 10 and back["latency"]["threads"] == 1 and len(back["latency"]["rounds_p50_ms"]) == 2
     assert back["backend"] == {"cudnn_benchmark": True, "allow_tf32": False, "float32_matmul_precision": "highest",
                                "threads": 1}
@@ -202,12 +203,13 @@ def test_profile_model_writes_a_complete_record(tmp_path):
 def test_profile_records_out_of_memory_instead_of_crashing(tmp_path, monkeypatch):
     monkeypatch.setattr(record, "peak_forward_memory", _oom)
     monkeypatch.setattr(record, "measure_latency", _oom)
-    rec = profile_model("baseline_cnn", device="cpu", batch_size=4, batch_sizes=[1], warmup=1, iters=2,
-                        threads=1, min_time_s=0.01, results=tmp_path, warmup_s=0.0)
+    cfg = ProfileConfig.build(device="cpu", batch_size=4, batch_sizes=[1], warmup=1, iters=2, threads=1,
+                              min_time_s=0.01, warmup_s=0.0)
+    rec = profile_model("baseline_cnn", cfg, results=tmp_path)
     assert rec["oom_stages"] == ["memory", "latency"]
     assert rec["peak_memory_mb"] is None and rec["peak_memory_method"] is None
     lat = {k: v for k, v in rec["latency"].items() if k not in ("load_avg_1m", "cpu_count")}
-    assert lat == {**dict.fromkeys(timing.LATENCY_KEYS), "batch_size": 4, "threads": 1}
+    assert lat == {**dict.fromkeys(LATENCY_KEYS), "batch_size": 4, "threads": 1}
     assert rec["macs"] > 0 and rec["throughput"][0]["images_per_s"] > 0
     assert ResultsStore(tmp_path).records("profile")[0]["oom_stages"] == ["memory", "latency"]
 

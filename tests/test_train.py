@@ -32,6 +32,7 @@ class Interrupt(KeyboardInterrupt):
     pass
 
 
+@pytest.mark.slow  # trains on the real BloodMNIST
 def test_resume_after_interruption_gives_the_same_record(tmp_path, blood, capsys):
     cfg = TrainConfig.build("baseline_cnn", **TINY)
     straight = Trainer(cfg, results=tmp_path / "a", data=blood, progress=False, n_boot=50).fit()
@@ -58,6 +59,7 @@ def test_resume_after_interruption_gives_the_same_record(tmp_path, blood, capsys
     assert res["load_avg_max"] >= res["load_avg_mean"] >= 0
 
 
+@pytest.mark.slow  # trains on the real BloodMNIST
 def test_finished_run_is_not_retrained_unless_forced(tmp_path, blood):
     cfg = TrainConfig.build("baseline_cnn", **{**TINY, "epochs": 1})
     first = Trainer(cfg, results=tmp_path, data=blood, progress=False, n_boot=50).fit()
@@ -71,10 +73,10 @@ def test_finished_run_is_not_retrained_unless_forced(tmp_path, blood):
 def test_cli_says_already_finished_and_force_retrains_with_tensorboard_scalars(tmp_path, capsys, monkeypatch):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from bloodbench.train import trainer
+    from bloodbench.train import finish
 
-    real_ci = trainer.bootstrap_ci
-    monkeypatch.setattr(trainer, "bootstrap_ci", lambda y, s, n_boot, seed: real_ci(y, s, n_boot=20, seed=seed))
+    real_ci = finish.bootstrap_ci
+    monkeypatch.setattr(finish, "bootstrap_ci", lambda y, s, n_boot, seed: real_ci(y, s, n_boot=20, seed=seed))
     write_medmnist_npz(tmp_path / "bloodmnist.npz", 28)  # tiny made-up data: the CLI path is under test
     argv = ["train", "baseline_cnn", "--epochs", "2", "--batch-size", "16", "--schedule", "cosine", "--device", "cpu",
             "--data-dir", str(tmp_path), "--no-verify", "--results", str(tmp_path / "r"), "--quiet"]
@@ -108,6 +110,7 @@ def test_cli_says_already_finished_and_force_retrains_with_tensorboard_scalars(t
             [(h["epoch"], round(h[key], 5)) for h in history]
 
 
+@pytest.mark.slow  # trains on the real BloodMNIST
 def test_record_carries_provenance_metrics_and_predictions(tmp_path, blood):
     cfg = TrainConfig.build("baseline_cnn", **{**TINY, "epochs": 1})
     old_umask = os.umask(0o027)
@@ -148,6 +151,7 @@ def test_record_carries_provenance_metrics_and_predictions(tmp_path, blood):
     assert df.loc[0, "test.acc"] == rec["test"]["acc"]
 
 
+@pytest.mark.slow  # trains on the real BloodMNIST
 def test_training_lowers_the_loss(tmp_path, blood):
     cfg = TrainConfig.build("baseline_cnn", **{**TINY, "limit_train": 512})
     rec = Trainer(cfg, results=tmp_path, data=blood, progress=False, n_boot=50).fit()
@@ -156,6 +160,7 @@ def test_training_lowers_the_loss(tmp_path, blood):
     assert rec["test"]["acc"] > 0.3  # far above the 1/8 chance level after ~24 steps
 
 
+@pytest.mark.slow  # trains on the real BloodMNIST
 def test_nan_loss_marks_the_run_diverged(tmp_path, blood):
     cfg = TrainConfig.build("baseline_cnn", **{**TINY, "epochs": 2, "lr": 1e12, "optimizer": "sgd",
                                                "grad_clip": 0, "schedule": "none"})
@@ -165,6 +170,7 @@ def test_nan_loss_marks_the_run_diverged(tmp_path, blood):
     assert rec["status"] == "diverged" and rec["stop_reason"] == "diverged"
 
 
+@pytest.mark.slow  # trains on the real BloodMNIST
 def test_weights_blowing_up_under_a_clipped_loss_mark_the_run_diverged(tmp_path, blood):
     """Gradient clipping keeps the loss finite while the weights go NaN: caught at validation."""
     cfg = TrainConfig.build("baseline_cnn", **{**TINY, "epochs": 2, "lr": 1e12, "optimizer": "sgd",
@@ -194,6 +200,7 @@ def test_cpu_and_gpu_runs_share_the_bf16_recipe(monkeypatch):
     assert (explicit.precision, explicit.channels_last) == ("fp32", False) and explicit.run_id != cpu.run_id
 
 
+@pytest.mark.slow  # trains on the real BloodMNIST
 def test_early_stopping_reports_converged(tmp_path, blood):
     # lr 0 cannot improve after epoch 1, so patience 1 stops at epoch 2 with "converged".
     cfg = TrainConfig.build("baseline_cnn", **{**TINY, "epochs": 5, "patience": 1, "lr": 1e-12,
@@ -273,6 +280,7 @@ def test_an_epoch_reads_loss_and_accuracy_from_the_device_once(monkeypatch, tmp_
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.slow  # trains on the real BloodMNIST
 def test_cuda_train_one_epoch_smoke(tmp_path, blood):
     from bloodbench.backend import current_flags
 
@@ -289,7 +297,7 @@ def test_cuda_train_one_epoch_smoke(tmp_path, blood):
 def test_onecycle_schedule_runs_on_few_steps(steps):
     """A smoke run of a handful of steps (4 used to divide by zero inside OneCycleLR)."""
     from bloodbench.config import TrainConfig
-    from bloodbench.train.trainer import build_scheduler
+    from bloodbench.train.optim import build_scheduler
 
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     cfg = TrainConfig.build("baseline_cnn", epochs=1, schedule="onecycle", lr=0.1)

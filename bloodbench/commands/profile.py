@@ -69,6 +69,7 @@ def _record_notes(rec: dict) -> list[str]:
 def cmd_profile(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from bloodbench.config import ProfileConfig
     from bloodbench.envinfo import resolve_device
     from bloodbench.formatting import fmt, md_table
     from bloodbench.models import get_model_info, list_models
@@ -95,14 +96,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
     trace_dir = args.trace_dir or DEFAULT_TRACE_DIR
     store = ResultsStore(args.results)
+    config = ProfileConfig.build(
+        dataset=args.dataset, size=args.size, device=device, precision=args.precision,
+        channels_last=args.channels_last, compile=args.compile, batch_size=args.batch_size,
+        batch_sizes=args.batch_sizes, warmup=args.warmup, iters=args.iters, threads=args.threads,
+        rounds=args.rounds, warmup_s=args.warmup_s, cuda_graphs=args.cuda_graphs, tf32=args.tf32,
+        round_s=args.round_s)
     if args.missing:
-        from bloodbench.profile.record import profile_config, profile_run_id
-
-        config = profile_config(args.dataset, args.size, device, args.precision, args.channels_last, args.compile,
-                                args.batch_size, args.batch_sizes, args.warmup, args.iters, args.threads,
-                                rounds=args.rounds, warmup_s=args.warmup_s, cuda_graphs=args.cuda_graphs,
-                                tf32=args.tf32, round_s=args.round_s)
-        done = [n for n in names if store.record_path("profile", profile_run_id(n, config)).is_file()]
+        done = [n for n in names if store.record_path("profile", config.run_id(n)).is_file()]
         names = [n for n in names if n not in done]
         if done:
             print(f"already profiled in this setting, skipped: {', '.join(done)}")
@@ -116,13 +117,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         def stage(s: str, name: str = name) -> None:
             bar.set_postfix_str(f"{name}: {s}")
 
-        rec = profile_model(name, dataset=args.dataset, size=args.size, device=device, precision=args.precision,
-                            channels_last=args.channels_last, compile=args.compile, batch_size=args.batch_size,
-                            batch_sizes=args.batch_sizes, warmup=args.warmup, iters=args.iters,
-                            threads=args.threads, results=store.root, save=args.save, trace=args.trace,
-                            trace_dir=trace_dir, progress=stage, rounds=args.rounds, warmup_s=args.warmup_s,
-                            round_s=args.round_s,
-                            cuda_graphs=args.cuda_graphs, tf32=args.tf32)
+        rec = profile_model(name, config, results=store.root, save=args.save, trace=args.trace,
+                            trace_dir=trace_dir, progress=stage)
         records.append(rec)
         notes += [f"{name}: {n}" for n in _record_notes(rec)]
     bar.close()

@@ -90,8 +90,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     trainer = Trainer(cfg, results=args.results, data_dir=args.data_dir, verify=args.verify,
                       progress=not args.quiet)
-    existing = trainer.store.get("train", cfg.run_id)
-    if existing and existing.get("status") == "finished" and not args.force:
+    existing = trainer.finished_record()
+    if existing and not args.force:
         missing = [n for n in ("best.pt", "test_predictions.npz") if not (trainer.run_dir / n).is_file()]
         print(f"already finished: {cfg.run_id}" + (f" ({', '.join(missing)} missing)" if missing else "")
               + "; nothing retrained, --force retrains from scratch", file=sys.stderr)

@@ -1,7 +1,7 @@
 """The leaderboard's columns: join keys, the public row layout, the markdown view, sort aliases, Pareto fronts.
 
 Adding a column of a profile record's figure is a change to this file only: its record path in
-``PROFILE_FIELDS``, its place in ``COLUMNS`` (JSON/CSV) and, to show it, a ``DISPLAY`` entry.
+``PROFILE_COLUMNS``, its place in ``COLUMNS`` (JSON/CSV) and, to show it, a ``DISPLAY`` entry.
 Benchmark JSON rows leave it blank. A training figure also needs its aggregate in
 frames.py's ``aggregate_training``.
 """
@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bloodbench.benchjson import number_or_nan
 from bloodbench.choices import LEADERBOARD_FORMATS
-from bloodbench.results import JOIN_KEYS
+from bloodbench.schema import JOIN_KEYS
 
 KEYS = list(JOIN_KEYS)
 COST_KEYS = KEYS + ["device", "precision"]
@@ -22,7 +21,7 @@ FORMATS = LEADERBOARD_FORMATS
 PREFERRED_PRECISION = "fp32"
 
 # Numeric cost columns read from a profile record: column -> path of keys in the record.
-PROFILE_FIELDS = {
+PROFILE_COLUMNS = {
     "params": ("params",), "macs": ("macs",), "flops": ("flops",),
     "latency_p50_ms": ("latency", "p50_ms"), "latency_p90_ms": ("latency", "p90_ms"),
     "latency_p99_ms": ("latency", "p99_ms"), "latency_batch_size": ("latency", "batch_size"),
@@ -31,7 +30,7 @@ PROFILE_FIELDS = {
 
 # Columns of a cost row, whether it came from a profile record or a benchmark JSON.
 # Figures only some sources have: the batch of the best images/s, and a train_step benchmark's train rate.
-COST_COLUMNS = COST_KEYS + ["device_name", *PROFILE_FIELDS, "throughput_batch_size", "train_throughput",
+COST_COLUMNS = COST_KEYS + ["device_name", *PROFILE_COLUMNS, "throughput_batch_size", "train_throughput",
                             "train_batch_size", "created_at", "source", "cuda_graphs"]
 
 # The public row layout (JSON / CSV) in order.
@@ -82,7 +81,7 @@ HIGHER_IS_BETTER = {"acc_mean", "f1_macro_mean", "auc_mean", "throughput", "seed
 FRONTS = {"macs": "macs", "latency": "latency_p50_ms"}
 
 
-def _typed(df: pd.DataFrame) -> pd.DataFrame:
+def typed_frame(df: pd.DataFrame) -> pd.DataFrame:
     """Key dtypes fixed even when empty, so merges of an empty side do not fail on dtypes."""
     df = df.copy()
     for col in ("model", "dataset", "device", "precision"):
@@ -91,7 +90,3 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
     if "size" in df:
         df["size"] = df["size"].astype("int64")
     return df
-
-
-_num = number_or_nan  # the leaderboard reads records the way benchmark files are read
-

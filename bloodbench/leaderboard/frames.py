@@ -10,17 +10,19 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from bloodbench.benchjson import number_or_nan
 from bloodbench.errors import BloodbenchError, warn
 from bloodbench.formatting import device_label, fmt
 from bloodbench.leaderboard.columns import (
-    COLUMNS, COST_COLUMNS, COST_KEYS, HIGHER_IS_BETTER, KEYS, METRICS, PREFERRED_PRECISION, PROFILE_FIELDS, SORT_ALIASES,
-    _num, _typed,
+    COLUMNS, COST_COLUMNS, COST_KEYS, HIGHER_IS_BETTER, KEYS, METRICS, PREFERRED_PRECISION, PROFILE_COLUMNS, SORT_ALIASES,
+    typed_frame,
 )
 from bloodbench.leaderboard.ingest import benchmark_frame
 from bloodbench.results import model_info
+from bloodbench.schema import is_finished
 
 
-def _family(rec: dict) -> str | None:
+def family_of(rec: dict) -> str | None:
     return model_info(rec["model"], [rec]).get("family")
 
 
@@ -39,16 +41,16 @@ def finished_runs_frame(records: Iterable[dict]) -> pd.DataFrame:
         test = rec.get("test") or {}
         rows.append({
             "model": rec["model"], "dataset": rec["dataset"], "size": int(rec["size"]),
-            "seed": rec.get("seed"), "run_id": rec.get("run_id"), "family": _family(rec), "recipe": _recipe(rec),
-            **{m: _num(test.get(m)) for m in METRICS},
-            "train_seconds": _num(rec.get("train_seconds")), "epochs_run": _num(rec.get("epochs_run")),
-            "stop_reason": rec.get("stop_reason"), "params": _num(rec.get("params")),
+            "seed": rec.get("seed"), "run_id": rec.get("run_id"), "family": family_of(rec), "recipe": _recipe(rec),
+            **{m: number_or_nan(test.get(m)) for m in METRICS},
+            "train_seconds": number_or_nan(rec.get("train_seconds")), "epochs_run": number_or_nan(rec.get("epochs_run")),
+            "stop_reason": rec.get("stop_reason"), "params": number_or_nan(rec.get("params")),
             "converged": bool(rec.get("converged", True)), "train_images_per_s": train_images_per_s(rec),
             "train_device": (rec.get("env") or {}).get("device"), "created_at": str(rec.get("created_at") or ""),
         })
     cols = KEYS + ["seed", "run_id", "family", "recipe", *METRICS, "train_seconds", "epochs_run", "stop_reason",
                    "params", "converged", "train_images_per_s", "train_device", "created_at"]
-    return _typed(pd.DataFrame(rows, columns=cols))
+    return typed_frame(pd.DataFrame(rows, columns=cols))
 
 
 def pick_recipe(runs: pd.DataFrame) -> pd.DataFrame:
@@ -87,8 +89,8 @@ def train_images_per_s(rec: dict) -> float:
     The epoch time includes the validation pass, so this is a lower bound on the pure step rate
     that the ``train_step`` benchmark measures.
     """
-    n_train = _num((rec.get("data") or {}).get("n_train"))
-    seconds = [_num(h.get("epoch_seconds")) for h in rec.get("history") or [] if isinstance(h, dict)]
+    n_train = number_or_nan((rec.get("data") or {}).get("n_train"))
+    seconds = [number_or_nan(h.get("epoch_seconds")) for h in rec.get("history") or [] if isinstance(h, dict)]
     seconds = [x for x in seconds if x > 0]
     if math.isnan(n_train) or not seconds:
         return math.nan
@@ -116,20 +118,20 @@ def unfinished_runs(records: Iterable[dict]) -> dict[tuple[str, str, str, int], 
     left out, since its finished run is in the table.
     """
     runs = [r for r in records if r.get("kind", "train") == "train"]
-    done = {_run_key(r) for r in runs if r.get("status") == "finished"}
+    done = {_run_key(r) for r in runs if is_finished(r)}
     seeds: dict[tuple[str, str, str, int], set] = {}
     for r in runs:
-        if r.get("status") != "finished" and _run_key(r) not in done:
+        if not is_finished(r) and _run_key(r) not in done:
             seeds.setdefault((str(r.get("status") or "no status"), *_run_key(r)[:3]), set()).add(r.get("seed"))
     return {k: sorted(v, key=lambda s: (s is None, s)) for k, v in sorted(seeds.items())}
 
 
 def _peak_batch(rec: dict) -> float:
     """The batch size of a profile's best images/s (its ``throughput`` sweep), NaN if not recorded."""
-    sweep = [t for t in rec.get("throughput") or [] if isinstance(t, dict) and not math.isnan(_num(t.get("images_per_s")))]
+    sweep = [t for t in rec.get("throughput") or [] if isinstance(t, dict) and not math.isnan(number_or_nan(t.get("images_per_s")))]
     if not sweep:
         return math.nan
-    return _num(max(sweep, key=lambda t: _num(t["images_per_s"])).get("batch_size"))
+    return number_or_nan(max(sweep, key=lambda t: number_or_nan(t["images_per_s"])).get("batch_size"))
 
 
 def profile_frame(records: Iterable[dict]) -> pd.DataFrame:
@@ -138,7 +140,7 @@ def profile_frame(records: Iterable[dict]) -> pd.DataFrame:
     for rec in records:
         if rec.get("kind", "profile") != "profile":
             continue
-        row = {col: _num(_field(rec, path)) for col, path in PROFILE_FIELDS.items()}
+        row = {col: number_or_nan(_field(rec, path)) for col, path in PROFILE_COLUMNS.items()}
         if math.isnan(row["flops"]):
             row["flops"] = 2 * row["macs"]
         row["throughput_batch_size"] = _peak_batch(rec)
@@ -150,7 +152,7 @@ def profile_frame(records: Iterable[dict]) -> pd.DataFrame:
             **row, "created_at": str(rec.get("created_at") or ""), "source": "profile",
             "cuda_graphs": bool(rec.get("cuda_graphs")),
         })
-    return _typed(pd.DataFrame(rows, columns=COST_COLUMNS))
+    return typed_frame(pd.DataFrame(rows, columns=COST_COLUMNS))
 
 
 def _field(rec: dict, path: Sequence[str]) -> Any:
@@ -164,7 +166,7 @@ def cost_frame(profile_records: Iterable[dict], benchmark_json: Sequence[str | o
     """Every cost row from both sources."""
     frames = [f for f in (profile_frame(profile_records), benchmark_frame(benchmark_json)) if not f.empty]
     if not frames:
-        return _typed(pd.DataFrame(columns=COST_COLUMNS))
+        return typed_frame(pd.DataFrame(columns=COST_COLUMNS))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -179,7 +181,7 @@ def aggregate_training(train: pd.DataFrame) -> pd.DataFrame:
         cols = KEYS + ["seeds"] + [f"{m}_{s}" for m in METRICS for s in ("mean", "std")] + [
             "train_seconds_mean", "epochs_mean", "train_params", "family", "stop_reasons", "recipe",
             "unconverged_seeds", "train_images_per_s", "train_device"]
-        return _typed(pd.DataFrame(columns=cols))
+        return typed_frame(pd.DataFrame(columns=cols))
     if "converged" not in train:  # frames made by hand, before the convergence rule
         train = train.assign(converged=True)
     for col in ("train_images_per_s", "train_device"):
@@ -302,7 +304,7 @@ def pareto_front(df: pd.DataFrame, cost: str, acc: str = "acc_mean",
     return on, dom
 
 
-def _resolve_sort(sort: str | None) -> tuple[str, bool]:
+def resolve_sort(sort: str | None) -> tuple[str, bool]:
     """(column, ascending). ``-col`` / ``+col`` force the direction; else better-first."""
     sort = (sort or "acc").strip()
     forced = None

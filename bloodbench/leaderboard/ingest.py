@@ -14,7 +14,7 @@ import pandas as pd
 
 from bloodbench.benchjson import benchmark_entries, read_benchmark_json
 from bloodbench.formatting import machine_device_name
-from bloodbench.leaderboard.columns import COST_COLUMNS, COST_KEYS, _typed
+from bloodbench.leaderboard.columns import COST_COLUMNS, COST_KEYS, typed_frame
 
 __all__ = ["benchmark_frame", "read_benchmark_json"]
 
@@ -29,7 +29,7 @@ def benchmark_frame(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
     """
     entries = benchmark_entries(paths, machine_device_name)
     if not entries:
-        return _typed(pd.DataFrame(columns=COST_COLUMNS))
+        return typed_frame(pd.DataFrame(columns=COST_COLUMNS))
     df = pd.DataFrame(entries)
     rows = []
     for key, g in df.groupby(COST_KEYS + ["source"], sort=True):
@@ -60,4 +60,4 @@ def benchmark_frame(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
             "peak_memory_mb": math.nan, "created_at": g["created_at"].max(),
             "cuda_graphs": False,
         })
-    return _typed(pd.DataFrame(rows, columns=COST_COLUMNS))
+    return typed_frame(pd.DataFrame(rows, columns=COST_COLUMNS))

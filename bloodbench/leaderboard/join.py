@@ -9,13 +9,15 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from bloodbench.errors import BloodbenchError, warn
-from bloodbench.leaderboard.columns import COLUMNS, FRONTS, KEYS, _typed
+from bloodbench.leaderboard.columns import COLUMNS, FRONTS, KEYS, typed_frame
+from bloodbench.leaderboard.ensemble import footnotes as prediction_footnotes, prediction_rows
 from bloodbench.leaderboard.frames import (
-    _family, _resolve_sort, aggregate_training, choose_device, cost_conflicts, cost_frame, finished_runs_frame,
-    learned_nothing_runs, other_recipe_runs, pareto_front, pick_recipe, select_costs, unfinished_runs,
+    aggregate_training, choose_device, cost_conflicts, cost_frame, finished_runs_frame,
+    family_of, learned_nothing_runs, other_recipe_runs, pareto_front, pick_recipe, resolve_sort, select_costs,
+    unfinished_runs,
 )
 from bloodbench.launch_free import attach_graphs_p50, split_graphs
-from bloodbench.leaderboard.table import SUPERSCRIPTS, Leaderboard, _footnotes
+from bloodbench.leaderboard.table import SUPERSCRIPTS, Leaderboard, build_footnotes
 from bloodbench.results import check_records, read_results
 
 
@@ -71,7 +73,7 @@ def build_leaderboard(
 ) -> Leaderboard:
     """The leaderboard from records in memory (see :func:`load_leaderboard` for a results dir)."""
     train_records = check_records(train_records, "train")
-    sort_col, ascending = _resolve_sort(sort)
+    sort_col, ascending = resolve_sort(sort)
     runs = finished_runs_frame(train_records)
     train = picked = pick_recipe(runs)
     costs = cost_frame(check_records(profile_records, "profile"), benchmark_json)
@@ -110,7 +112,7 @@ def build_leaderboard(
     trained = select_costs(trained, precision)[KEYS + ["train_throughput", "train_batch_size", "source"]] \
         if not trained.empty else pd.DataFrame(columns=KEYS + ["train_throughput", "train_batch_size", "source"])
     chosen = chosen.drop(columns=["train_throughput", "train_batch_size"], errors="ignore")
-    chosen = chosen.merge(_typed(trained.rename(columns={"source": "train_source"})), on=KEYS, how="left")
+    chosen = chosen.merge(typed_frame(trained.rename(columns={"source": "train_source"})), on=KEYS, how="left")
     merged = agg.merge(chosen, on=KEYS, how="outer", suffixes=("", "_cost"))
     merged = merged.rename(columns={"source": "cost_source"})
     # Params and MACs do not depend on the device: borrow them from any profile (or the
@@ -126,13 +128,11 @@ def build_leaderboard(
         merged["family"] = None
     missing_family = merged["family"].isna()
     if missing_family.any():
-        merged.loc[missing_family, "family"] = [_family({"model": m}) for m in merged.loc[missing_family, "model"]]
+        merged.loc[missing_family, "family"] = [family_of({"model": m}) for m in merged.loc[missing_family, "model"]]
 
     merged["kind"] = "model"
     predictions = None
     if results_root is not None:  # ensemble and TTA rows from the saved predictions
-        from bloodbench.ensemble import prediction_rows
-
         predictions = prediction_rows(train, train_records, results_root, merged)
         if not predictions.rows.empty:
             merged = pd.concat([merged, predictions.rows], ignore_index=True)
@@ -158,13 +158,11 @@ def build_leaderboard(
     unconverged = {(r.model, r.dataset, int(r.size)): [] for r in train.itertuples(index=False)}
     for r in train[~train["converged"].astype(bool)].itertuples(index=False) if not train.empty else ():
         unconverged[(r.model, r.dataset, int(r.size))].append(r.seed)
-    footnotes, markers = _footnotes(merged, device, precision, keep(_typed(pending)),
-                                    {k: v for k, v in unconverged.items() if v}, conflicts)
+    footnotes, markers = build_footnotes(merged, device, precision, keep(typed_frame(pending)),
+                                         {k: v for k, v in unconverged.items() if v}, conflicts)
     dagger = [f for f in footnotes if f.startswith("†")]  # kept last: the numbered notes count on
     footnotes = [f for f in footnotes if not f.startswith("†")]
     if predictions is not None:
-        from bloodbench.ensemble import footnotes as prediction_footnotes
-
         prediction_footnotes(merged, predictions, footnotes, markers, SUPERSCRIPTS)
     footnotes += dagger
     names = sorted(chosen["device_name"].dropna().unique()) if not chosen.empty else []

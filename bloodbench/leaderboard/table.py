@@ -27,7 +27,7 @@ class Leaderboard:
     precision: str | None
     footnotes: list[str] = field(default_factory=list)
     markers: dict[tuple, str] = field(default_factory=dict)
-    # From saved predictions (bloodbench.ensemble), when built with ``results_root``.
+    # From saved predictions (leaderboard/ensemble.py), when built with ``results_root``.
     predictions: Any = None
 
     def groups(self) -> list[tuple[tuple[str, int], pd.DataFrame]]:
@@ -174,7 +174,7 @@ class Leaderboard:
 SUPERSCRIPTS = "¹²³⁴⁵⁶⁷⁸⁹"
 
 
-def _footnotes(merged: pd.DataFrame, device: str | None, precision: str | None,
+def build_footnotes(merged: pd.DataFrame, device: str | None, precision: str | None,
                pending: pd.DataFrame, unconverged: dict[tuple, list] | None = None,
                conflicts: dict[tuple, str] | None = None) -> tuple[list[str], dict[tuple, str]]:
     """Name every gap so an empty cell is never mistaken for a zero, nor a diverged seed forgotten.

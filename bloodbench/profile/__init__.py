@@ -22,7 +22,8 @@ from bloodbench.profile.counting import (
     fvcore_macs,
 )
 from bloodbench.profile.memory import model_size_mib, peak_forward_memory
-from bloodbench.profile.record import PROFILE_FIELDS, build_model, profile_config, profile_model, profile_run_id
+from bloodbench.config import ProfileConfig
+from bloodbench.profile.record import build_model, profile_model
 from bloodbench.precision import PRECISIONS
 from bloodbench.profile.timing import (
     LatencyMeasurement,
@@ -33,8 +34,8 @@ from bloodbench.profile.timing import (
 from bloodbench.profile.trace import DEFAULT_TRACE_DIR, TraceResult, trace_model
 
 __all__ = [
-    "CostBreakdown", "DEFAULT_TRACE_DIR", "LatencyMeasurement", "MacCount", "PRECISIONS", "PROFILE_FIELDS",
+    "CostBreakdown", "DEFAULT_TRACE_DIR", "LatencyMeasurement", "MacCount", "PRECISIONS",
     "TraceResult", "build_model", "cost_breakdown", "count_activations", "count_macs", "count_params", "flopcounter_flops",
     "fvcore_macs", "measure_latency", "measure_throughput", "model_size_mib", "peak_forward_memory",
-    "peak_throughput", "profile_config", "profile_model", "profile_run_id", "trace_model",
+    "peak_throughput", "ProfileConfig", "profile_model", "trace_model",
 ]

@@ -21,17 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from bloodbench.choices import DEFAULT_ROUNDS, DEFAULT_WARMUP_S
+from bloodbench.choices import DEFAULT_BATCH_SIZES, DEFAULT_ROUNDS, DEFAULT_WARMUP_S
 from bloodbench.errors import BloodbenchError
 from bloodbench.precision import autocast, check_precision
 from bloodbench.backend import cpu_threads, gc_disabled
 from bloodbench.profile.graphs import check_cuda_graphs, graphed_forward
 from bloodbench.profile.noise import NOISE_THRESHOLD, rounds_spread
 
-DEFAULT_BATCH_SIZES = {"cpu": (1, 2, 4, 8, 16, 32, 64), "cuda": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)}
-#: The latency keys stored in a profile record (docs/ARCHITECTURE.md, "Profile record").
-LATENCY_KEYS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "n", "batch_size", "threads", "rounds",
-                "rounds_p50_ms", "rounds_spread", "noisy", "warmup_s", "cuda_graphs", "method")
 #: ``latency.method`` of figures from :func:`measure_latency` (benchmarks/ label theirs ``pytest_benchmark_rounds``).
 MEASURE_METHOD = "per_call_median_of_rounds"
 T = TypeVar("T")
@@ -80,7 +76,7 @@ def make_input(shape: Sequence[int], device: torch.device | str, channels_last: 
     return x
 
 
-def _compiled_call(fn: Callable[[], Any]) -> Any:
+def compiled_call(fn: Callable[[], Any]) -> Any:
     try:
         return fn()
     except Exception as exc:
@@ -211,7 +207,7 @@ def warm_up(call: Callable[[], Any], min_calls: int, min_s: float, device: torch
     seconds have passed: the clocks, caches and autotuner settle by time, not by a call count."""
     n, t0 = 0, time.perf_counter()
     while n < max(1, min_calls) or time.perf_counter() - t0 < min_s:
-        _compiled_call(call)
+        compiled_call(call)
         n += 1
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -242,7 +238,7 @@ def measure_latency(model: nn.Module, input_shape: Sequence[int], device: torch.
         m = prepare_model(model, device, channels_last, compile)
         x = make_input(input_shape, device, channels_last)
         with inference_context(device, precision, cuda_graphs):
-            call = _compiled_call(lambda: graphed_forward(m, x)) if cuda_graphs else (lambda: m(x))
+            call = compiled_call(lambda: graphed_forward(m, x)) if cuda_graphs else (lambda: m(x))
             with gc_disabled():  # from before the warm-up: its collect() must not land in the first round
                 t0 = time.perf_counter()
                 n_warm = warm_up(call, warmup, warmup_s, device)
@@ -326,7 +322,7 @@ def _sustained_rate(m: nn.Module, shape: tuple[int, ...], device: torch.device, 
                     cuda_graphs: bool = False) -> float:
     x = make_input(shape, device, channels_last)
     with inference_context(device, precision, cuda_graphs), gc_disabled():
-        call = _compiled_call(lambda: graphed_forward(m, x)) if cuda_graphs else (lambda: m(x))
+        call = compiled_call(lambda: graphed_forward(m, x)) if cuda_graphs else (lambda: m(x))
         warm_up(call, warmup, 0.0, device)
         n, chunk = 0, max(1, min_iters)
         t0 = time.perf_counter()

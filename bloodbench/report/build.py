@@ -38,6 +38,7 @@ from bloodbench.formatting import (
 )
 from bloodbench.fsutil import atomic_write_bytes
 from bloodbench.results import model_info, read_results
+from bloodbench.schema import is_finished
 
 EXPLAIN_FILES = [
     ("gradcam_correct.png", "Grad-CAM on correctly classified test images"),
@@ -196,7 +197,7 @@ def model_card(name: str, train_recs: list[dict], profile_recs: list[dict], cost
         groups.setdefault((dataset, int(size)), [])
     for (dataset, size) in sorted(groups):
         runs = sorted(groups[(dataset, size)], key=lambda r: (r.get("seed") is None, r.get("seed"), r["run_id"]))
-        done = [r for r in runs if r.get("status") == "finished"]
+        done = [r for r in runs if is_finished(r)]
         lines += [f"## {dataset}, {size}×{size} px", ""]
         averaged = aggregate_training(train_frame(done)) if done else pd.DataFrame()
         if not averaged.empty:  # empty when every finished run learned nothing
@@ -306,7 +307,7 @@ def _compute_time(train_recs: list[dict], profile_recs: list[dict]) -> list[str]
 
 
 def _reproduce(train_recs: list[dict]) -> list[str]:
-    finished = [r for r in train_recs if r.get("status") == "finished"]
+    finished = [r for r in train_recs if is_finished(r)]
     models = sorted({r["model"] for r in finished}) or ["MODEL"]
     seeds = sorted({int(r["seed"]) for r in finished if r.get("seed") is not None}) or [0]
     groups = sorted({(r["dataset"], int(r["size"])) for r in finished}) or [("bloodmnist", 28)]
@@ -352,7 +353,7 @@ def write_report(results: str | os.PathLike | None = None, out: str | os.PathLik
 
     out = output_dir(out)
     w = _Writer(out)
-    finished = [r for r in train_recs if r.get("status") == "finished"]
+    finished = [r for r in train_recs if is_finished(r)]
     models = sorted(set(board.rows.loc[board.rows["kind"] == "model", "model"]) | {r["model"] for r in train_recs})
     results_rel = os.path.relpath(root, out) if root.is_dir() else str(root)
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bloodbench.compare_stats import LEVEL, accuracy_ci, paired_comparison
-from bloodbench.ensemble import SeedEnsemble
+from bloodbench.compare_stats import LEVEL, N_RESAMPLES, accuracy_ci, paired_comparison
+from bloodbench.leaderboard.ensemble import MACS_BUDGETS as ENSEMBLE_BUDGETS, SeedEnsemble
+from bloodbench.predictions import TTA_VIEWS
 from bloodbench.formatting import fmt, md_table
 from bloodbench.leaderboard import Leaderboard
 
 TOP = 8
-MACS_BUDGETS = ((5e6, "≤ 5 M MACs"), (25e6, "≤ 25 M MACs"), (100e6, "≤ 100 M MACs"), (None, "any"))
+MACS_BUDGETS = (*((b, f"≤ {b / 1e6:g} M MACs") for b in sorted(ENSEMBLE_BUDGETS)), (None, "any"))
 LATENCY_BUDGETS = ((1.0, "≤ 1 ms batch-1 GPU latency"), (5.0, "≤ 5 ms batch-1 GPU latency"))
 
 
@@ -83,7 +84,7 @@ def _budget_table(board: Leaderboard, rows: pd.DataFrame, ci: dict) -> list[str]
     where = f"on {board.device}" if board.device else "no profile"
     return [md_table(out, ["budget", "best row", "test acc (%)", f"{int(LEVEL * 100)} % CI (%)", "MACs (M)",
                            f"p50 latency (ms, {where})"]), "",
-            "Ensemble latency is the sum of its members' p50s; a TTA row's is 8 × the model's.", ""]
+            f"Ensemble latency is the sum of its members' p50s; a TTA row's is {TTA_VIEWS} × the model's.", ""]
 
 
 def _paired_table(rows: pd.DataFrame, preds, ci: dict) -> list[str]:
@@ -107,7 +108,8 @@ def _paired_table(rows: pd.DataFrame, preds, ci: dict) -> list[str]:
         out = [o[:5] + o[6:] for o in out]
     return [f"**Paired comparison with the best row** (top {len(top)} rows, the same {len(preds.correct[_key(best)]):,} "
             "test images):", "", md_table(out, header), "",
-            "best − row: paired bootstrap over test images (scipy, 2,000 resamples) of the difference in accuracy, "
+            f"best − row: paired bootstrap over test images (scipy, {N_RESAMPLES:,} resamples) of the difference in "
+            "accuracy, "
             "each image carrying its correctness averaged over the row's seeds. McNemar's exact test (statsmodels) "
             "is used when both rows are single runs. *tied*: not significantly worse than the best (CI reaches 0, "
             "or McNemar p ≥ 0.05).", ""]

@@ -14,6 +14,7 @@ from typing import Iterable
 import pandas as pd
 
 from bloodbench.formatting import device_label
+from bloodbench.schema import is_finished
 
 COLUMNS = ["model", "train runs", "train h (sum)", "min per run", "profile s (sum)", "devices"]
 
@@ -57,7 +58,7 @@ def busy_wall_seconds(spans: list[tuple[datetime, datetime]]) -> float:
 
 def time_by_model(train: list[dict], profile: list[dict]) -> tuple[pd.DataFrame, dict]:
     """One row per model, plus totals: compute seconds summed over runs and the busy wall clock."""
-    finished = [r for r in train if r.get("status") in ("finished", "diverged")]
+    finished = [r for r in train if is_finished(r, or_diverged=True)]
     rows: dict[str, dict] = defaultdict(lambda: {"runs": 0, "train_s": 0.0, "profile_s": 0.0, "devices": set()})
     for r in finished:
         row = rows[r["model"]]

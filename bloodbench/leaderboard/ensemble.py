@@ -35,7 +35,10 @@ from bloodbench.results import ResultsStore
 
 ROUNDS = 25
 FALLBACK_K = 3
-BUDGETS = (None, 100e6, 25e6, 5e6)   # MACs per image; None = no budget
+#: MAC budgets per image, largest first: ensembles are selected under each, and the report's
+#: "Which model should I pick" names the best row under each (report/pick.py).
+MACS_BUDGETS = (100e6, 25e6, 5e6)
+BUDGETS = (None, *MACS_BUDGETS)   # None = no budget
 
 
 @dataclass
