@@ -21,13 +21,12 @@ import time
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from bloodbench.backend import backend_flags, gc_disabled
 from bloodbench.envinfo import device_name
-from bloodbench.precision import autocast
 from bloodbench.profile.record import build_model
 from bloodbench.profile.timing import make_input
+from bloodbench.train.step import train_step
 
 DATASET = "bloodmnist"
 BATCH = 128                      # the recipes' batch size
@@ -49,20 +48,12 @@ def _has_bf16(device: torch.device) -> bool:
 
 
 def _step_fn(model, x, y, precision: str, device: torch.device):
-    """One AdamW step as the trainer takes it (autocast forward, fp32 loss, the model's aux loss)."""
+    """The trainer's own step (``train_step``): AdamW, autocast forward, fp32 loss, clipping as in the recipes."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    aux = getattr(model, "forward_with_aux", None)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
     def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        with autocast(device, precision):
-            if aux is not None:
-                logits, aux_loss = aux(x)
-                loss = F.cross_entropy(logits.float(), y) + aux_loss
-            else:
-                loss = F.cross_entropy(model(x).float(), y)
-        loss.backward()
-        opt.step()
+        train_step(model, x, y, opt, scaler, device, precision, grad_clip=5.0)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
