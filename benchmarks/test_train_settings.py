@@ -83,7 +83,10 @@ def test_train_setting(benchmark, record_info, plan, model_name, setting):
         step()
         with gc_disabled():
             benchmark.pedantic(step, rounds=3 if not plan.full else 10, iterations=1, warmup_rounds=0)
-        step_ms = benchmark.stats.stats.median * 1e3
+        stats = getattr(getattr(benchmark, "stats", None), "stats", None)
+        if stats is None:  # --benchmark-disable: the step ran once, nothing was timed
+            return
+        step_ms = stats.median * 1e3
         if compiled:
             compile_s = max(0.0, first_s - step_ms / 1e3)
     key = (model_name, device.type)
