@@ -23,7 +23,7 @@ from bloodbench.models import get_model_info, list_models
 from bloodbench.fsutil import atomic_write_text
 from bloodbench.results import ResultsStore, utc_now
 from bloodbench.schema import is_finished
-from bloodbench.config import ProfileConfig, TrainConfig
+from bloodbench.config import ProfileConfig, TrainConfig, recipe_hash
 
 
 @dataclass
@@ -35,6 +35,8 @@ class Job:
     done: bool = False
     run_id: str = ""
     options: dict[str, Any] = field(default_factory=dict)
+    recipe: str = ""  # train jobs: recipe_hash, to estimate from runs of the same recipe
+    precision: str = ""  # train jobs: what their epoch time depends on most, beside the model and device
 
     def label(self) -> str:
         return f"{self.kind} {self.model}" + (f" seed {self.seed}" if self.seed is not None else f" on {self.device}")
@@ -63,7 +65,7 @@ def plan(models: Sequence[str], seeds: Sequence[int], dataset: str, size: int, r
         for seed in seeds:
             cfg = TrainConfig.build(name, dataset=dataset, size=size, seed=seed, device=kind, **(train_options or {}))
             jobs.append(Job("train", name, seed, kind, recorded(store, "train", cfg.run_id), cfg.run_id,
-                            dict(train_options or {})))
+                            dict(train_options or {}), recipe_hash(cfg.as_dict()), cfg.precision))
         if profile:
             for dev in map(device_kind, devices):
                 if dev == "cuda" and not torch.cuda.is_available():  # planned for GPU workers elsewhere
@@ -93,13 +95,94 @@ def past_job_seconds(results: str | None) -> dict[tuple[str, str], float]:
     return {k: sum(v) / len(v) for k, v in seen.items()}
 
 
-def estimate_seconds(jobs: Sequence[Job], past: dict[tuple[str, str], float]) -> list[float]:
-    """A guess per job for the ETA: its model's past mean, else the mean of its kind, else a minute."""
+@dataclass(frozen=True)
+class EpochTimes:
+    """Measured epoch times and run lengths from finished training records, to plan a sweep in hours."""
+    seconds: dict[tuple[str, str, str], float]  # (model, device kind, precision) -> median seconds per epoch
+    epochs: dict[tuple[str, str], float]       # (model, recipe hash) -> median epochs a run took
+    recipe_epochs: dict[str, float]            # recipe hash -> median epochs over its models' runs
+    macs: dict[str, float] = field(default_factory=dict)  # model -> MACs per image, from profile records
+
+    def _seconds(self, model: str, device: str, precision: str) -> tuple[float, str] | None:
+        """Measured seconds per epoch, else scaled by MACs from the models measured in this setting."""
+        if (model, device, precision) in self.seconds:
+            return self.seconds[(model, device, precision)], "s"
+        per_mac = [sec / self.macs[m] for (m, dev, prec), sec in self.seconds.items()
+                   if (dev, prec) == (device, precision) and self.macs.get(m)]
+        if not per_mac or not self.macs.get(model):
+            return None
+        return _median(per_mac) * self.macs[model], "s (scaled by MACs from the models measured here)"
+
+    def estimate(self, job: Job) -> tuple[float, str] | None:
+        """Seconds for a training job, and how they were reckoned; None without a measured epoch."""
+        found = self._seconds(job.model, job.device, job.precision)
+        if found is None:
+            return None
+        sec, unit = found
+        epochs, source = self.epochs.get((job.model, job.recipe)), "this recipe's runs"
+        if epochs is None:
+            epochs, source = self.recipe_epochs.get(job.recipe), "other models' runs of the recipe"
+        if epochs is None:
+            epochs, source = DEFAULT_EPOCHS_GUESS, "no run of the recipe yet"
+        return sec * epochs, f"{epochs:.0f} epochs ({source}) x {sec:.0f} {unit}"
+
+
+#: Epochs assumed for a recipe no run has finished yet (early stopping ends most runs well before the budget).
+DEFAULT_EPOCHS_GUESS = 40.0
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def epoch_times(results: str | None) -> EpochTimes:
+    """Median epoch seconds per model, device kind and precision (any recipe: a setting's speed, not its length),
+    and median epochs per model and recipe, from finished training records."""
+    sec: dict[tuple[str, str, str], list[float]] = {}
+    ep: dict[tuple[str, str], list[float]] = {}
+    rec_ep: dict[str, list[float]] = {}
+    store = ResultsStore(results)
+    macs = {r["model"]: float(r["macs"]) for r in store.iter_records("profile") if r.get("macs")}
+    for rec in store.iter_records("train"):
+        if not is_finished(rec) or not isinstance(rec.get("config"), dict):
+            continue
+        kind = device_kind((rec.get("env") or {}).get("device") or "cpu")
+        times = [h["epoch_seconds"] for h in rec.get("history") or [] if h.get("epoch_seconds")]
+        if times:
+            # the lower quartile of its epochs: a sweep shares the machine, and its quiet epochs say what the
+            # machine can do alone (a contended median plans for today's other work, not the sweep's)
+            quiet = sorted(times)[len(times) // 4]
+            sec.setdefault((rec["model"], kind, rec["config"].get("precision", "fp32")), []).append(quiet)
+        if rec.get("epochs_run"):
+            recipe = recipe_hash(rec["config"])
+            ep.setdefault((rec["model"], recipe), []).append(float(rec["epochs_run"]))
+            rec_ep.setdefault(recipe, []).append(float(rec["epochs_run"]))
+    return EpochTimes({k: _median(v) for k, v in sec.items()}, {k: _median(v) for k, v in ep.items()},
+                      {k: _median(v) for k, v in rec_ep.items()}, macs)
+
+
+def estimate_seconds(jobs: Sequence[Job], past: dict[tuple[str, str], float],
+                     epochs: EpochTimes | None = None) -> list[float]:
+    """A guess per job for the ETA: measured epoch times x expected epochs for a training job where
+    its model has any, else its model's past job mean, else the mean of its kind, else a minute."""
     by_kind: dict[str, list[float]] = {}
     for (kind, _), sec in past.items():
         by_kind.setdefault(kind, []).append(sec)
     fallback = {k: sum(v) / len(v) for k, v in by_kind.items()}
-    return [past.get((j.kind, j.model)) or fallback.get(j.kind) or 60.0 for j in jobs]
+
+    def one(j: Job) -> float:
+        measured = epochs.estimate(j) if epochs is not None and j.kind == "train" else None
+        return measured[0] if measured else past.get((j.kind, j.model)) or fallback.get(j.kind) or 60.0
+
+    return [one(j) for j in jobs]
+
+
+def about(seconds: float) -> str:
+    """``about 12 h 31 min``: a duration, not a clock time."""
+    minutes = round(seconds / 60)
+    return f"about {minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"about {max(1, minutes)} min"
 
 
 def new_run_log(store: ResultsStore, dataset: str, size: int, extra: dict | None = None) -> tuple[Path, dict]:

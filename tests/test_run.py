@@ -53,3 +53,27 @@ def test_run_unknown_model_is_one_line_error(tmp_path, capsys):
     assert main(["run", "--models", "baseline_cnn,nope", "--results", str(tmp_path), "--dry-run"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: unknown model 'nope'") and "\n" not in err
+
+
+def test_plan_in_hours_from_quiet_epochs_and_runs_of_the_recipe(tmp_path):
+    from records_factory import profile_record, train_record, write_store
+
+    recs = []
+    for seed, epochs in ((0, 30), (1, 34)):
+        rec = train_record("baseline_cnn", seed, 0.97, epochs=epochs, device="cpu")
+        for i, h in enumerate(rec["history"]):  # a contended run: a quarter of its epochs quiet (10 s)
+            h["epoch_seconds"] = 10.0 if i % 4 == 0 else 40.0
+        recs.append(rec)
+    recs.append(profile_record("baseline_cnn", macs=20_000_000, p50=1.0, throughput=1000.0, device="cpu"))
+    recs.append(profile_record("vgg11", macs=100_000_000, p50=3.0, throughput=300.0, device="cpu"))
+    write_store(tmp_path, recs)
+    times = run.epoch_times(str(tmp_path))
+    recipe = run.recipe_hash(recs[0]["config"])
+    same = run.Job("train", "baseline_cnn", 2, "cpu", recipe=recipe, precision="fp32")
+    seconds, how = times.estimate(same)
+    assert seconds == 32 * 10.0 and "32 epochs (this recipe's runs) x 10 s" in how
+    other = run.Job("train", "vgg11", 0, "cpu", recipe="another", precision="fp32")
+    seconds, how = times.estimate(other)  # 5x the MACs, no run of its recipe: 40 epochs x 50 s
+    assert seconds == 40 * 50.0 and "scaled by MACs" in how
+    assert times.estimate(run.Job("train", "vgg11", 0, "cpu", recipe="x", precision="bf16")) is None
+    assert run.about(33 * 3600 + 48 * 60) == "about 33 h 48 min" and run.about(20) == "about 1 min"

@@ -96,13 +96,24 @@ def cmd_run(args: argparse.Namespace) -> int:
                     train_options=overrides, profile=not args.no_profile)
     if args.status:
         return _print_status(jobs, args.results)
-    print(md_table([[j.kind, j.model, j.seed, j.device, "done" if j.done else "pending"] for j in jobs],
-                   ["job", "model", "seed", "device", "state"]))
-    pending = sum(not j.done for j in jobs)
-    past = run.past_job_seconds(args.results)  # read once: the ETA here and the run's progress bar
-    eta = sum(run.estimate_seconds([j for j in jobs if not j.done], past))
-    print(f"{pending} of {len(jobs)} jobs pending" + (f", ETA {tqdm.format_interval(eta)} (from past job times)"
-                                                      if pending else ""))
+    past = run.past_job_seconds(args.results)  # read once: the estimates here and the run's progress bar
+    epochs = run.epoch_times(args.results)
+    todo = [j for j in jobs if not j.done]
+    estimates = dict(zip(map(id, todo), run.estimate_seconds(todo, past, epochs)))
+
+    def estimate(j) -> str:
+        if j.done:
+            return ""
+        measured = epochs.estimate(j) if j.kind == "train" else None
+        how = measured[1] if measured else "past job times"
+        return f"{estimates[id(j)] / 3600:.2f} h ({how})"
+
+    print(md_table([[j.kind, j.model, j.seed, j.device, "done" if j.done else "pending", estimate(j)] for j in jobs],
+                   ["job", "model", "seed", "device", "state", "estimate"]))
+    pending = len(todo)
+    eta = sum(estimates.values())
+    print(f"{pending} of {len(jobs)} jobs pending" + (f": {run.about(eta)} of this machine, one after another "
+                                                      f"(measured epoch times x epochs per run)" if pending else ""))
     from bloodbench.jobs import Context
     from bloodbench.results import ResultsStore
 
