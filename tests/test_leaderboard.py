@@ -355,3 +355,15 @@ def test_build_from_records_in_memory():
     board = build_leaderboard([train_record("m", 0, 0.9)], [])
     assert board.device is None and "no profile records for: m" in board.to_markdown()
     assert by_model(board)["m"]["params"] == 100_000  # params from the training record
+
+
+def test_notes_are_numbered_in_one_place():
+    from bloodbench.leaderboard.notes import Note, number_notes, superscript
+
+    merged = pd.DataFrame({"model": ["a", "b"], "dataset": ["x", "x"], "size": [28, 28]})
+    notes = [Note("dagger", {("a", "x", 28): "seed 1"}, mark="†"), Note("empty"),
+             *[Note(f"n{i}", {("b", "x", 28): ""}, list_rows=False) for i in range(1, 11)]]
+    lines, markers = number_notes(notes, merged)
+    assert lines[0] == "¹ n1" and lines[9] == "¹⁰ n10" and lines[-1] == "† dagger: a (seed 1)"
+    assert len(lines) == 11 and markers[("a", "x", 28)] == "†"
+    assert markers[("b", "x", 28)] == "".join(superscript(i) for i in range(1, 11))

@@ -9,7 +9,8 @@ Gaps are kept, not hidden: a model trained but not profiled (or the reverse) kee
 row with empty cells, and a footnote names what is missing.
 
 Modules: ``columns`` (the row layout), ``frames`` (records -> frames, recipes, Pareto),
-``ingest`` (pytest-benchmark JSON), ``table`` (rendering, footnotes), ``join`` (the build).
+``ingest`` (pytest-benchmark JSON), ``notes`` (every footnote, numbered in one place), ``table``
+(rendering), ``join`` (the build: select -> merge -> annotate), ``ensemble`` (ensemble and TTA rows).
 """
 
 from bloodbench.leaderboard.columns import (
@@ -20,13 +21,13 @@ from bloodbench.leaderboard.frames import (
     other_recipe_runs, pareto_front, pick_recipe, profile_frame, select_costs, train_frame, unfinished_runs,
 )
 from bloodbench.leaderboard.ingest import benchmark_frame, read_benchmark_json
-from bloodbench.leaderboard.join import build_leaderboard, load_leaderboard
+from bloodbench.leaderboard.join import assemble_leaderboard, build_leaderboard, load_leaderboard
 from bloodbench.leaderboard.table import Leaderboard
 from bloodbench.results import check_records, read_results, store_records
 
 __all__ = [
     "COLUMNS", "COST_COLUMNS", "COST_KEYS", "FORMATS", "FRONTS", "INT_COLUMNS", "KEYS", "METRICS", "PREFERRED_PRECISION",
-    "Leaderboard", "aggregate_training", "benchmark_frame", "build_leaderboard", "check_records", "choose_device",
+    "Leaderboard", "aggregate_training", "assemble_leaderboard", "benchmark_frame", "build_leaderboard", "check_records", "choose_device",
     "cost_conflicts", "cost_frame", "finished_runs_frame", "learned_nothing_runs", "load_leaderboard", "other_recipe_runs", "pareto_front", "pick_recipe",
     "profile_frame", "read_benchmark_json", "read_results", "select_costs", "store_records", "train_frame",
     "unfinished_runs",

@@ -30,6 +30,7 @@ from sklearn.metrics import log_loss
 from bloodbench.errors import BloodbenchError
 from bloodbench.metrics import classification_metrics
 from bloodbench.leaderboard.columns import METRICS
+from bloodbench.leaderboard.notes import Note
 from bloodbench.predictions import TTA_VIEWS, load_predictions, prediction_path
 from bloodbench.results import ResultsStore
 
@@ -303,29 +304,24 @@ def _costliest(costs: list[dict[str, float]]) -> dict[str, float]:
     return max(costs, key=lambda c: c["macs"])
 
 
-def footnotes(rows: pd.DataFrame, preds: PredictionRows, notes: list[str], markers: dict[tuple, str],
-              marks: str) -> None:
-    """Append the leaderboard footnotes that say how ensemble and TTA rows were made; mark their rows."""
-    def add(text: str, keys: list[tuple]) -> None:
-        if not keys or len(notes) >= len(marks):
-            return
-        mark = marks[len(notes)]
-        notes.append(f"{mark} {text}")
-        for k in keys:
-            markers[k] = markers.get(k, "") + mark
-
+def prediction_notes(rows: pd.DataFrame, preds: PredictionRows) -> list[Note]:
+    """The leaderboard notes that say how ensemble and TTA rows were made, and which rows they mark
+    (numbered by :func:`~bloodbench.leaderboard.notes.number_notes`)."""
     kinds = rows.get("kind", pd.Series(dtype=object))
     ens = [(r.model, r.dataset, int(r.size)) for r in rows[kinds == "ensemble"].itertuples()]
-    add("ensemble: one per seed from that seed's runs, test probabilities averaged with weights = pick counts / "
-        "picks, mean ± std over seeds; members picked on validation by greedy forward selection with "
-        "replacement (Caruana et al., 2004), under the MACs budget named; params, MACs and FLOPs: sum over "
-        "distinct members; p50 latency: sum of the members' p50s (they run one after another); the costliest "
-        "seed's ensemble is shown", ens)
     legacy = [k for k in ens if any(e.method.startswith("top-") for e in preds.ensembles.get(k, []))]
-    add(f"test-only members: these runs were recorded before val predictions were saved, so their ensembles "
-        f"cannot be scored on val; selection falls back to the val accuracy in the records: the {FALLBACK_K} "
-        f"best runs of the seed that fit the budget, equal weights ({FALLBACK_K} fixed in advance, not tuned; "
-        f"test is never looked at)", legacy)
     tta = [(r.model, r.dataset, int(r.size)) for r in rows[kinds == "tta"].itertuples()]
-    add(f"{TTA_VIEWS}-view test-time augmentation (the 4 rotations by 90°, each also flipped), probabilities "
-        f"averaged; MACs, FLOPs and p50 latency are {TTA_VIEWS} × the model's", tta)
+    texts = [
+        ("ensemble: one per seed from that seed's runs, test probabilities averaged with weights = pick counts / "
+         "picks, mean ± std over seeds; members picked on validation by greedy forward selection with "
+         "replacement (Caruana et al., 2004), under the MACs budget named; params, MACs and FLOPs: sum over "
+         "distinct members; p50 latency: sum of the members' p50s (they run one after another); the costliest "
+         "seed's ensemble is shown", ens),
+        (f"test-only members: these runs were recorded before val predictions were saved, so their ensembles "
+         f"cannot be scored on val; selection falls back to the val accuracy in the records: the {FALLBACK_K} "
+         f"best runs of the seed that fit the budget, equal weights ({FALLBACK_K} fixed in advance, not tuned; "
+         f"test is never looked at)", legacy),
+        (f"{TTA_VIEWS}-view test-time augmentation (the 4 rotations by 90°, each also flipped), probabilities "
+         f"averaged; MACs, FLOPs and p50 latency are {TTA_VIEWS} × the model's", tta),
+    ]
+    return [Note(text, dict.fromkeys(keys, ""), list_rows=False) for text, keys in texts]

@@ -1,23 +1,30 @@
-"""Build the leaderboard: training aggregates joined to one device's cost, filtered, sorted, footnoted."""
+"""Build the leaderboard in one pipeline: select (filters, recipe, one device's cost) -> merge (one row
+per key, ensemble and TTA rows) -> annotate (Pareto, sort, footnotes, the CUDA-graphs column).
+
+Records are validated once: by :func:`build_leaderboard` for records in memory, by
+:func:`read_results` for a results dir (then :func:`assemble_leaderboard` takes them as they are).
+"""
 
 from __future__ import annotations
 
 import math
 import os
-from typing import Any, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
 
 import pandas as pd
 
 from bloodbench.errors import BloodbenchError, warn
 from bloodbench.leaderboard.columns import COLUMNS, FRONTS, KEYS, typed_frame
-from bloodbench.leaderboard.ensemble import footnotes as prediction_footnotes, prediction_rows
+from bloodbench.leaderboard.ensemble import PredictionRows, prediction_notes, prediction_rows
 from bloodbench.leaderboard.frames import (
     aggregate_training, choose_device, cost_conflicts, cost_frame, finished_runs_frame,
     family_of, learned_nothing_runs, other_recipe_runs, pareto_front, pick_recipe, resolve_sort, select_costs,
     unfinished_runs,
 )
 from bloodbench.launch_free import attach_graphs_p50, split_graphs
-from bloodbench.leaderboard.table import SUPERSCRIPTS, Leaderboard, build_footnotes
+from bloodbench.leaderboard.notes import Note, gap_notes, number_notes
+from bloodbench.leaderboard.table import Leaderboard
 from bloodbench.results import check_records, read_results
 
 
@@ -58,26 +65,24 @@ def _train_throughput(merged: pd.DataFrame) -> None:
     merged["train_throughput_source"] = sources
 
 
-def build_leaderboard(
-    train_records: Iterable[dict],
-    profile_records: Iterable[dict] = (),
-    *,
-    benchmark_json: Sequence[str | os.PathLike] = (),
-    device: str | None = None,
-    precision: str | None = None,
-    dataset: str | None = None,
-    size: int | None = None,
-    models: Sequence[str] | None = None,
-    sort: str | None = None,
-    results_root: str | os.PathLike | None = None,
-) -> Leaderboard:
-    """The leaderboard from records in memory (see :func:`load_leaderboard` for a results dir)."""
-    train_records = check_records(train_records, "train")
-    sort_col, ascending = resolve_sort(sort)
-    runs = finished_runs_frame(train_records)
-    train = picked = pick_recipe(runs)
-    costs = cost_frame(check_records(profile_records, "profile"), benchmark_json)
+@dataclass
+class _Selection:
+    """What the filters and the cost choice keep: the chosen recipes' runs, and one device's cost rows."""
 
+    train_records: list[dict]
+    runs: pd.DataFrame          # every finished run
+    picked: pd.DataFrame        # the chosen recipe's runs, before the filters
+    train: pd.DataFrame         # ... after them
+    costs: pd.DataFrame         # eager cost rows that pass the filters, every device
+    graphs: pd.DataFrame        # CUDA-graphs cost rows (their own column)
+    device: str | None
+    on_device: pd.DataFrame     # the shown device's cost rows
+    chosen: pd.DataFrame        # one cost row per key on it
+    conflicts: dict[tuple, str]
+    keep: Callable[[pd.DataFrame], pd.DataFrame]
+
+
+def _filter(dataset: str | None, size: int | None, models: Sequence[str] | None) -> Callable[[pd.DataFrame], pd.DataFrame]:
     def keep(df: pd.DataFrame) -> pd.DataFrame:
         if df.empty:
             return df
@@ -89,35 +94,47 @@ def build_leaderboard(
         if models:
             mask &= df["model"].isin(list(models))
         return df[mask]
+    return keep
 
-    train, costs = keep(train), keep(costs)
+
+def _select(train_records: list[dict], profile_records: list[dict], benchmark_json: Sequence[str | os.PathLike],
+            device: str | None, precision: str | None, dataset: str | None, size: int | None,
+            models: Sequence[str] | None) -> _Selection:
+    """The rows to show and the cost to show beside them; fails when nothing matches the filters."""
+    keep = _filter(dataset, size, models)
+    runs = finished_runs_frame(train_records)
+    picked = pick_recipe(runs)
+    train, costs = keep(picked), keep(cost_frame(profile_records, benchmark_json))
     costs, graphs = split_graphs(costs)  # the launch-free figure gets its own column, never the eager cell
     if train.empty and costs.empty:
         what = ", ".join(f"{k}={v}" for k, v in (("dataset", dataset), ("size", size),
                                                   ("models", ",".join(models or []) or None)) if v is not None)
         raise BloodbenchError(f"no finished training or profile records match {what or 'anything'}"
                               + (": drop a filter" if what else ""))
-
     _warn_benchmark_only_sections(train, costs)
-    agg = aggregate_training(train)
     device, on_device = choose_device(costs, device)
     chosen = select_costs(on_device, precision)
     if precision and not costs.empty and chosen.empty:
         raise BloodbenchError(f"no {precision} profile records on {device}: "
                               f"have {', '.join(sorted(on_device['precision'].unique()))}")
-    conflicts = cost_conflicts(on_device, chosen)
+    return _Selection(train_records, runs, picked, train, costs, graphs, device, on_device, chosen,
+                      cost_conflicts(on_device, chosen), keep)
 
+
+def _merge(sel: _Selection, precision: str | None, results_root: str | os.PathLike | None,
+           ) -> tuple[pd.DataFrame, PredictionRows | None]:
+    """One row per key: the seeds' aggregate beside the chosen cost, then the ensemble and TTA rows."""
     # train images/s from a train_step benchmark on the shown device, even where a profile gives the cost
-    trained = on_device[on_device["train_throughput"].notna()] if not on_device.empty else on_device
-    trained = select_costs(trained, precision)[KEYS + ["train_throughput", "train_batch_size", "source"]] \
-        if not trained.empty else pd.DataFrame(columns=KEYS + ["train_throughput", "train_batch_size", "source"])
-    chosen = chosen.drop(columns=["train_throughput", "train_batch_size"], errors="ignore")
+    cols = KEYS + ["train_throughput", "train_batch_size", "source"]
+    trained = sel.on_device[sel.on_device["train_throughput"].notna()] if not sel.on_device.empty else sel.on_device
+    trained = select_costs(trained, precision)[cols] if not trained.empty else pd.DataFrame(columns=cols)
+    chosen = sel.chosen.drop(columns=["train_throughput", "train_batch_size"], errors="ignore")
     chosen = chosen.merge(typed_frame(trained.rename(columns={"source": "train_source"})), on=KEYS, how="left")
-    merged = agg.merge(chosen, on=KEYS, how="outer", suffixes=("", "_cost"))
+    merged = aggregate_training(sel.train).merge(chosen, on=KEYS, how="outer", suffixes=("", "_cost"))
     merged = merged.rename(columns={"source": "cost_source"})
     # Params and MACs do not depend on the device: borrow them from any profile (or the
     # training record, for params) when the chosen device was not profiled.
-    any_cost = costs.sort_values(KEYS + ["created_at"], kind="stable").drop_duplicates(KEYS, keep="last")
+    any_cost = sel.costs.sort_values(KEYS + ["created_at"], kind="stable").drop_duplicates(KEYS, keep="last")
     fallback = merged[KEYS].merge(any_cost[KEYS + ["params", "macs", "flops"]], on=KEYS, how="left")
     for col in ("params", "macs", "flops"):
         merged[col] = merged[col].fillna(pd.Series(fallback[col].to_numpy(), index=merged.index))
@@ -133,12 +150,17 @@ def build_leaderboard(
     merged["kind"] = "model"
     predictions = None
     if results_root is not None:  # ensemble and TTA rows from the saved predictions
-        predictions = prediction_rows(train, train_records, results_root, merged)
+        predictions = prediction_rows(sel.train, sel.train_records, results_root, merged)
         if not predictions.rows.empty:
             merged = pd.concat([merged, predictions.rows], ignore_index=True)
     for col in COLUMNS:
         if col not in merged:
             merged[col] = None
+    return merged, predictions
+
+
+def _pareto(merged: pd.DataFrame) -> None:
+    """The Pareto columns, in place: on each front, dominated by whom, and on any front."""
     for name, cost in FRONTS.items():
         on, dom = pareto_front(merged, cost)
         merged[f"pareto_{name}"] = on
@@ -148,26 +170,61 @@ def build_leaderboard(
         [pd.NA if r.isna().all() else bool(r.fillna(False).any()) for _, r in fronts.iterrows()],
         index=merged.index, dtype="boolean")
 
-    merged = merged.sort_values(["dataset", "size", sort_col, "model"], ascending=[True, True, ascending, True],
-                                na_position="last", kind="stable").reset_index(drop=True)
 
-    left_out = {**unfinished_runs(train_records), **other_recipe_runs(runs, picked),
-                **learned_nothing_runs(train_records)}
+def _notes(merged: pd.DataFrame, sel: _Selection, precision: str | None,
+           predictions: PredictionRows | None) -> list[Note]:
+    """Every note of the table, in the order they are numbered: gaps, then ensemble and TTA rows."""
+    left_out = {**unfinished_runs(sel.train_records), **other_recipe_runs(sel.runs, sel.picked),
+                **learned_nothing_runs(sel.train_records)}
     pending = pd.DataFrame([(st, m, d, sz, seeds) for (st, m, d, sz), seeds in left_out.items()],
                            columns=["status", *KEYS, "seeds"])
-    unconverged = {(r.model, r.dataset, int(r.size)): [] for r in train.itertuples(index=False)}
-    for r in train[~train["converged"].astype(bool)].itertuples(index=False) if not train.empty else ():
-        unconverged[(r.model, r.dataset, int(r.size))].append(r.seed)
-    footnotes, markers = build_footnotes(merged, device, precision, keep(typed_frame(pending)),
-                                         {k: v for k, v in unconverged.items() if v}, conflicts)
-    dagger = [f for f in footnotes if f.startswith("†")]  # kept last: the numbered notes count on
-    footnotes = [f for f in footnotes if not f.startswith("†")]
-    if predictions is not None:
-        prediction_footnotes(merged, predictions, footnotes, markers, SUPERSCRIPTS)
-    footnotes += dagger
-    names = sorted(chosen["device_name"].dropna().unique()) if not chosen.empty else []
-    extra = attach_graphs_p50(merged, graphs, KEYS)
-    return Leaderboard(merged[COLUMNS + extra], device, names, precision, footnotes, markers, predictions)
+    unconverged: dict[tuple, list] = {}
+    for r in sel.train[~sel.train["converged"].astype(bool)].itertuples(index=False) if not sel.train.empty else ():
+        unconverged.setdefault((r.model, r.dataset, int(r.size)), []).append(r.seed)
+    notes = gap_notes(merged, sel.device, precision, sel.keep(typed_frame(pending)), unconverged, sel.conflicts)
+    return notes + (prediction_notes(merged, predictions) if predictions is not None else [])
+
+
+def _annotate(merged: pd.DataFrame, sel: _Selection, precision: str | None, sort: str | None,
+              predictions: PredictionRows | None) -> Leaderboard:
+    """Pareto fronts, the sort, the footnotes and the CUDA-graphs column: the finished table."""
+    sort_col, ascending = resolve_sort(sort)
+    _pareto(merged)
+    merged = merged.sort_values(["dataset", "size", sort_col, "model"], ascending=[True, True, ascending, True],
+                                na_position="last", kind="stable").reset_index(drop=True)
+    footnotes, markers = number_notes(_notes(merged, sel, precision, predictions), merged)
+    names = sorted(sel.chosen["device_name"].dropna().unique()) if not sel.chosen.empty else []
+    extra = attach_graphs_p50(merged, sel.graphs, KEYS)
+    return Leaderboard(merged[COLUMNS + extra], sel.device, names, precision, footnotes, markers, predictions)
+
+
+def assemble_leaderboard(
+    train_records: list[dict],
+    profile_records: list[dict] = (),
+    *,
+    benchmark_json: Sequence[str | os.PathLike] = (),
+    device: str | None = None,
+    precision: str | None = None,
+    dataset: str | None = None,
+    size: int | None = None,
+    models: Sequence[str] | None = None,
+    sort: str | None = None,
+    results_root: str | os.PathLike | None = None,
+) -> Leaderboard:
+    """The leaderboard of records already validated (:func:`read_results`, :func:`check_records`):
+    select -> merge -> annotate."""
+    resolve_sort(sort)  # an unknown --sort fails before any work
+    sel = _select(list(train_records), list(profile_records), benchmark_json, device, precision, dataset, size, models)
+    merged, predictions = _merge(sel, precision, results_root)
+    return _annotate(merged, sel, precision, sort, predictions)
+
+
+def build_leaderboard(train_records: Iterable[dict], profile_records: Iterable[dict] = (), **options: Any
+                      ) -> Leaderboard:
+    """The leaderboard from records in memory, validated here (see :func:`load_leaderboard` for a
+    results dir); ``options``: those of :func:`assemble_leaderboard`."""
+    return assemble_leaderboard(check_records(train_records, "train"), check_records(profile_records, "profile"),
+                                **options)
 
 
 def load_leaderboard(results: str | os.PathLike | None = None, *,
@@ -177,4 +234,4 @@ def load_leaderboard(results: str | os.PathLike | None = None, *,
     Fails with one line when there is nothing to show (see :func:`read_results`).
     """
     root, train, profiles = read_results(results, benchmark_json)
-    return build_leaderboard(train, profiles, benchmark_json=benchmark_json, results_root=root, **options)
+    return assemble_leaderboard(train, profiles, benchmark_json=benchmark_json, results_root=root, **options)

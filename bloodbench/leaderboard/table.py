@@ -1,4 +1,4 @@
-"""The joined table as markdown, CSV or JSON, with the footnotes that name every gap."""
+"""The joined table as markdown, CSV or JSON, with its footnotes (numbered in notes.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from bloodbench.errors import BloodbenchError
 from bloodbench.formatting import fmt, fmt_count, md_table, mean_std
 from bloodbench.launch_free import EAGER_HEADER, GRAPHS_COLUMN, GRAPHS_HEADER, LEGEND
 from bloodbench.leaderboard.columns import (
-    COLUMNS, DISPLAY, FORMATS, INT_COLUMNS, KEYS, LIST_COLUMNS, PREFERRED_PRECISION,
+    COLUMNS, DISPLAY, FORMATS, INT_COLUMNS, LIST_COLUMNS, PREFERRED_PRECISION,
 )
-from bloodbench.verdicts import CONVERGENCE_RULE, LEARNED_NOTHING_RULE
 
 
 @dataclass
@@ -169,64 +168,3 @@ class Leaderboard:
         if fmt == "markdown":
             return self.to_markdown()
         raise BloodbenchError(f"unknown format {fmt!r}: use {', '.join(FORMATS)}")
-
-
-SUPERSCRIPTS = "¹²³⁴⁵⁶⁷⁸⁹"
-
-
-def build_footnotes(merged: pd.DataFrame, device: str | None, precision: str | None,
-               pending: pd.DataFrame, unconverged: dict[tuple, list] | None = None,
-               conflicts: dict[tuple, str] | None = None) -> tuple[list[str], dict[tuple, str]]:
-    """Name every gap so an empty cell is never mistaken for a zero, nor a diverged seed forgotten.
-
-    ``pending``: unfinished seeds (see :func:`unfinished_runs`) as status, model, dataset,
-    size, seeds rows. ``unconverged``: averaged seeds that had not converged, marked † (see
-    :mod:`bloodbench.verdicts`). ``conflicts``: what another cost source said (see
-    :func:`cost_conflicts`). Returns the footnotes and the markers of the rows concerned.
-    """
-    multi = merged[["dataset", "size"]].drop_duplicates().shape[0] > 1
-
-    def where(d: str, s: int) -> str:
-        return f"{d} {s}px" if multi else ""
-
-    gaps: list[tuple[str, dict[tuple, str]]] = []
-    if device is not None:
-        no_cost = merged[merged["cost_source"].isna() & merged["seeds"].notna()]
-        label = f"{device}" + (f" {precision}" if precision else "")
-        gaps.append((f"no profile on {label} for", {tuple(r): "" for r in no_cost[KEYS].itertuples(index=False)}))
-    else:
-        gaps.append(("no profile records for", {tuple(r): "" for r in merged[KEYS].itertuples(index=False)}))
-    untrained = merged[merged["seeds"].isna()]
-    gaps.append(("not trained (no finished run)", {tuple(r): "" for r in untrained[KEYS].itertuples(index=False)}))
-    shown = {(m, d, int(s)) for m, d, s in merged[KEYS].itertuples(index=False)}
-    by_status: dict[str, dict[tuple, str]] = {}
-    for status, m, d, s, seeds in pending.itertuples(index=False):
-        label = "seed" + ("s" if len(seeds) > 1 else "") + " " + ", ".join(str(x) for x in seeds)
-        by_status.setdefault(status, {})[(m, d, int(s))] = label
-    for status, keys in sorted(by_status.items()):
-        text = {"diverged": "diverged in training",
-                "other recipe": "trained with another recipe (config) than the seeds shown",
-                "learned nothing": f"learned nothing ({LEARNED_NOTHING_RULE})"}.get(status, f"training {status}")
-        gaps.append((f"{text}, not averaged in", keys))
-    gaps.append(("cost measured by two sources that disagree", dict(conflicts or {})))
-    fixed = {"averages runs that had not converged": "†"}
-    gaps.append((f"averages runs that had not converged ({CONVERGENCE_RULE})", {
-        k: "seed" + ("s" if len(v) > 1 else "") + " " + ", ".join(str(x) for x in sorted(v))
-        for k, v in (unconverged or {}).items()}))
-
-    footnotes, markers = [], {}
-    numbered = 0
-    for text, keys in gaps:
-        if not keys:
-            continue
-        mark = next((m for t, m in fixed.items() if text.startswith(t)), None)
-        if mark is None:
-            mark, numbered = SUPERSCRIPTS[numbered], numbered + 1
-        names = []
-        for m, d, s in sorted(keys, key=lambda k: (k[0], k[1], int(k[2]))):
-            detail = ", ".join(x for x in (where(d, int(s)), keys[(m, d, s)]) if x)
-            names.append(f"{m} ({detail})" if detail else m)
-            if (m, d, int(s)) in shown:
-                markers[(m, d, int(s))] = markers.get((m, d, int(s)), "") + mark
-        footnotes.append(f"{mark} {text}: {', '.join(names)}")
-    return footnotes, markers

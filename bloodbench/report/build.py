@@ -18,7 +18,7 @@ import pandas as pd
 from bloodbench.leaderboard import (
     Leaderboard,
     aggregate_training,
-    build_leaderboard,
+    assemble_leaderboard,
     cost_frame,
     read_benchmark_json,
     train_frame,
@@ -342,12 +342,12 @@ def write_report(results: str | os.PathLike | None = None, out: str | os.PathLik
     """
     root, train_recs, profile_recs = read_results(results, benchmark_json)
     benchmarks = [read_benchmark_json(p) for p in benchmark_json]
-    board = build_leaderboard(train_recs, profile_recs, benchmark_json=benchmark_json, device=device,
+    board = assemble_leaderboard(train_recs, profile_recs, benchmark_json=benchmark_json, device=device,
                               precision=precision, results_root=root)
     costs = cost_frame(profile_recs, benchmark_json)
     devices = sorted(costs["device"].dropna().unique()) if not costs.empty else []
     # the shown board already is its own device's: built again it would repeat every warning
-    per_device = {d: board if d == board.device else build_leaderboard(
+    per_device = {d: board if d == board.device else assemble_leaderboard(
         train_recs, profile_recs, benchmark_json=benchmark_json, device=d, precision=precision, results_root=root)
         for d in devices}
 

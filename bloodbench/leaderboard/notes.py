@@ -1,0 +1,98 @@
+"""The leaderboard's footnotes: what every note says and which rows it marks, numbered in one place.
+
+A module that has something to say about rows returns :class:`Note` objects (the gaps here,
+ensemble and TTA rows in ``ensemble.py``); :func:`number_notes` alone gives them their marks:
+¹, ², ... in the order given, then the notes with a fixed mark (†, averaged unconverged runs) last,
+so the numbered notes count on whatever else is said.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import pandas as pd
+
+from bloodbench.leaderboard.columns import KEYS
+from bloodbench.verdicts import CONVERGENCE_RULE, LEARNED_NOTHING_RULE
+
+SUPERSCRIPTS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
+UNCONVERGED_MARK = "†"
+
+
+def superscript(n: int) -> str:
+    """The mark of the ``n``-th numbered note (1-based): ¹ ... ⁹, then ¹⁰, ¹¹, ..."""
+    return "".join(SUPERSCRIPTS[int(d)] for d in str(n))
+
+
+@dataclass(frozen=True)
+class Note:
+    """One footnote: its text and the rows it marks, (model, dataset, size) -> detail ("" for none).
+
+    ``list_rows``: name the rows (with their detail) after the text, as the gap notes do.
+    ``mark``: a fixed mark; None numbers the note.
+    """
+
+    text: str
+    rows: dict[tuple, str] = field(default_factory=dict)
+    list_rows: bool = True
+    mark: str | None = None
+
+
+def number_notes(notes: Sequence[Note], merged: pd.DataFrame) -> tuple[list[str], dict[tuple, str]]:
+    """The footnote lines and each shown row's marks: notes without rows are dropped, numbered notes
+    first in the order given, fixed-mark ones after them."""
+    multi = merged[["dataset", "size"]].drop_duplicates().shape[0] > 1
+    shown = {(m, d, int(s)) for m, d, s in merged[KEYS].itertuples(index=False)}
+    kept = [n for n in notes if n.rows]
+    ordered = [n for n in kept if n.mark is None] + [n for n in kept if n.mark is not None]
+    lines, markers = [], {}
+    for i, note in enumerate(ordered, start=1):
+        mark = note.mark or superscript(i)
+        names = []
+        for m, d, s in sorted(note.rows, key=lambda k: (k[0], k[1], int(k[2]))):
+            detail = ", ".join(x for x in (f"{d} {int(s)}px" if multi else "", note.rows[(m, d, s)]) if x)
+            names.append(f"{m} ({detail})" if detail else m)
+            if (m, d, int(s)) in shown:
+                markers[(m, d, int(s))] = markers.get((m, d, int(s)), "") + mark
+        lines.append(f"{mark} {note.text}: {', '.join(names)}" if note.list_rows else f"{mark} {note.text}")
+    return lines, markers
+
+
+def _seeds(seeds: Sequence) -> str:
+    return "seed" + ("s" if len(seeds) > 1 else "") + " " + ", ".join(str(x) for x in seeds)
+
+
+def gap_notes(merged: pd.DataFrame, device: str | None, precision: str | None, pending: pd.DataFrame,
+              unconverged: dict[tuple, list] | None = None,
+              conflicts: dict[tuple, str] | None = None) -> list[Note]:
+    """Name every gap so an empty cell is never mistaken for a zero, nor a diverged seed forgotten.
+
+    ``pending``: seeds not averaged in (unfinished, another recipe, learned nothing) as status,
+    model, dataset, size, seeds rows. ``unconverged``: averaged seeds that had not converged,
+    marked † (see :mod:`bloodbench.verdicts`). ``conflicts``: what another cost source said
+    (see :func:`~bloodbench.leaderboard.frames.cost_conflicts`).
+    """
+    def keyed(df: pd.DataFrame) -> dict[tuple, str]:
+        return {tuple(r): "" for r in df[KEYS].itertuples(index=False)}
+
+    notes = []
+    if device is not None:
+        label = f"{device}" + (f" {precision}" if precision else "")
+        notes.append(Note(f"no profile on {label} for",
+                          keyed(merged[merged["cost_source"].isna() & merged["seeds"].notna()])))
+    else:
+        notes.append(Note("no profile records for", keyed(merged)))
+    notes.append(Note("not trained (no finished run)", keyed(merged[merged["seeds"].isna()])))
+    by_status: dict[str, dict[tuple, str]] = {}
+    for status, m, d, s, seeds in pending.itertuples(index=False):
+        by_status.setdefault(status, {})[(m, d, int(s))] = _seeds(seeds)
+    for status, keys in sorted(by_status.items()):
+        text = {"diverged": "diverged in training",
+                "other recipe": "trained with another recipe (config) than the seeds shown",
+                "learned nothing": f"learned nothing ({LEARNED_NOTHING_RULE})"}.get(status, f"training {status}")
+        notes.append(Note(f"{text}, not averaged in", keys))
+    notes.append(Note("cost measured by two sources that disagree", dict(conflicts or {})))
+    notes.append(Note(f"averages runs that had not converged ({CONVERGENCE_RULE})",
+                      {k: _seeds(sorted(v)) for k, v in (unconverged or {}).items()}, mark=UNCONVERGED_MARK))
+    return notes
