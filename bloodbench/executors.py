@@ -1,8 +1,10 @@
 """Where the jobs of ``bloodbench run`` go: several at once on this machine, or a Slurm job array.
 
-Both go through submitit and run the same :class:`bloodbench.jobs.JobTask`; what they share
-with the in-process path is the job function, the claims and the records. Each sweep leaves a
-``submissions/<time>-<host>-<pid>.json`` (job ids, log paths) that ``--status`` reads.
+:class:`Local` and :class:`Slurm` are :class:`bloodbench.run.Executor` s like ``run.InProcess``:
+``run(jobs, ctx) -> RunLog``. Both go through submitit and run the same
+:class:`bloodbench.jobs.JobTask`; what they share with the in-process path is the job function, the
+claims, the records and the run log. Each sweep leaves a ``submissions/<time>-<host>-<pid>.json``
+(job ids, log paths) that ``--status`` reads.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,8 +31,8 @@ from bloodbench import claims
 from bloodbench.errors import BloodbenchError
 from bloodbench.jobs import Context, JobTask
 from bloodbench.fsutil import atomic_write_text
-from bloodbench.results import ResultsStore, utc_now
-from bloodbench.run import Job, estimate_seconds, job_line, new_run_log, past_job_seconds, progress_bar
+from bloodbench.results import utc_now
+from bloodbench.run import Job, RunLog, failure_entry
 
 GPU_JOBS_DEFAULT = 4  # per GPU: one small-model training is launch-bound and leaves the GPU mostly idle
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 min) would kill any real training
@@ -101,65 +104,69 @@ def latest_submissions(root: Path) -> dict[str, dict[str, Any]]:
 
 
 # -- local -------------------------------------------------------------------------------------
-def run_local(jobs: list[Job], ctx: Context, n_jobs: int | None = None, retries: int = 2,
-              timeout_min: int | None = None, progress: bool = True,
-              past: dict[tuple[str, str], float] | None = None) -> dict[str, Any]:
-    """Run the pending jobs as submitit local processes, ``n_jobs`` per GPU (or on CPU) at once.
+@dataclass
+class Local:
+    """The pending jobs as submitit local processes, ``n_jobs`` per GPU (or on CPU) at once.
 
     Training jobs share the machine; profile jobs come after them and run alone, since latency
     measured beside other work would be wrong. A job is retried in its process (``retries``)
     and resubmitted if its process dies; the sweep goes on past a job that keeps failing.
     """
-    worker_environment()
-    root = Path(ctx.results)
-    slots, threads = local_slots(visible_gpus(), n_jobs, cpu_cores())
-    pending = [j for j in jobs if not j.done]
-    train = [j for j in pending if j.kind == "train"]
-    phases = [(train, slots, dataclasses.replace(ctx, threads=threads)),
-              ([j for j in pending if j.kind != "train"], slots[:1], dataclasses.replace(ctx, threads=None))]
-    store = ResultsStore(root)
-    log_path, log = new_run_log(store, ctx.dataset, ctx.size, {"executor": "local", "jobs_at_once": len(slots),
-                                                               "skipped": len(jobs) - len(pending)})
-    subs = Submissions(root, "local", {"jobs_at_once": len(slots), "threads_per_job": threads})
-    estimates = dict(zip(map(id, pending), estimate_seconds(pending, past if past is not None else past_job_seconds(str(root)))))
-    bar = progress_bar(list(estimates.values()), progress)
-    t_all = time.perf_counter()
 
-    def finish(job: Job, entry: dict[str, Any]) -> None:
-        log["jobs"].append(entry)
-        log["wall_seconds"] = round(time.perf_counter() - t_all, 2)
-        atomic_write_text(log_path, json.dumps(log, indent=1) + "\n")
-        bar.update(round(estimates[id(job)]))
-        tqdm.write(job_line(job, entry, estimates[id(job)]) + (f" log: {entry['log']}" if entry.get("failed") else ""))
+    n_jobs: int | None = None
+    retries: int = 2
+    timeout_min: int | None = None
+    progress: bool = True
+    past: dict[tuple[str, str], float] | None = None
 
-    running: dict[Any, tuple[Job, int | None, int]] = {}
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None  # `timeout`: stop workers too
-    try:
-        for queue, phase_slots, phase_ctx in phases:
-            queue, free = deque(queue), list(phase_slots)
-            while queue or running:
-                while queue and free:
-                    job, gpu = queue.popleft(), free.pop(0)
-                    running[_submit_local(root, job, gpu, phase_ctx, retries, timeout_min, subs, 1)] = (job, gpu, 1)
-                bar.set_postfix_str(", ".join(j.label() for j, _, _ in running.values()))
-                time.sleep(POLL_S)
-                for sj in [sj for sj in running if sj.done()]:
-                    job, gpu, attempt = running.pop(sj)
-                    entry = _collect(sj, job, attempt, retries, root)
-                    if entry is None:  # the process died without a word: start it again
-                        tqdm.write(f"{job.label()}: worker died (log: {sj.paths.stdout}); attempt {attempt + 1}")
-                        running[_submit_local(root, job, gpu, phase_ctx, retries, timeout_min, subs,
-                                              attempt + 1)] = (job, gpu, attempt + 1)
-                        continue
-                    free.append(gpu)
-                    finish(job, entry)
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
-        _stop(running)
-        bar.close()
-    return log
+    def run(self, jobs: list[Job], ctx: Context) -> RunLog:
+        worker_environment()
+        slots, threads = local_slots(visible_gpus(), self.n_jobs, cpu_cores())
+        log = RunLog(ctx, jobs, {"executor": "local", "jobs_at_once": len(slots)}, self.past, self.progress)
+        train = [j for j in log.pending if j.kind == "train"]
+        phases = [(train, slots, dataclasses.replace(ctx, threads=threads)),
+                  ([j for j in log.pending if j.kind != "train"], slots[:1], dataclasses.replace(ctx, threads=None))]
+        subs = Submissions(Path(ctx.results), "local", {"jobs_at_once": len(slots), "threads_per_job": threads})
+        running: dict[Any, tuple[Job, int | None, int]] = {}
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None  # `timeout`: stop workers too
+        try:
+            for queue, phase_slots, phase_ctx in phases:
+                self._phase(deque(queue), list(phase_slots), phase_ctx, running, subs, log)
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous)
+            _stop(running)
+            log.close()
+        return log
+
+    def _phase(self, queue: deque, free: list, ctx: Context, running: dict, subs: Submissions, log: RunLog) -> None:
+        """Run ``queue`` on the ``free`` slots until every job of it has its entry in ``log``."""
+        def submit(job: Job, gpu: int | None, attempt: int) -> None:
+            running[_submit_local(Path(ctx.results), job, gpu, ctx, self.retries, self.timeout_min, subs,
+                                  attempt)] = (job, gpu, attempt)
+
+        while queue or running:
+            while queue and free:
+                submit(queue.popleft(), free.pop(0), 1)
+            log.bar.set_postfix_str(", ".join(j.label() for j, _, _ in running.values()))
+            time.sleep(POLL_S)
+            for sj in [sj for sj in running if sj.done()]:
+                job, gpu, attempt = running.pop(sj)
+                entry = _collect(sj, job, attempt, self.retries, Path(ctx.results))
+                if entry is None:  # the process died without a word: start it again
+                    tqdm.write(f"{job.label()}: worker died (log: {sj.paths.stdout}); attempt {attempt + 1}")
+                    submit(job, gpu, attempt + 1)
+                    continue
+                free.append(gpu)
+                log.record(job, entry, f" log: {entry['log']}" if entry.get("failed") else "")
+
+
+def run_local(jobs: list[Job], ctx: Context, n_jobs: int | None = None, retries: int = 2,
+              timeout_min: int | None = None, progress: bool = True,
+              past: dict[tuple[str, str], float] | None = None) -> RunLog:
+    """:class:`Local` from loose arguments."""
+    return Local(n_jobs, retries, timeout_min, progress, past).run(jobs, ctx)
 
 
 def _interrupt(signum, frame) -> None:
@@ -189,19 +196,17 @@ def _submit_local(root: Path, job: Job, gpu: int | None, ctx: Context, retries: 
 def _collect(sj, job: Job, attempt: int, retries: int, root: Path) -> dict[str, Any] | None:
     """The job's log entry; a failure entry once it failed for good; None to start it again."""
     log = str(sj.paths.stdout)
-    base = {"kind": job.kind, "model": job.model, "seed": job.seed, "device": job.device, "run_id": job.run_id,
-            "seconds": 0.0, "log": log}
     try:
         return {**sj.result(), "log": log}
     except FailedJobError:  # raised in the job after its in-process retries, which left a failure file
         error = (claims.list_failures(root).get(job.run_id) or {}).get("error", "see its log")
-        return {**base, "status": f"failed: {error}", "failed": True}
+        return failure_entry(job, f"failed: {error}", log=log)
     except UncompletedJobError:
         if attempt <= retries:
             return None
         claims.write_failure(root, job.run_id, {
             "job": job.label(), "attempts": attempt, "error": "worker process died", "log": log})
-        return {**base, "status": f"failed: worker died {attempt} times", "failed": True}
+        return failure_entry(job, f"failed: worker died {attempt} times", log=log)
 
 
 # -- slurm -------------------------------------------------------------------------------------
@@ -260,36 +265,43 @@ def sbatch_script(folder: Path, n_tasks: int, params: dict[str, Any]) -> str:
         raise BloodbenchError(f"bad Slurm parameter: {exc}") from None
 
 
-def submit_slurm(jobs: list[Job], ctx: Context, params: dict[str, Any], retries: int = 2,
-                 dry_run: bool = False) -> list[tuple[Job, str, str]]:
-    """Submit every pending job as one task of one Slurm job array; returns (job, job id, log) triples.
+@dataclass
+class Slurm:
+    """Every pending job as one task of one Slurm job array. ``retries`` is both the in-task retry
+    count after an exception and submitit's ``max_num_timeout`` (requeues after a time-out;
+    pre-emptions are always requeued). The run log lists what went out, one entry per task (job id,
+    log path); ``dry_run`` prints the array and its sbatch script instead, and logs nothing."""
 
-    ``retries`` is both the in-task retry count after an exception and submitit's
-    ``max_num_timeout`` (requeues after a time-out; pre-emptions are always requeued).
-    """
-    pending = [j for j in jobs if not j.done]
-    root = Path(ctx.results)
-    folder = root / "logs" / "slurm" / "%j"
-    if dry_run:
-        print(f"would submit {len(pending)} tasks as one Slurm job array with:")
-        print(json.dumps(params, indent=1))
-        print(sbatch_script(folder, max(1, len(pending)), params))
-        return []
-    missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
-    if missing:
-        raise BloodbenchError(f"--executor slurm needs Slurm's {' and '.join(missing)} on PATH, and this machine has "
-                              f"none: submit from a cluster login node, check what would go out with --dry-run, "
-                              f"or run here with --executor local")
-    if not pending:
-        return []
-    worker_environment()  # sbatch exports the submitting environment to the tasks
-    ex = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=retries)
-    ex.update_parameters(**{f"slurm_{k}": v for k, v in params.items()})
-    with ex.batch():
-        submitted = [ex.submit(JobTask(retries), job, ctx) for job in pending]
-    subs = Submissions(root, "slurm", {"folder": str(folder), "parameters": params})
-    out = []
-    for job, sj in zip(pending, submitted):
-        subs.add(job, sj.job_id, str(sj.paths.stdout))
-        out.append((job, sj.job_id, str(sj.paths.stdout)))
-    return out
+    params: dict[str, Any]
+    retries: int = 2
+    dry_run: bool = False
+
+    def run(self, jobs: list[Job], ctx: Context) -> RunLog:
+        log = RunLog(ctx, jobs, {"executor": "slurm"}, past={}, progress=False, echo=False)
+        root = Path(ctx.results)
+        folder = root / "logs" / "slurm" / "%j"
+        if self.dry_run:
+            print(f"would submit {len(log.pending)} tasks as one Slurm job array with:")
+            print(json.dumps(self.params, indent=1))
+            print(sbatch_script(folder, max(1, len(log.pending)), self.params))
+            return log
+        missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
+        if missing:
+            raise BloodbenchError(f"--executor slurm needs Slurm's {' and '.join(missing)} on PATH, and this machine "
+                                  f"has none: submit from a cluster login node, check what would go out with "
+                                  f"--dry-run, or run here with --executor local")
+        if not log.pending:
+            return log
+        worker_environment()  # sbatch exports the submitting environment to the tasks
+        ex = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=self.retries)
+        ex.update_parameters(**{f"slurm_{k}": v for k, v in self.params.items()})
+        with ex.batch():
+            submitted = [ex.submit(JobTask(self.retries), job, ctx) for job in log.pending]
+        subs = Submissions(root, "slurm", {"folder": str(folder), "parameters": self.params})
+        for job, sj in zip(log.pending, submitted):
+            subs.add(job, sj.job_id, str(sj.paths.stdout))
+            log.record(job, {"kind": job.kind, "model": job.model, "seed": job.seed, "device": job.device,
+                             "run_id": job.run_id, "job": job.label(), "status": f"submitted as Slurm job {sj.job_id}",
+                             "job_id": sj.job_id, "log": str(sj.paths.stdout)})
+        log.close()
+        return log

@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -24,6 +24,9 @@ from bloodbench.fsutil import atomic_write_text
 from bloodbench.results import ResultsStore, utc_now
 from bloodbench.schema import is_finished
 from bloodbench.config import ProfileConfig, TrainConfig, recipe_hash
+
+if TYPE_CHECKING:
+    from bloodbench.jobs import Context
 
 
 @dataclass
@@ -185,15 +188,6 @@ def about(seconds: float) -> str:
     return f"about {minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"about {max(1, minutes)} min"
 
 
-def new_run_log(store: ResultsStore, dataset: str, size: int, extra: dict | None = None) -> tuple[Path, dict]:
-    """A fresh ``runs/run-<time>-<host>-<pid>.json`` log: where the time of one sweep went."""
-    started = utc_now()
-    log: dict[str, Any] = {"started_at": started, "dataset": dataset, "size": size, "env": environment("cpu"),
-                           "jobs": [], **(extra or {})}
-    # host and pid in the name: runs started in the same second (parallel queues) keep separate logs
-    return store.root / "runs" / f"run-{file_stamp(started)}.json", log
-
-
 def progress_bar(estimates: Sequence[float], progress: bool = True) -> tqdm:
     """One bar for the whole sweep, counting estimated seconds, not jobs: a ResNet run and a profile
     are not one unit each, and tqdm's rate (estimated s per real s) corrects the ETA as jobs finish."""
@@ -205,36 +199,83 @@ def job_line(job: Job, entry: dict[str, Any], estimate: float) -> str:
     return f"{job.label()}: {entry['status']} ({entry.get('seconds', 0):.0f}s, estimated {estimate:.0f}s)"
 
 
+def failure_entry(job: Job, status: str, **extra: Any) -> dict[str, Any]:
+    """The log entry of a job that failed for good."""
+    return {"kind": job.kind, "model": job.model, "seed": job.seed, "device": job.device, "run_id": job.run_id,
+            "seconds": 0.0, **extra, "status": status, "failed": True}
+
+
+class RunLog(dict):
+    """One sweep's ``runs/run-<time>-<host>-<pid>.json`` (where its time went) with its progress bar: what every
+    executor returns. The dict is the file; :meth:`record` is the one place a finished job is logged."""
+
+    def __init__(self, ctx: Context, jobs: Sequence[Job], extra: dict[str, Any] | None = None,
+                 past: dict[tuple[str, str], float] | None = None, progress: bool = True, echo: bool = True) -> None:
+        started = utc_now()
+        self.pending = [j for j in jobs if not j.done]
+        super().__init__(started_at=started, dataset=ctx.dataset, size=ctx.size, env=environment("cpu"), jobs=[],
+                         **(extra or {}), skipped=len(jobs) - len(self.pending))
+        # host and pid in the name: runs started in the same second (parallel queues) keep separate logs
+        self.path = ResultsStore(ctx.results).root / "runs" / f"run-{file_stamp(started)}.json"
+        past = past if past is not None else past_job_seconds(ctx.results)
+        self.estimates = dict(zip(map(id, self.pending), estimate_seconds(self.pending, past)))
+        self.bar = progress_bar(list(self.estimates.values()), progress)
+        self.echo = echo
+        self._t0 = time.perf_counter()
+
+    def record(self, job: Job, entry: dict[str, Any], note: str = "") -> None:
+        """Append ``job``'s entry, rewrite the file atomically, advance the bar and say how it went."""
+        self["jobs"].append(entry)
+        self["wall_seconds"] = round(time.perf_counter() - self._t0, 2)
+        atomic_write_text(self.path, json.dumps(self, indent=1) + "\n")
+        self.bar.update(round(self.estimates[id(job)]))
+        if self.echo:
+            tqdm.write(job_line(job, entry, self.estimates[id(job)]) + note)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class Executor(Protocol):
+    """Where the jobs of a sweep run: in this process (:class:`InProcess`), several at once on this machine
+    (``executors.Local``) or as a Slurm job array (``executors.Slurm``). Done jobs are skipped."""
+
+    def run(self, jobs: list[Job], ctx: Context) -> RunLog: ...
+
+
+@dataclass
+class InProcess:
+    """The pending jobs one after another in this process (``--jobs 1``), through the same job
+    function as the parallel executors."""
+
+    retries: int = 2
+    progress: bool = True
+    past: dict[tuple[str, str], float] | None = None
+
+    def run(self, jobs: list[Job], ctx: Context) -> RunLog:
+        from bloodbench.jobs import run_with_retries
+
+        ResultsStore(ctx.results).ensure_writable()
+        log = RunLog(ctx, jobs, {"executor": "inline"}, self.past, self.progress)
+        for i, job in enumerate(log.pending):
+            log.bar.set_postfix_str(f"job {i + 1}/{len(log.pending)}: {job.label()}")
+            try:
+                entry = run_with_retries(job, ctx, self.retries)
+            except Exception as exc:  # reported and recorded under failures/; the sweep goes on
+                entry = failure_entry(job, f"failed: {type(exc).__name__}: {exc}")
+            log.record(job, entry)
+        log.close()
+        return log
+
+
 def execute(jobs: list[Job], dataset: str, size: int, results: str | None, data_dir: str | None,
             verify: bool = True, progress: bool = True, retries: int = 2,
-            past: dict[tuple[str, str], float] | None = None) -> dict[str, Any]:
-    """Run the pending jobs one after another in this process (``--jobs 1``), through the same
-    job function as the parallel executors; a log of where the time went is kept in ``<results>/runs/``."""
-    from bloodbench.jobs import Context, run_with_retries
+            past: dict[tuple[str, str], float] | None = None) -> RunLog:
+    """:class:`InProcess` from loose arguments; a log of where the time went is kept in ``<results>/runs/``."""
+    from bloodbench.jobs import Context
 
-    store = ResultsStore(results)
-    store.ensure_writable()
-    pending = [j for j in jobs if not j.done]
-    log_path, log = new_run_log(store, dataset, size, {"executor": "inline", "skipped": len(jobs) - len(pending)})
-    ctx = Context(dataset, size, str(store.root.resolve()), data_dir, verify, progress=progress)
-    estimates = estimate_seconds(pending, past if past is not None else past_job_seconds(results))
-    bar = progress_bar(estimates, progress)
-    t_all = time.perf_counter()
-    for i, (job, estimate) in enumerate(zip(pending, estimates)):
-        bar.set_postfix_str(f"job {i + 1}/{len(pending)}: {job.label()}")
-        try:
-            entry = run_with_retries(job, ctx, retries)
-        except Exception as exc:  # reported and recorded under failures/; the sweep goes on
-            entry = {"kind": job.kind, "model": job.model, "seed": job.seed, "device": job.device,
-                     "run_id": job.run_id, "seconds": 0.0, "status": f"failed: {type(exc).__name__}: {exc}",
-                     "failed": True}
-        log["jobs"].append(entry)
-        log["wall_seconds"] = round(time.perf_counter() - t_all, 2)
-        atomic_write_text(log_path, json.dumps(log, indent=1) + "\n")
-        bar.update(round(estimate))
-        tqdm.write(job_line(job, entry, estimate))
-    bar.close()
-    return log
+    ctx = Context(dataset, size, str(ResultsStore(results).root.resolve()), data_dir, verify, progress=progress)
+    return InProcess(retries, progress, past).run(jobs, ctx)
 
 
 def default_devices() -> list[str]:

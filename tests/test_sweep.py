@@ -149,6 +149,40 @@ def test_slurm_dry_run_prints_the_array_and_its_parameters(tmp_path, capsys, mon
     assert "| cuda " in out  # --device auto with GPUs per task: the tasks train on cuda
 
 
+def test_every_executor_returns_a_run_log_and_slurm_logs_what_went_out(tmp_path, capsys, monkeypatch):
+    class FakeJob:
+        def __init__(self, i):
+            self.job_id = f"77_{i}"
+            self.paths = type("P", (), {"stdout": tmp_path / f"77_{i}_log.out"})()
+
+    class FakeExecutor:  # submitit's AutoExecutor as far as the Slurm executor uses it
+        def __init__(self, **kw):
+            self.n = 0
+
+        def update_parameters(self, **kw):
+            pass
+
+        def batch(self):
+            import contextlib
+            return contextlib.nullcontext()
+
+        def submit(self, *a):
+            self.n += 1
+            return FakeJob(self.n - 1)
+
+    monkeypatch.setattr(executors.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    monkeypatch.setattr(executors.submitit, "AutoExecutor", FakeExecutor)
+    planned = _plan(tmp_path)
+    for ex in (run.InProcess(), executors.Local(), executors.Slurm({"time": 5})):
+        assert callable(ex.run)  # one interface: run(jobs, ctx) -> RunLog
+    log = executors.Slurm({"time": 5}).run(planned, jobs.Context("bloodmnist", 28, str(tmp_path)))
+    assert isinstance(log, run.RunLog) and log["executor"] == "slurm"
+    assert [(e["job"], e["job_id"]) for e in log["jobs"]] == [("train baseline_cnn seed 0", "77_0"),
+                                                              ("train baseline_cnn seed 1", "77_1")]
+    assert json.loads(log.path.read_text())["jobs"] == log["jobs"]
+    assert capsys.readouterr().out == ""  # the command prints the table, not the executor
+
+
 def test_slurm_config_with_unknown_key_is_one_error_line(tmp_path, capsys):
     config = tmp_path / "slurm.json"
     config.write_text(json.dumps({"partition": "gpu", "gpus": 2}))

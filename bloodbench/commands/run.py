@@ -140,11 +140,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run or not pending:
         return 0
 
-    if in_process:
-        log = run.execute(jobs, args.dataset, args.size, str(root), data_dir, args.verify,
-                          retries=args.retries, past=past)
-    else:
-        log = executors.run_local(jobs, ctx, args.jobs, args.retries, args.time, past=past)
+    executor: run.Executor = (run.InProcess(args.retries, past=past) if in_process
+                              else executors.Local(args.jobs, args.retries, args.time, past=past))
+    log = executor.run(jobs, ctx)
     ran = [j for j in log["jobs"] if not j.get("failed")]
     print(f"finished {len(ran)} jobs in {log['wall_seconds']:.0f}s")
     elsewhere = [j for j in ran if j["status"].startswith("running elsewhere")]
@@ -167,12 +165,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _slurm(jobs, ctx, params: dict, args: argparse.Namespace) -> int:
-    from bloodbench.executors import submit_slurm
+    from bloodbench.executors import Slurm
     from bloodbench.formatting import md_table
 
-    submitted = submit_slurm(jobs, ctx, params, args.retries, dry_run=args.dry_run)
+    submitted = Slurm(params, args.retries, dry_run=args.dry_run).run(jobs, ctx)["jobs"]
     if submitted:
-        print(md_table([[j.label(), job_id, log] for j, job_id, log in submitted], ["job", "slurm job", "log"]))
+        print(md_table([[e["job"], e["job_id"], e["log"]] for e in submitted], ["job", "slurm job", "log"]))
         print(f"submitted {len(submitted)} tasks; `bloodbench run --status` (same options) follows them")
     return 0
 
