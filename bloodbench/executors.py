@@ -254,9 +254,20 @@ def slurm_parameters(config: dict[str, Any], overrides: dict[str, Any]) -> dict[
     return {k: v for k, v in params.items() if v is not None}
 
 
+#: Where the sbatch text comes from: submitit has no public API for it, so a private function, in the
+#: submitit range pyproject.toml pins (tests/test_sweep.py checks it is there and takes these arguments).
+SBATCH_MAKER = ("submitit.slurm.slurm", "_make_sbatch_string")
+
+
 def sbatch_script(folder: Path, n_tasks: int, params: dict[str, Any]) -> str:
     """The sbatch file submitit would write for an array of ``n_tasks``."""
-    from submitit.slurm.slurm import _make_sbatch_string
+    import importlib
+
+    module, name = SBATCH_MAKER
+    _make_sbatch_string = getattr(importlib.import_module(module), name, None)
+    if _make_sbatch_string is None:
+        raise BloodbenchError(f"submitit {submitit.__version__} has no {module}.{name}, which --dry-run uses to show "
+                              f"the sbatch script: install the submitit range pyproject.toml names (>=1.5,<1.6)")
 
     command = f"{sys.executable} -u -m submitit.core._submit {folder}"
     try:

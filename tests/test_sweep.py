@@ -183,6 +183,21 @@ def test_every_executor_returns_a_run_log_and_slurm_logs_what_went_out(tmp_path,
     assert capsys.readouterr().out == ""  # the command prints the table, not the executor
 
 
+def test_submitits_private_sbatch_maker_is_still_there():
+    """executors.sbatch_script calls a private submitit function (no public API gives the sbatch text):
+    a submitit release that drops or changes it must fail here, by name, not in a user's --dry-run."""
+    import importlib
+    import inspect
+
+    module, name = executors.SBATCH_MAKER
+    maker = getattr(importlib.import_module(module), name, None)
+    assert maker is not None, (f"submitit {executors.submitit.__version__} no longer has {module}.{name}: "
+                               f"find its replacement, or narrow the submitit range in pyproject.toml")
+    used = {"command", "folder", "map_count", *executors.SLURM_KEYS, "job_name"}
+    missing = used - set(inspect.signature(maker).parameters)
+    assert not missing, f"submitit {executors.submitit.__version__}'s {name} no longer takes {sorted(missing)}"
+
+
 def test_slurm_config_with_unknown_key_is_one_error_line(tmp_path, capsys):
     config = tmp_path / "slurm.json"
     config.write_text(json.dumps({"partition": "gpu", "gpus": 2}))

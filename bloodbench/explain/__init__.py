@@ -1,7 +1,7 @@
 """Interpretability and error analysis: Grad-CAM, confusions, calibration."""
 
 from bloodbench.explain.calibration import DEFAULT_BINS, ReliabilityBins, expected_calibration_error, reliability_bins
-from bloodbench.explain.errors import (
+from bloodbench.explain.confusions import (
     confused_pairs,
     confusion_counts,
     load_predictions,

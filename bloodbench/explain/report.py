@@ -15,7 +15,7 @@ import torch
 from bloodbench.errors import BloodbenchError
 from bloodbench.explain import plots
 from bloodbench.explain.calibration import DEFAULT_BINS, reliability_bins
-from bloodbench.explain.errors import (
+from bloodbench.explain.confusions import (
     confused_pairs,
     load_predictions,
     match_class,

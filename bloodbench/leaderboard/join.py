@@ -22,7 +22,7 @@ from bloodbench.leaderboard.frames import (
     family_of, learned_nothing_runs, other_recipe_runs, pareto_front, pick_recipe, resolve_sort, select_costs,
     unfinished_runs,
 )
-from bloodbench.launch_free import attach_graphs_p50, split_graphs
+from bloodbench.graphs_column import attach_graphs_p50, split_graphs
 from bloodbench.leaderboard.notes import Note, gap_notes, number_notes
 from bloodbench.leaderboard.table import Leaderboard
 from bloodbench.results import check_records, read_results

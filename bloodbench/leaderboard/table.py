@@ -10,7 +10,7 @@ import pandas as pd
 
 from bloodbench.errors import BloodbenchError
 from bloodbench.formatting import fmt, fmt_count, md_table, mean_std
-from bloodbench.launch_free import EAGER_HEADER, GRAPHS_COLUMN, GRAPHS_HEADER, LEGEND
+from bloodbench.graphs_column import EAGER_HEADER, GRAPHS_COLUMN, GRAPHS_HEADER, LEGEND
 from bloodbench.leaderboard.columns import (
     COLUMNS, DISPLAY, FORMATS, INT_COLUMNS, LIST_COLUMNS, PREFERRED_PRECISION,
 )
@@ -80,7 +80,7 @@ class Leaderboard:
 
     # -- machine-readable -----------------------------------------------------------------
     def columns(self) -> list[str]:
-        """COLUMNS, plus the CUDA-graphs p50 where such records exist (bloodbench.launch_free)."""
+        """COLUMNS, plus the CUDA-graphs p50 where such records exist (bloodbench.graphs_column)."""
         return COLUMNS + [c for c in (GRAPHS_COLUMN,) if c in self.rows]
 
     def _plain(self) -> pd.DataFrame:

@@ -23,7 +23,7 @@ from bloodbench.leaderboard import (
     read_benchmark_json,
     train_frame,
 )
-from bloodbench.launch_free import setting_label
+from bloodbench.graphs_column import setting_label
 from bloodbench.report import plots
 from bloodbench.report.pick import pick_section
 from bloodbench.report.walltime import time_by_model

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bloodbench.errors import BloodbenchError
-from bloodbench.launch_free import split_graphs
+from bloodbench.graphs_column import split_graphs
 from bloodbench.leaderboard import (
     COST_KEYS,
     KEYS,

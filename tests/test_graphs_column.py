@@ -11,7 +11,7 @@ import json
 from records_factory import profile_record, train_record, write_store
 
 from bloodbench.leaderboard import build_leaderboard, load_leaderboard
-from bloodbench.launch_free import EAGER_HEADER, GRAPHS_HEADER
+from bloodbench.graphs_column import EAGER_HEADER, GRAPHS_HEADER
 from bloodbench.report import write_report
 from bloodbench.results import config_hash
 
