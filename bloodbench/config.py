@@ -44,13 +44,13 @@ def recipe_hash(config: dict[str, Any]) -> str:
     return config_hash(values)
 
 
-def device_defaults(device: str) -> dict[str, Any]:
-    """What a device cannot do of the recipe: fp16 autocast on a GPU without bf16.
+def device_defaults(device: str, precision: str) -> dict[str, Any]:
+    """What a device cannot do of the recipe: a bf16 recipe runs fp16 autocast on a GPU without bf16.
 
-    The recipe's precision (bf16 autocast unless the model's recipe says fp32) is the same on CPU
-    and GPU, so a CPU seed and a GPU seed of one recipe share its hash and its leaderboard row.
+    Otherwise the recipe's precision is the same on CPU and GPU, so a CPU seed and a GPU seed of one
+    recipe share its hash and its leaderboard row.
     """
-    if device_kind(device) != "cuda":
+    if device_kind(device) != "cuda" or precision != "bf16":
         return {}
     # Planned on a host without CUDA (a Slurm login node) for GPU workers: assume bf16, as on every
     # data-centre GPU since the A100; a worker on an older GPU records under its own (fp16) run id.
@@ -83,9 +83,11 @@ class TrainConfig:
     augment: bool = True
     color_jitter: float = 0.1
     grad_clip: float | None = 5.0
-    # bf16 autocast + channels_last: ~2x faster training steps on CPUs with bf16 (avx512_bf16/AMX)
-    # and the GPU default; fp32 where a model's recipe says so (depthwise nets run slower in bf16 on CPU).
-    precision: str = "bf16"
+    # fp32 + channels_last: on this project's Xeon (avx512_bf16, no AMX) bf16 autocast slows the training
+    # step of 10 of 12 models (0.68-0.90x) and channels_last speeds up 9 (1.11-1.76x), measured quietly in
+    # reports/benchmarks/train_settings_cpu.json. baseline_cnn and resnet18 keep the bf16 recipe they were
+    # trained to convergence with before that measurement (their registry recipes say so).
+    precision: str = "fp32"
     channels_last: bool = True
     compile: bool = False
     device: str = "auto"
@@ -94,11 +96,11 @@ class TrainConfig:
 
     @classmethod
     def build(cls, model: str, **overrides: Any) -> "TrainConfig":
-        """Defaults, then the device's defaults, then the registry recipe, then non-None ``overrides``."""
+        """Defaults, then the registry recipe (less what the device cannot do), then non-None ``overrides``."""
         info = get_model_info(model)
         names = {f.name for f in fields(cls)}
-        values: dict[str, Any] = device_defaults(overrides.get("device") or cls.device)
-        values.update({k: v for k, v in info.recipe.items() if k in names})
+        values: dict[str, Any] = {k: v for k, v in info.recipe.items() if k in names}
+        values.update(device_defaults(overrides.get("device") or cls.device, values.get("precision", cls.precision)))
         values.update({k: v for k, v in overrides.items() if v is not None})
         unknown = set(values) - names
         if unknown:

@@ -182,25 +182,28 @@ def test_weights_blowing_up_under_a_clipped_loss_mark_the_run_diverged(tmp_path,
     assert rec["status"] == "diverged" and rec["stop_reason"] == "diverged"
 
 
-def test_cpu_and_gpu_runs_share_the_bf16_recipe(monkeypatch):
-    # bf16 autocast + channels_last on every device: a CPU seed and a GPU seed are seeds of one recipe
-    cpu = TrainConfig.build("baseline_cnn", device="cpu")
-    assert (cpu.precision, cpu.channels_last) == ("bf16", True)
+def test_cpu_and_gpu_runs_share_one_recipe(monkeypatch):
+    # the recipe's precision is the same on every device, channels_last everywhere: a CPU seed and a
+    # GPU seed are seeds of one recipe
+    cpu = TrainConfig.build("encoder_cnn", device="cpu")
+    assert (cpu.precision, cpu.channels_last) == ("fp32", True)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
-    gpu = TrainConfig.build("baseline_cnn", device="cuda")
-    assert (gpu.precision, gpu.channels_last) == ("bf16", True) and gpu.run_id == cpu.run_id
-    # a GPU without bf16 falls back to fp16: a different recipe, never mistaken for the bf16 one
+    assert TrainConfig.build("encoder_cnn", device="cuda").run_id == cpu.run_id
+    # baseline_cnn and resnet18 keep the bf16 recipe they converged with, on both devices
+    bf16_cpu = TrainConfig.build("baseline_cnn", device="cpu")
+    bf16_gpu = TrainConfig.build("baseline_cnn", device="cuda")
+    assert bf16_cpu.precision == bf16_gpu.precision == "bf16" and bf16_cpu.run_id == bf16_gpu.run_id
+    # a GPU without bf16 runs a bf16 recipe in fp16 (a recipe of its own); an fp32 recipe stays fp32
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
     old_gpu = TrainConfig.build("baseline_cnn", device="cuda")
-    assert old_gpu.precision == "fp16" and old_gpu.run_id != cpu.run_id
-    # a model whose recipe says fp32 keeps it on both devices; an explicit option beats the recipe
-    assert TrainConfig.build("efficientnet_b0", device="cpu").precision == "fp32"
+    assert old_gpu.precision == "fp16" and old_gpu.run_id != bf16_cpu.run_id
+    assert TrainConfig.build("encoder_cnn", device="cuda").precision == "fp32"
+    # an explicit option beats the recipe
     explicit = TrainConfig.build("baseline_cnn", device="cpu", precision="fp32", channels_last=False)
-    assert (explicit.precision, explicit.channels_last) == ("fp32", False) and explicit.run_id != cpu.run_id
+    assert (explicit.precision, explicit.channels_last) == ("fp32", False) and explicit.run_id != bf16_cpu.run_id
 
 
-@pytest.mark.slow  # trains on the real BloodMNIST
 def test_early_stopping_reports_converged(tmp_path, blood):
     # lr 0 cannot improve after epoch 1, so patience 1 stops at epoch 2 with "converged".
     cfg = TrainConfig.build("baseline_cnn", **{**TINY, "epochs": 5, "patience": 1, "lr": 1e-12,

@@ -72,7 +72,7 @@ class ResNet(nn.Module):
     family="resnet",
     description="ResNet-18 (BasicBlock [2,2,2,2], 64-512) with the 3x3 stride-1 stem, GAP head",
     origin="He et al. 2016, CIFAR stem as in MedMNIST v2 (Yang et al. 2023)",
-    recipe={"lr": 1e-3, "label_smoothing": 0.1},
+    recipe={"lr": 1e-3, "label_smoothing": 0.1, "precision": "bf16"},  # bf16: see TrainConfig.precision
     target_layer="layer4",
 )
 def resnet18(in_channels: int = 3, num_classes: int = 8, **kwargs) -> nn.Module:

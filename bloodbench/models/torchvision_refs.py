@@ -31,15 +31,13 @@ def _replace_first_conv(features: nn.Sequential, in_channels: int, small_input: 
 
 
 _RECIPE = {"lr": 2e-3, "weight_decay": 1e-4, "label_smoothing": 0.1}
-# Depthwise-separable nets: bf16 autocast slows their CPU training step (0.91x, 0.79x; issue 19)
-_FP32 = {**_RECIPE, "precision": "fp32"}
 
 
 @register_model(
     family="torchvision",
     description="torchvision MobileNetV3-Small, random init, stride-1 stem for small inputs",
     origin="Howard et al. 2019 (MobileNetV3), torchvision implementation",
-    recipe=_FP32,
+    recipe=_RECIPE,
     target_layer="features.12",
 )
 def mobilenet_v3_small(in_channels: int = 3, num_classes: int = 8, small_input: bool = True, **kwargs) -> nn.Module:
@@ -59,7 +57,7 @@ def mobilenet_v3_small(in_channels: int = 3, num_classes: int = 8, small_input: 
     family="torchvision",
     description="torchvision EfficientNet-B0, random init, stride-1 stem for small inputs",
     origin="Tan & Le 2019 (EfficientNet), torchvision implementation",
-    recipe=_FP32,
+    recipe=_RECIPE,
     target_layer="features.8",
 )
 def efficientnet_b0(in_channels: int = 3, num_classes: int = 8, small_input: bool = True, **kwargs) -> nn.Module:
