@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -71,7 +71,7 @@ class Plan:
     steps: list[Step]
     results: Path
     work: Path
-    extra: dict[str, Any] = field(default_factory=dict)
+    agreement_dir: Path  # where the second process writes its profiles
 
 
 def _cli(*args: str) -> list[str]:
@@ -130,7 +130,7 @@ def build_plan(results: Path, work: Path, rehearse: bool = False, jobs: int | No
     for s in steps:
         if s.name in skip:
             s.skip = "skipped by --skip"
-    return Plan(device, steps, results, work, {"agreement_dir": str(agree_dir)})
+    return Plan(device, steps, results, work, agree_dir)
 
 
 def _run_step(step: Step, log_path: Path, time_left: float) -> StepResult:
@@ -281,16 +281,15 @@ def pack(out: Path, results: Path, work: Path, since: float, summary: dict[str, 
     for i, group in enumerate(_tar_groups(new_records, MAX_FILE_BYTES)):
         if not write(f"results-{i + 1}.tgz", group):
             left_out += [arc for _, arc in group]
-    log_groups = _tar_groups(logs, MAX_FILE_BYTES)
-    if log_groups:
+    if logs:
         slots -= 1  # keep one file for the logs, which go last but must not be crowded out
     left_out += too_big
     for i, files in enumerate(pairs):
         if not write(f"checkpoints-{i + 1}.tgz", [(p, str(p.relative_to(results))) for p in files]):
             left_out.append(f"{files[0].parent.name} (no room left)")
-    if log_groups:
+    if logs:
         slots += 1
-        if not write("logs.tgz", [item for g in log_groups for item in g]):
+        if not write("logs.tgz", logs):
             left_out.append("logs.tgz (over the size limit)")
     summary["left_out"] = left_out
     summary["files"] = written
@@ -319,7 +318,7 @@ def run_oneshot(out: Path, budget_s: float, results: Path, rehearse: bool = Fals
         "mode": "rehearsal" if rehearse else "gpu", "device": plan.device, "budget_s": budget_s,
         "steps": [asdict(s) for s in steps],
         "profiles": profile_summary(results, since),
-        "agreement": agreement(results, Path(plan.extra["agreement_dir"])),
+        "agreement": agreement(results, plan.agreement_dir),
         "epoch": epoch_ratios(work / "epoch.json"),
         "trained": sorted({p.parent.name for p in _new_files(results / "train", since) if p.name == "record.json"}),
         "cut_off": [d.name for d in _cut_runs(results)],
