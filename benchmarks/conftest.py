@@ -6,7 +6,7 @@ Run with an explicit path (pyproject's testpaths only names tests/)::
     pytest benchmarks/ --bb-full --bb-device cuda --benchmark-json gpu.json
 
 Each benchmark fills its ``extra_info`` through the ``record_info`` fixture, which refuses an
-entry missing a key of its kind (``KIND_KEYS`` in bloodbench/benchjson.py): inference and train_step entries carry
+entry missing a key of its kind (``KIND_KEYS`` in bloodbench/store/benchjson.py): inference and train_step entries carry
 ``EXTRA_INFO_KEYS``, the shape the leaderboard ingests, so it cannot drift silently.
 """
 
@@ -19,19 +19,19 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from bloodbench.benchjson import EXTRA_INFO_KEYS, KIND_KEYS, MACHINE_KEYS, extra_info_problem  # noqa: F401
 from bloodbench.data import SIZES
-from bloodbench.envinfo import git_commit, resolve_device
 from bloodbench.errors import BloodbenchError
 from bloodbench.models import list_models
-from bloodbench.precision import PRECISIONS, check_precision
+from bloodbench.runtime.envinfo import git_commit, resolve_device
+from bloodbench.runtime.precision import PRECISIONS, check_precision
+from bloodbench.store.benchjson import EXTRA_INFO_KEYS, KIND_KEYS, MACHINE_KEYS, extra_info_problem  # noqa: F401
 
 
 def check_extra_info(info: dict) -> dict:
     """``info`` if it has every key of its kind; a missing key fails the benchmark, not the ingest later."""
     problem = extra_info_problem(info)
     if problem:
-        raise ValueError(f"{problem} (see KIND_KEYS in bloodbench/benchjson.py)")
+        raise ValueError(f"{problem} (see KIND_KEYS in bloodbench/store/benchjson.py)")
     return info
 
 

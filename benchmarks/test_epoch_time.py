@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from bloodbench.data import load_dataset
-from bloodbench.envinfo import device_name
+from bloodbench.runtime.envinfo import device_name
 from bloodbench.train import TrainConfig, Trainer, train_step
 
 # Images per measured epoch: the whole training split on a GPU, a slice of it on 2 CPU cores

@@ -17,9 +17,9 @@ import sys
 import torch
 import torch.utils.benchmark as tbench
 
-from bloodbench.envinfo import device_name
 from bloodbench.profile.record import build_model
 from bloodbench.profile.timing import make_input, measure_latency
+from bloodbench.runtime.envinfo import device_name
 
 DEFAULT_MODEL = "baseline_cnn"
 DATASET = "bloodmnist"

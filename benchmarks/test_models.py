@@ -22,12 +22,12 @@ from typing import Any, Callable
 import pytest
 import torch
 
-from bloodbench.envinfo import device_name
 from bloodbench.profile.counting import count_macs, count_params
 from bloodbench.profile.record import build_model
-from bloodbench.train.step import train_step
-from bloodbench.backend import backend_flags, gc_disabled
 from bloodbench.profile.timing import LatencyMeasurement, inference_context, make_input, prepare_model
+from bloodbench.runtime.backend import backend_flags, gc_disabled
+from bloodbench.runtime.envinfo import device_name
+from bloodbench.train.step import train_step
 
 DATASET = "bloodmnist"
 #: ``latency_method`` of these entries (profile records: ``latency.method``, see bloodbench.profile.labels).

@@ -22,10 +22,10 @@ import time
 import pytest
 import torch
 
-from bloodbench.backend import backend_flags, gc_disabled
-from bloodbench.envinfo import device_name
 from bloodbench.profile.record import build_model
 from bloodbench.profile.timing import make_input
+from bloodbench.runtime.backend import backend_flags, gc_disabled
+from bloodbench.runtime.envinfo import device_name
 from bloodbench.train.step import train_step
 
 DATASET = "bloodmnist"

@@ -14,12 +14,22 @@ from typing import Any, Sequence
 
 import torch
 
-from bloodbench.choices import (CLASS_WEIGHTING, DEFAULT_BATCH_SIZES, DEFAULT_ROUND_S, DEFAULT_ROUNDS,
-                                DEFAULT_WARMUP_S, MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES, SIZES)
-from bloodbench.envinfo import device_kind, device_name, resolve_device
+from bloodbench.choices import (
+    CLASS_WEIGHTING,
+    DEFAULT_BATCH_SIZES,
+    DEFAULT_ROUND_S,
+    DEFAULT_ROUNDS,
+    DEFAULT_WARMUP_S,
+    MONITORS,
+    OPTIMIZERS,
+    PRECISIONS,
+    SCHEDULES,
+    SIZES,
+)
 from bloodbench.errors import BloodbenchError
 from bloodbench.models import get_model_info
-from bloodbench.results import config_hash
+from bloodbench.runtime.envinfo import device_kind, device_name, resolve_device
+from bloodbench.store.results import config_hash
 
 # Options that change where or how fast a run goes, not what it learns: left out of the hash
 # so the same run started on another machine is recognised as the same run.

@@ -97,15 +97,3 @@ def machine_device_name(machine: dict, device: str | None) -> str | None:
     if device == "cuda":
         return machine_gpu_name(machine)
     return machine_cpu_name(machine) or machine.get("processor")
-
-
-def output_dir(path: str | os.PathLike) -> Path:
-    """Create the output folder up front: an unusable ``--out`` is one line, before any work."""
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise BloodbenchError(f"cannot use {path} as the output folder: it is a file") from None
-    except OSError as exc:
-        raise BloodbenchError(f"cannot use {path} as the output folder: {exc.strerror or exc}") from None
-    return path

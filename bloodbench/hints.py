@@ -10,7 +10,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from bloodbench.results import resolve_results_dir
+from bloodbench.store.results import resolve_results_dir
 
 
 def train_hint(model: str, seed: int | None, dataset: str, size: int, results: Path | None = None,
@@ -23,6 +23,21 @@ def train_hint(model: str, seed: int | None, dataset: str, size: int, results: P
     if results is not None and Path(results) != resolve_results_dir():
         cmd += f" --results {shlex.quote(str(results))}"
     return f"`{cmd}`"
+
+
+def require_finished_runs(store, model: str, dataset: str, size: int, seed: int | None) -> list[dict]:
+    """The finished train records of (model, dataset, size[, seed]), by seed; none is one line
+    that gives the command to make one (a misspelt model gets "did you mean" instead)."""
+    from bloodbench.errors import BloodbenchError
+    from bloodbench.models import get_model_info
+
+    runs = store.finished_runs(model, dataset, size, seed)
+    if not runs:
+        get_model_info(model)
+        which = f"{model} on {dataset} {size}px" + ("" if seed is None else f" seed {seed}")
+        raise BloodbenchError(f"no finished training run of {which} in {store.root}: "
+                              f"run {train_hint(model, seed, dataset, size, store.root)} first")
+    return sorted(runs, key=lambda r: (int(r.get("seed", 0)), str(r.get("finished_at", ""))))
 
 
 def retrain_hint(record: dict, results: Path) -> str:

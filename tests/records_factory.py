@@ -15,7 +15,7 @@ import numpy as np
 from medmnist.info import INFO
 
 from bloodbench.config import ProfileConfig
-from bloodbench.results import ResultsStore, config_hash
+from bloodbench.store.results import ResultsStore, config_hash
 
 # The real names, as the trainer records them: one is 70 characters long, and plots and
 # tables must cope with it.

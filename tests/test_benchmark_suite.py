@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bloodbench.benchjson import MACHINE_KEYS
 from bloodbench.leaderboard import benchmark_frame, read_benchmark_json
+from bloodbench.store.benchjson import MACHINE_KEYS
 
 REPO = Path(__file__).resolve().parent.parent
 

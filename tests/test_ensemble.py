@@ -7,14 +7,13 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-
-from bloodbench.compare_stats import accuracy_ci, mcnemar_exact, paired_comparison
-from bloodbench.leaderboard.ensemble import caruana_select, topk_by_val_acc, weighted_average
-from bloodbench.leaderboard import build_leaderboard, load_leaderboard
-from bloodbench.predictions import load_predictions, save_predictions
-from bloodbench.results import REPO_RESULTS, ResultsStore
-
 from records_factory import profile_record, train_record
+
+from bloodbench.leaderboard import build_leaderboard, load_leaderboard
+from bloodbench.leaderboard.ensemble import caruana_select, topk_by_val_acc, weighted_average
+from bloodbench.stats.paired import accuracy_ci, mcnemar_exact, paired_comparison
+from bloodbench.store.predictions import load_predictions, save_predictions
+from bloodbench.store.results import REPO_RESULTS, ResultsStore
 
 N_CLASSES = 4
 

@@ -28,7 +28,7 @@ from bloodbench.explain import (
 )
 from bloodbench.explain.report import errors_markdown
 from bloodbench.models import _api, create_model, get_model_info, list_models
-from bloodbench.results import ResultsStore
+from bloodbench.store.results import ResultsStore
 from bloodbench.train.checkpoint import save_checkpoint
 
 TINY = {"widths": [8, 16, 32, 32]}  # baseline_cnn, narrow enough to train in seconds on a shared CPU
@@ -344,7 +344,7 @@ def test_cli_end_to_end_writes_the_five_outputs(tmp_path, tiny_trained, tiny_pre
     rc = main(["explain", "baseline_cnn", "--n", "2", "--data-dir", str(real_data_dir),
                "--results", str(tmp_path / "results"), "--out", "/dev/null/x"])
     err = capsys.readouterr().err
-    assert rc == 2 and err == "error: cannot use /dev/null/x as the output folder: Not a directory\n"
+    assert rc == 2 and err == "error: cannot write to output folder /dev/null/x: Not a directory; choose another --out\n"
 
 
 def test_cli_no_gradcam_needs_only_the_saved_predictions(tmp_path, tiny_trained, tiny_predictions, blood,

@@ -11,9 +11,9 @@ import json
 from records_factory import profile_record, train_record, write_store
 
 from bloodbench.leaderboard import build_leaderboard, load_leaderboard
-from bloodbench.graphs_column import EAGER_HEADER, GRAPHS_HEADER
+from bloodbench.leaderboard.graphs_column import EAGER_HEADER, GRAPHS_HEADER
 from bloodbench.report import write_report
-from bloodbench.results import config_hash
+from bloodbench.store.results import config_hash
 
 
 def graphs_record(model: str, p50: float, **kw) -> dict:

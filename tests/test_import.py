@@ -15,8 +15,8 @@ from records_factory import profile_record, train_record, write_store
 
 from bloodbench.cli import main
 from bloodbench.config import TrainConfig
-from bloodbench.predictions import save_predictions
-from bloodbench.results import ResultsStore
+from bloodbench.store.predictions import save_predictions
+from bloodbench.store.results import ResultsStore
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:

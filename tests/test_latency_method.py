@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import sys
-import time
 import types
 
 import numpy as np
@@ -17,15 +16,15 @@ import torch
 from torch import nn
 
 from bloodbench.cli import main
+from bloodbench.config import ProfileConfig
 from bloodbench.errors import BloodbenchError
 from bloodbench.profile import record, timing
-from bloodbench.backend import backend_flags, current_flags, gc_disabled
 from bloodbench.profile.gpu_state import gpu_state
 from bloodbench.profile.labels import latency_method_label, memory_method_label
 from bloodbench.profile.noise import latency_warnings, rounds_spread
-from bloodbench.config import ProfileConfig
 from bloodbench.profile.record import profile_model
 from bloodbench.profile.timing import LatencyMeasurement, measure_latency
+from bloodbench.runtime.backend import backend_flags, current_flags, gc_disabled
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -268,18 +267,26 @@ def test_cuda_cli_profile_bf16_and_graphs(tmp_path, capsys):
     assert rc == 0 and "CUDA graphs (launch-free)" in capsys.readouterr().out
 
 
-class _Sleeps(nn.Module):
-    """A forward of a known ~2 ms, so the calls a round needs are predictable."""
+class _TwoMsClock(nn.Module):
+    """A forward that takes exactly 2 ms of a fake clock, so the calls a round needs are known
+    whatever the machine's load (a real sleep overshoots on a busy machine)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
 
     def forward(self, x):
-        time.sleep(0.002)
+        self.now += 0.002
         return x
 
 
-def test_round_s_raises_the_calls_per_round_for_fast_models():
-    lat = measure_latency(_Sleeps(), (1, 2), iters=2, rounds=3, warmup=3, warmup_s=0.0, round_s=0.03)
-    # ~2 ms a call (sleep overshoots, never undershoots) -> at most 15 calls fill 30 ms; far more than the 2 asked
-    assert 5 <= lat.round_size <= 15 and lat.n == 3 * lat.round_size and lat.rounds == 3
-    exact = measure_latency(_Sleeps(), (1, 2), iters=2, rounds=3, warmup=1, warmup_s=0.0)
+def test_round_s_raises_the_calls_per_round_for_fast_models(monkeypatch):
+    model = _TwoMsClock()
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: model.now)
+    lat = measure_latency(model, (1, 2), iters=2, rounds=3, warmup=3, warmup_s=0.0, round_s=0.03)
+    # 2 ms a call -> 15 calls fill a 30 ms round: far more than the 2 asked
+    assert lat.round_size == 15 and lat.n == 45 and lat.rounds == 3
+    assert lat.p50_ms == pytest.approx(2.0)
+    exact = measure_latency(model, (1, 2), iters=2, rounds=3, warmup=1, warmup_s=0.0)
     assert exact.round_size == 2 and exact.n == 6  # round_s 0 (the default of direct calls): the count asked
 

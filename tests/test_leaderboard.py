@@ -327,7 +327,7 @@ def test_default_results_dir_comes_from_env(tmp_path, monkeypatch, capsys):
 def test_default_results_dir_falls_back_to_the_repository(tmp_path, monkeypatch, capsys):
     """--results > $BLOODBENCH_RESULTS > ./reports/results > the checkout's reports/results."""
     import bloodbench
-    from bloodbench import results as results_mod
+    from bloodbench.store import results as results_mod
 
     assert results_mod.REPO_RESULTS == Path(bloodbench.__file__).resolve().parents[1] / "reports" / "results"
     write_store(tmp_path / "repo", [train_record("from_repo", 0, 0.9)])

@@ -9,15 +9,15 @@ import subprocess
 import sys
 
 import pytest
+from records_factory import train_record, write_store
 
-from bloodbench import cache
 from bloodbench.cli import build_parser, main
 from bloodbench.commands.train import config_from_args
 from bloodbench.formatting import device_label, fmt_count
+from bloodbench.store import cache
 from bloodbench.train import TrainConfig
 from bloodbench.train.rundir import set_aside_old_run
 from bloodbench.train.trainer import divergence_hint
-from records_factory import train_record, write_store
 
 HEAVY = ("torch", "fvcore", "pandas", "matplotlib", "sklearn")
 
@@ -179,7 +179,7 @@ def test_run_dry_run_shows_the_eta_from_past_jobs(tmp_path, capsys):
 
 def test_counts_and_threads_read_as_words():
     assert fmt_count(30.0) == "30" and fmt_count(29.666) == "29.7" and fmt_count(float("nan")) == ""
-    from bloodbench.envinfo import device_name
+    from bloodbench.runtime.envinfo import device_name
 
     assert device_name("cpu").endswith(("(1 thread)", "threads)")) and "(1 threads)" not in device_name("cpu")
     assert device_label("AMD EPYC (1 threads)") == "AMD EPYC (1 thread)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bloodbench.metrics import auc_ovr, bootstrap_ci, classification_metrics
+from bloodbench.stats.metrics import auc_ovr, bootstrap_ci, classification_metrics
 
 # 3 classes, 6 samples. Predictions (argmax): [0, 0, 1, 1, 2, 0]; truth: [0, 0, 1, 1, 2, 2].
 Y_TRUE = np.array([0, 0, 1, 1, 2, 2])

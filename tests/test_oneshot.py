@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from bloodbench import oneshot
 from bloodbench.cli import main
 from bloodbench.errors import BloodbenchError
-from bloodbench.results import ResultsStore
+from bloodbench.remote import oneshot
+from bloodbench.store.results import ResultsStore
 
 STEPS = ["profile-fp32", "profile-bf16", "profile-graphs", "profile-agreement", "cuda-tests", "epoch-benchmark",
          "train"]

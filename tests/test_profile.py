@@ -25,9 +25,9 @@ from bloodbench.profile import (
     measure_throughput,
     model_size_mib,
     profile_model,
+    record,
+    timing,
 )
-from bloodbench.profile import record, timing
-from bloodbench.schema import LATENCY_KEYS, LOAD_KEYS, PROFILE
 from bloodbench.profile.torchvision_check import (
     FILE_SIZE_TOLERANCE,
     TORCHVISION_MODELS,
@@ -35,8 +35,8 @@ from bloodbench.profile.torchvision_check import (
     compare,
 )
 from bloodbench.profile.trace import worker_name
-from bloodbench.results import ResultsStore
-
+from bloodbench.store.results import ResultsStore
+from bloodbench.store.schema import LATENCY_KEYS, LOAD_KEYS, PROFILE
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

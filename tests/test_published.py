@@ -9,8 +9,8 @@ import pytest
 from bloodbench.config import NOT_HASHED, ProfileConfig, TrainConfig, recipe_hash
 from bloodbench.leaderboard import load_leaderboard
 from bloodbench.report import write_report
-from bloodbench.results import REPO_RESULTS, ResultsStore, config_hash
-from bloodbench.schema import is_finished
+from bloodbench.store.results import REPO_RESULTS, ResultsStore, config_hash
+from bloodbench.store.schema import is_finished
 
 PROVENANCE = ("model", "config", "config_hash", "dataset", "size", "env", "created_at")
 ENV = ("device_name", "torch", "cuda", "git_commit", "python")

@@ -21,7 +21,7 @@ from records_factory import (
 from bloodbench.cli import main
 from bloodbench.formatting import md_table
 from bloodbench.report import compare, plots, write_report
-from bloodbench.results import ResultsStore
+from bloodbench.store.results import ResultsStore
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -164,7 +164,7 @@ def test_report_bad_input_is_one_line_error(tmp_path, capsys, case):
     elif case == "bad out":
         out = tmp_path / "file" / "x"
         (tmp_path / "file").write_text("a file, not a folder")
-        expected = f"cannot use {out} as the output folder: Not a directory"
+        expected = f"cannot write to output folder {out}: Not a directory; choose another --out"
     else:
         results = tmp_path / "file"
         results.write_text("a file, not a results folder")
@@ -180,7 +180,7 @@ def test_compare_to_an_unusable_out_is_one_line_error(tmp_path, capsys):
     rc = main(["report", "--results", str(tmp_path / "r"), "--compare", str(tmp_path / "r"),
                "--out", "/dev/null/x"])
     err = capsys.readouterr().err
-    assert rc == 2 and err == "error: cannot use /dev/null/x as the output folder: Not a directory\n"
+    assert rc == 2 and err == "error: cannot write to output folder /dev/null/x: Not a directory; choose another --out\n"
 
 
 def test_readme_names_the_cost_source(tmp_path):

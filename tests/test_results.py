@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from bloodbench.fsutil import atomic_write_text
-from bloodbench.results import ResultsStore, config_hash, resolve_results_dir
+from bloodbench.store.fsutil import atomic_write_text
+from bloodbench.store.results import ResultsStore, config_hash, resolve_results_dir
 
 
 def _record(i: int, kind: str = "train") -> dict:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from bloodbench import run
 from bloodbench.cli import main
-from bloodbench.results import ResultsStore
+from bloodbench.store.results import ResultsStore
+from bloodbench.sweep import run
 
 TINY = {"model_kwargs": {"widths": [8, 16]}, "limit_train": 128, "epochs": 1, "batch_size": 64}
 

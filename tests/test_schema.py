@@ -1,15 +1,14 @@
-"""One schema (bloodbench/schema.py) for the writers, the validator and docs/ARCHITECTURE.md."""
+"""One schema (bloodbench/store/schema.py) for the writers, the validator and docs/ARCHITECTURE.md."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
-
-from bloodbench import schema
-from bloodbench.results import REPO_RESULTS, ResultsStore, read_json, record_problem
-
 from conftest import REPO
+
+from bloodbench.store import schema
+from bloodbench.store.results import REPO_RESULTS, ResultsStore, read_json, record_problem
 
 DOC = (REPO / "docs" / "ARCHITECTURE.md").read_text()
 NAMED = set(re.findall(r"`([a-z0-9_]+)`", DOC))

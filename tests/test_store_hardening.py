@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from records_factory import benchmark_entry, profile_record, train_record, write_benchmark_json, write_store
 
-from bloodbench import verdicts
 from bloodbench.cli import main
 from bloodbench.leaderboard import load_leaderboard
-from bloodbench.fsutil import atomic_write_bytes
-from bloodbench.predictions import load_predictions, save_predictions
-from bloodbench.results import ResultsStore
+from bloodbench.store import verdicts
+from bloodbench.store.fsutil import atomic_write_bytes
+from bloodbench.store.predictions import load_predictions, save_predictions
+from bloodbench.store.results import ResultsStore
 
 ACCS = (0.9676, 0.9691, 0.9662)
 
@@ -279,7 +279,7 @@ def test_a_torn_predictions_file_is_one_error_naming_it(store, capsys):
 
 
 def test_writes_follow_the_umask_and_sync_the_folder(tmp_path, monkeypatch):
-    from bloodbench import fsutil
+    from bloodbench.store import fsutil
 
     synced = []
     monkeypatch.setattr(fsutil, "fsync_dir", lambda path: synced.append(path))

@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 import subprocess
 import sys
+import time
 
 import pytest
-
-from bloodbench import claims, executors, jobs, run
-from bloodbench.cli import main
-from bloodbench.results import ResultsStore
 from records_factory import train_record
+
+from bloodbench.cli import main
+from bloodbench.store.results import ResultsStore
+from bloodbench.sweep import claims, executors, jobs, run
 
 TINY = {"model_kwargs": {"widths": [8, 16]}, "limit_train": 128, "epochs": 1, "batch_size": 64}
 
@@ -53,7 +53,7 @@ def test_local_executor_runs_two_jobs_at_once_into_one_results_dir(tmp_path, rea
 
 def _claim_in_a_process_then_kill(root, run_id) -> int:
     """A real worker that claims the run and is killed with SIGKILL before it can release it."""
-    code = ("import sys, time; from bloodbench import claims; "
+    code = ("import sys, time; from bloodbench.sweep import claims; "
             f"claims.acquire({str(root)!r}, {run_id!r}, heartbeat_s=None); print('claimed', flush=True); "
             "time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,

@@ -10,11 +10,11 @@ import sys
 
 import pytest
 import torch
+from conftest import write_medmnist_npz
 
 from bloodbench.cli import main
-from bloodbench.results import ResultsStore
+from bloodbench.store.results import ResultsStore
 from bloodbench.train import TrainConfig, Trainer, TrainingDiverged
-from conftest import write_medmnist_npz
 
 TINY = dict(model_kwargs={"widths": [8, 16]}, limit_train=256, batch_size=64, epochs=3, patience=3,
             schedule="cosine", warmup_epochs=0, device="cpu")
@@ -118,7 +118,7 @@ def test_record_carries_provenance_metrics_and_predictions(tmp_path, blood):
         rec = Trainer(cfg, results=tmp_path, data=blood, progress=False, n_boot=50).fit()
     finally:
         os.umask(old_umask)
-    # one epoch cannot show a plateau: not converged (bloodbench.verdicts)
+    # one epoch cannot show a plateau: not converged (bloodbench.store.verdicts)
     assert rec["converged"] is False and isinstance(rec["learned_nothing"], bool)
     for name in ("record.json", "best.pt", "last.pt", "test_predictions.npz"):  # the umask, not mkstemp's 0600
         assert stat.S_IMODE((ResultsStore(tmp_path).run_dir(rec["run_id"]) / name).stat().st_mode) == 0o640, name
@@ -136,7 +136,7 @@ def test_record_carries_provenance_metrics_and_predictions(tmp_path, blood):
         assert npz["y_score"].shape == (3421, 8)
         assert np.allclose(npz["y_score"].sum(1), 1, atol=1e-4)
     # val and test, plain and 8-view TTA, each named in artifacts under a key that says its split
-    from bloodbench.predictions import load_predictions
+    from bloodbench.store.predictions import load_predictions
     n = {"val": rec["val"]["n"], "test": 3421}
     for key in ("val_predictions", "test_predictions", "val_predictions_tta", "test_predictions_tta"):
         y, s = load_predictions(run_dir / rec["artifacts"][key])
@@ -210,7 +210,7 @@ def test_early_stopping_reports_converged(tmp_path, blood):
                                                "schedule": "none"})
     rec = Trainer(cfg, results=tmp_path, data=blood, progress=False, n_boot=50).fit()
     assert rec["stop_reason"] == "converged" and rec["epochs_run"] == 2 and rec["best_epoch"] == 1
-    assert rec["converged"] is True  # early stopping is the first convergence rule (bloodbench.verdicts)
+    assert rec["converged"] is True  # early stopping is the first convergence rule (bloodbench.store.verdicts)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -240,7 +240,7 @@ class _no_raise:
 
 def test_training_flags_hold_for_fit_only(monkeypatch, tmp_path):
     """On CUDA, fit turns cudnn autotune and TF32 on; the process gets its own flags back."""
-    from bloodbench.backend import current_flags
+    from bloodbench.runtime.backend import current_flags
 
     trainer = Trainer(TrainConfig.build("baseline_cnn", **TINY), results=tmp_path, progress=False)
     before = current_flags()
@@ -285,7 +285,7 @@ def test_an_epoch_reads_loss_and_accuracy_from_the_device_once(monkeypatch, tmp_
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.slow  # trains on the real BloodMNIST
 def test_cuda_train_one_epoch_smoke(tmp_path, blood):
-    from bloodbench.backend import current_flags
+    from bloodbench.runtime.backend import current_flags
 
     before = current_flags()
     cfg = TrainConfig.build("baseline_cnn", **{**TINY, "epochs": 1, "device": "cuda"})

@@ -6,7 +6,6 @@ import argparse
 import json
 
 from bloodbench.commands.common import add_dataset_options, add_format_option, add_results_option
-from bloodbench.errors import BloodbenchError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,30 +18,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_evaluate)
 
 
-def finished_runs(store, model: str, dataset: str, size: int, seed: int | None) -> list[dict]:
-    runs = store.finished_runs(model, dataset, size, seed)
-    if not runs:
-        from bloodbench.models import get_model_info
-
-        from bloodbench.hints import train_hint
-
-        get_model_info(model)  # a typo is "unknown model ...; did you mean", not "train it first"
-        which = f"{model} on {dataset} {size}px" + (f" seed {seed}" if seed is not None else "")
-        raise BloodbenchError(f"no finished training run for {which} in {store.root}: run "
-                              f"`{train_hint(model, seed, dataset, size, store.root)}` first")
-    return sorted(runs, key=lambda r: (r["seed"], r.get("finished_at", "")))
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from bloodbench.formatting import md_table
-    from bloodbench.hints import retrain_hint
-    from bloodbench.metrics import bootstrap_ci, classification_metrics
-    from bloodbench.predictions import PREDICTION_FILES, load_predictions, prediction_path
-    from bloodbench.results import ResultsStore
+    from bloodbench.hints import require_finished_runs, retrain_hint
+    from bloodbench.stats.metrics import bootstrap_ci, classification_metrics
+    from bloodbench.store.predictions import PREDICTION_FILES, load_predictions, prediction_path
+    from bloodbench.store.results import ResultsStore
 
     store = ResultsStore(args.results)
     out = []
-    for rec in finished_runs(store, args.model, args.dataset, args.size, args.seed):
+    for rec in require_finished_runs(store, args.model, args.dataset, args.size, args.seed):
         run_dir = store.run_dir(rec["run_id"])
         pred_path = (prediction_path(run_dir, rec, "test_predictions")
                      or run_dir / PREDICTION_FILES["test_predictions"])  # missing: load_predictions says so

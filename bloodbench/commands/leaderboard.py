@@ -38,8 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from bloodbench.fsutil import atomic_write_text, ensure_writable_dir
     from bloodbench.leaderboard import load_leaderboard
+    from bloodbench.store.fsutil import atomic_write_text, ensure_writable_dir
 
     if args.output:  # an unwritable -o is one line before the records are read, not after
         out = Path(args.output)

@@ -32,7 +32,7 @@ def compute_model_rows(size: int = 28, in_channels: int = 3, num_classes: int = 
 
 def model_rows(family: str | None = None, size: int = 28, in_channels: int = 3, num_classes: int = 8) -> list[dict]:
     """The registry's rows, from the user cache when neither the models nor torch changed."""
-    from bloodbench.cache import cached, registry_key
+    from bloodbench.store.cache import cached, registry_key
 
     rows = cached(registry_key(size, in_channels, num_classes),
                   lambda: compute_model_rows(size, in_channels, num_classes))

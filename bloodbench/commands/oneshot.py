@@ -31,8 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_oneshot(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from bloodbench.oneshot import run_oneshot
-    from bloodbench.results import resolve_results_dir
+    from bloodbench.remote.oneshot import run_oneshot
+    from bloodbench.store.results import resolve_results_dir
 
     if not args.rehearse:
         import torch

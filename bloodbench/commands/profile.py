@@ -7,7 +7,11 @@ import os
 
 from bloodbench.choices import DEFAULT_ROUND_S, DEFAULT_ROUNDS, DEFAULT_WARMUP_S, PRECISIONS
 from bloodbench.commands.common import (
-    add_dataset_options, add_results_option, nonnegative_float, positive_int, positive_int_list,
+    add_dataset_options,
+    add_results_option,
+    nonnegative_float,
+    positive_int,
+    positive_int_list,
 )
 from bloodbench.errors import BloodbenchError
 
@@ -70,13 +74,13 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from bloodbench.config import ProfileConfig
-    from bloodbench.envinfo import resolve_device
     from bloodbench.formatting import fmt, md_table
     from bloodbench.models import get_model_info, list_models
-    from bloodbench.precision import check_precision
     from bloodbench.profile.graphs import check_cuda_graphs
     from bloodbench.profile.labels import memory_method_label
-    from bloodbench.results import ResultsStore
+    from bloodbench.runtime.envinfo import resolve_device
+    from bloodbench.runtime.precision import check_precision
+    from bloodbench.store.results import ResultsStore
 
     if args.all and args.models:
         raise BloodbenchError("give model names or --all, not both")

@@ -28,13 +28,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bloodbench.fsutil import atomic_write_text
-    from bloodbench.results import resolve_results_dir
+    from bloodbench.store.fsutil import atomic_write_text
+    from bloodbench.store.results import resolve_results_dir
 
     out = Path(args.out or "reports")
     if args.compare is not None:
         from bloodbench.report import compare
-        from bloodbench.formatting import output_dir
+        from bloodbench.store.fsutil import output_dir
 
         if len(args.compare) > 2:
             raise BloodbenchError("--compare takes OLD (against the current results) or OLD NEW, not more")

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from bloodbench.importer import import_results, render
+    from bloodbench.remote.importer import import_results, render
 
     report = import_results(args.path, args.results, dry_run=args.dry_run)
     print(render(report), end="")

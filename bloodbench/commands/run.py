@@ -68,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _slurm_params(args: argparse.Namespace) -> dict:
-    from bloodbench.executors import load_slurm_config, slurm_parameters
+    from bloodbench.sweep.executors import load_slurm_config, slurm_parameters
 
     config = load_slurm_config(args.slurm_config) if args.slurm_config else {}
     return slurm_parameters(config, {"partition": args.partition, "account": args.account,
@@ -80,8 +80,8 @@ def _slurm_params(args: argparse.Namespace) -> dict:
 def cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from bloodbench import run
     from bloodbench.formatting import md_table
+    from bloodbench.sweep import run
 
     models = run.resolve_models(comma_list(args.models))
     if not args.seeds:
@@ -114,8 +114,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     eta = sum(estimates.values())
     print(f"{pending} of {len(jobs)} jobs pending" + (f": {run.about(eta)} of this machine, one after another "
                                                       f"(measured epoch times x epochs per run)" if pending else ""))
-    from bloodbench.jobs import Context
-    from bloodbench.results import ResultsStore
+    from bloodbench.store.results import ResultsStore
+    from bloodbench.sweep.jobs import Context
 
     store = ResultsStore(args.results)
     root = store.root.resolve()
@@ -125,7 +125,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         store.ensure_writable()
     if params is not None:
         return _slurm(jobs, ctx, params, args)
-    from bloodbench import executors
+    from bloodbench.sweep import executors
 
     gpus = executors.visible_gpus()
     in_process = args.jobs in (None, 1) and not gpus  # one after another, as before --jobs existed
@@ -165,8 +165,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _slurm(jobs, ctx, params: dict, args: argparse.Namespace) -> int:
-    from bloodbench.executors import Slurm
     from bloodbench.formatting import md_table
+    from bloodbench.sweep.executors import Slurm
 
     submitted = Slurm(params, args.retries, dry_run=args.dry_run).run(jobs, ctx)["jobs"]
     if submitted:
@@ -177,7 +177,7 @@ def _slurm(jobs, ctx, params: dict, args: argparse.Namespace) -> int:
 
 def _print_status(jobs, results: str | None) -> int:
     from bloodbench.formatting import md_table
-    from bloodbench.status import job_states
+    from bloodbench.sweep.status import job_states
 
     rows = job_states(jobs, results)
     print(md_table([[r["job"], r["state"], r["where"], r["log"], r["detail"]] for r in rows],

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bloodbench.cache import cache_dir
 from bloodbench.choices import SIZES
 from bloodbench.errors import BloodbenchError
-from bloodbench.fsutil import atomic_write_text
+from bloodbench.store.cache import cache_dir
+from bloodbench.store.fsutil import atomic_write_text
 
 SPLITS = ("train", "val", "test")
 DATA_DIR_ENV = "BLOODBENCH_DATA_DIR"

@@ -1,27 +1,38 @@
-"""Interpretability and error analysis: Grad-CAM, confusions, calibration."""
+"""Interpretability and error analysis: Grad-CAM, confusions, calibration.
 
-from bloodbench.explain.calibration import DEFAULT_BINS, ReliabilityBins, expected_calibration_error, reliability_bins
-from bloodbench.explain.confusions import (
-    confused_pairs,
-    confusion_counts,
-    load_predictions,
-    match_class,
-    per_class_errors,
-    select_examples,
-)
-from bloodbench.explain.gradcam import (
-    coarse_map_note,
-    default_target_layer,
-    finer_layer,
-    grad_cam,
-    normalize_maps,
-    resolve_target_layer,
-)
-from bloodbench.explain.report import OUTPUT_FILES, explain, find_train_run
+Names load on first use (PEP 562), so the report can read ``OUTPUT_FILES`` without importing torch.
+"""
 
-__all__ = [
-    "DEFAULT_BINS", "OUTPUT_FILES", "ReliabilityBins", "coarse_map_note", "confused_pairs", "confusion_counts",
-    "default_target_layer", "expected_calibration_error", "explain", "find_train_run", "finer_layer", "grad_cam", "load_predictions",
-    "match_class", "normalize_maps", "per_class_errors", "reliability_bins", "resolve_target_layer",
-    "select_examples",
-]
+from importlib import import_module
+from typing import Any
+
+from bloodbench.explain.files import OUTPUT_FILES
+
+_LAZY = {
+    "DEFAULT_BINS": "calibration",
+    "ReliabilityBins": "calibration",
+    "coarse_map_note": "gradcam",
+    "confused_pairs": "confusions",
+    "confusion_counts": "confusions",
+    "default_target_layer": "gradcam",
+    "expected_calibration_error": "calibration",
+    "explain": "report",
+    "find_train_run": "report",
+    "finer_layer": "gradcam",
+    "grad_cam": "gradcam",
+    "load_predictions": "confusions",
+    "match_class": "confusions",
+    "normalize_maps": "gradcam",
+    "per_class_errors": "confusions",
+    "reliability_bins": "calibration",
+    "resolve_target_layer": "gradcam",
+    "select_examples": "confusions",
+}
+
+__all__ = sorted([*_LAZY, "OUTPUT_FILES"])
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'bloodbench.explain' has no attribute {name!r}")
+    return getattr(import_module(f"bloodbench.explain.{_LAZY[name]}"), name)

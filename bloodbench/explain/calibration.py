@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bloodbench.metrics import check_scores
+from bloodbench.stats.metrics import check_scores
 
 DEFAULT_BINS = 15
 

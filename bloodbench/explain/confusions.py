@@ -6,13 +6,12 @@ the model, so the analysis describes exactly the predictions the metrics came fr
 
 from __future__ import annotations
 
-
 import numpy as np
 from sklearn.metrics import confusion_matrix
 
 from bloodbench.errors import BloodbenchError
 from bloodbench.formatting import short_name
-from bloodbench.predictions import load_predictions  # noqa: F401  (re-exported)
+from bloodbench.store.predictions import load_predictions  # noqa: F401  (re-exported)
 
 
 def match_class(query: str, class_names: list[str] | tuple[str, ...]) -> int:

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from bloodbench.explain.calibration import ReliabilityBins
 from bloodbench.formatting import png_bytes, short_name
-from bloodbench.fsutil import atomic_write_bytes
+from bloodbench.store.fsutil import atomic_write_bytes
 
 MIN_PANEL_PX = 112
 DPI = 100

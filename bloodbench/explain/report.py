@@ -22,6 +22,7 @@ from bloodbench.explain.confusions import (
     per_class_errors,
     select_examples,
 )
+from bloodbench.explain.files import OUTPUT_FILES
 from bloodbench.explain.gradcam import (
     coarse_map_note,
     default_target_layer,
@@ -29,13 +30,12 @@ from bloodbench.explain.gradcam import (
     grad_cam,
     resolve_target_layer,
 )
-from bloodbench.formatting import md_table, output_dir, short_name
-from bloodbench.fsutil import atomic_write_text
-from bloodbench.hints import retrain_hint, train_hint
-from bloodbench.predictions import PREDICTION_FILES
-from bloodbench.results import ResultsStore
+from bloodbench.formatting import md_table, short_name
+from bloodbench.hints import require_finished_runs, retrain_hint
+from bloodbench.store.fsutil import atomic_write_text
+from bloodbench.store.predictions import PREDICTION_FILES
+from bloodbench.store.results import ResultsStore
 
-OUTPUT_FILES = ("gradcam_correct.png", "gradcam_wrong.png", "errors.md", "reliability.png", "misclassified.png")
 DEFAULT_OUT = Path("reports") / "explain"
 
 
@@ -43,11 +43,7 @@ def find_train_run(store: ResultsStore, model: str, dataset: str = "bloodmnist",
                    seed: int | None = None) -> dict[str, Any]:
     """The finished train record for (model, dataset, size, seed): newest if several,
     lowest seed if ``seed`` is None (so repeated calls pick the same run)."""
-    runs = store.finished_runs(model, dataset, size, seed)
-    if not runs:
-        what = f"{model} on {dataset} {size}px" + ("" if seed is None else f" seed {seed}")
-        raise BloodbenchError(f"no finished training run of {what} in {store.root}: "
-                              f"run {train_hint(model, seed, dataset, size, store.root)} first")
+    runs = require_finished_runs(store, model, dataset, size, seed)
     low = min(int(r.get("seed", 0)) for r in runs) if seed is None else seed
     runs = [r for r in runs if int(r.get("seed", 0)) == low]
     return max(runs, key=lambda r: (str(r.get("created_at", "")), str(r.get("written_at", "")), r["run_id"]))

@@ -14,16 +14,35 @@ Modules: ``columns`` (the row layout), ``frames`` (records -> frames, recipes, P
 """
 
 from bloodbench.leaderboard.columns import (
-    COLUMNS, COST_COLUMNS, COST_KEYS, FORMATS, FRONTS, INT_COLUMNS, KEYS, METRICS, PREFERRED_PRECISION,
+    COLUMNS,
+    COST_COLUMNS,
+    COST_KEYS,
+    FORMATS,
+    FRONTS,
+    INT_COLUMNS,
+    KEYS,
+    METRICS,
+    PREFERRED_PRECISION,
 )
 from bloodbench.leaderboard.frames import (
-    aggregate_training, choose_device, cost_conflicts, cost_frame, finished_runs_frame, learned_nothing_runs,
-    other_recipe_runs, pareto_front, pick_recipe, profile_frame, select_costs, train_frame, unfinished_runs,
+    aggregate_training,
+    choose_device,
+    cost_conflicts,
+    cost_frame,
+    finished_runs_frame,
+    learned_nothing_runs,
+    other_recipe_runs,
+    pareto_front,
+    pick_recipe,
+    profile_frame,
+    select_costs,
+    train_frame,
+    unfinished_runs,
 )
 from bloodbench.leaderboard.ingest import benchmark_frame, read_benchmark_json
 from bloodbench.leaderboard.join import assemble_leaderboard, build_leaderboard, load_leaderboard
 from bloodbench.leaderboard.table import Leaderboard
-from bloodbench.results import check_records, read_results, store_records
+from bloodbench.store.results import check_records, read_results, store_records
 
 __all__ = [
     "COLUMNS", "COST_COLUMNS", "COST_KEYS", "FORMATS", "FRONTS", "INT_COLUMNS", "KEYS", "METRICS", "PREFERRED_PRECISION",

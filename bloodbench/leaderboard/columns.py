@@ -8,11 +8,10 @@ frames.py's ``aggregate_training``.
 
 from __future__ import annotations
 
-
 import pandas as pd
 
 from bloodbench.choices import LEADERBOARD_FORMATS
-from bloodbench.schema import JOIN_KEYS
+from bloodbench.store.schema import JOIN_KEYS
 
 KEYS = list(JOIN_KEYS)
 COST_KEYS = KEYS + ["device", "precision"]

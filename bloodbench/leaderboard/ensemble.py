@@ -28,11 +28,11 @@ import pandas as pd
 from sklearn.metrics import log_loss
 
 from bloodbench.errors import BloodbenchError
-from bloodbench.metrics import classification_metrics
 from bloodbench.leaderboard.columns import METRICS
 from bloodbench.leaderboard.notes import Note
-from bloodbench.predictions import TTA_VIEWS, load_predictions, prediction_path
-from bloodbench.results import ResultsStore
+from bloodbench.stats.metrics import classification_metrics
+from bloodbench.store.predictions import TTA_VIEWS, load_predictions, prediction_path
+from bloodbench.store.results import ResultsStore
 
 ROUNDS = 25
 FALLBACK_K = 3

@@ -10,16 +10,24 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from bloodbench.benchjson import number_or_nan
 from bloodbench.errors import BloodbenchError, warn
 from bloodbench.formatting import device_label, fmt
 from bloodbench.leaderboard.columns import (
-    COLUMNS, COST_COLUMNS, COST_KEYS, HIGHER_IS_BETTER, KEYS, METRICS, PREFERRED_PRECISION, PROFILE_COLUMNS, SORT_ALIASES,
+    COLUMNS,
+    COST_COLUMNS,
+    COST_KEYS,
+    HIGHER_IS_BETTER,
+    KEYS,
+    METRICS,
+    PREFERRED_PRECISION,
+    PROFILE_COLUMNS,
+    SORT_ALIASES,
     typed_frame,
 )
 from bloodbench.leaderboard.ingest import benchmark_frame
-from bloodbench.results import model_info
-from bloodbench.schema import is_finished
+from bloodbench.store.benchjson import number_or_nan
+from bloodbench.store.results import model_info
+from bloodbench.store.schema import is_finished
 
 
 def family_of(rec: dict) -> str | None:
@@ -98,7 +106,7 @@ def train_images_per_s(rec: dict) -> float:
 
 
 def learned_nothing_runs(records: Iterable[dict]) -> dict[tuple[str, str, str, int], list]:
-    """Finished seeds flagged ``learned_nothing`` (bloodbench.verdicts), keyed like :func:`unfinished_runs`."""
+    """Finished seeds flagged ``learned_nothing`` (bloodbench.store.verdicts), keyed like :func:`unfinished_runs`."""
     out: dict[tuple[str, str, str, int], set] = {}
     for r in records:
         if r.get("kind", "train") == "train" and r.get("status") == "finished" and r.get("learned_nothing"):

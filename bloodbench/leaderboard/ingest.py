@@ -1,6 +1,6 @@
 """pytest-benchmark JSON (``pytest benchmarks/ --benchmark-json out.json``) as cost rows, like profile records.
 
-Only entries made by bloodbench's own suite are read (see :mod:`bloodbench.benchjson`); others
+Only entries made by bloodbench's own suite are read (see :mod:`bloodbench.store.benchjson`); others
 are left out with a warning.
 """
 
@@ -12,16 +12,16 @@ from typing import Sequence
 
 import pandas as pd
 
-from bloodbench.benchjson import benchmark_entries, read_benchmark_json
 from bloodbench.formatting import machine_device_name
 from bloodbench.leaderboard.columns import COST_COLUMNS, COST_KEYS, typed_frame
+from bloodbench.store.benchjson import benchmark_entries, read_benchmark_json
 
 __all__ = ["benchmark_frame", "read_benchmark_json"]
 
 
 def benchmark_frame(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
     """Inference entries of bloodbench's pytest-benchmark files as cost rows, like profile records
-    (foreign entries are left out with a warning: see :mod:`bloodbench.benchjson`).
+    (foreign entries are left out with a warning: see :mod:`bloodbench.store.benchjson`).
 
     Latency is read from the batch-1 entries (a per-image figure), throughput is the
     best images/s over every batch size, as in profile records, with the batch it was reached at.

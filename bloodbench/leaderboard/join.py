@@ -18,14 +18,24 @@ from bloodbench.errors import BloodbenchError, warn
 from bloodbench.leaderboard.columns import COLUMNS, FRONTS, KEYS, typed_frame
 from bloodbench.leaderboard.ensemble import PredictionRows, prediction_notes, prediction_rows
 from bloodbench.leaderboard.frames import (
-    aggregate_training, choose_device, cost_conflicts, cost_frame, finished_runs_frame,
-    family_of, learned_nothing_runs, other_recipe_runs, pareto_front, pick_recipe, resolve_sort, select_costs,
+    aggregate_training,
+    choose_device,
+    cost_conflicts,
+    cost_frame,
+    family_of,
+    finished_runs_frame,
+    learned_nothing_runs,
+    other_recipe_runs,
+    pareto_front,
+    pick_recipe,
+    resolve_sort,
+    select_costs,
     unfinished_runs,
 )
-from bloodbench.graphs_column import attach_graphs_p50, split_graphs
+from bloodbench.leaderboard.graphs_column import attach_graphs_p50, split_graphs
 from bloodbench.leaderboard.notes import Note, gap_notes, number_notes
 from bloodbench.leaderboard.table import Leaderboard
-from bloodbench.results import check_records, read_results
+from bloodbench.store.results import check_records, read_results
 
 
 def _warn_benchmark_only_sections(train: pd.DataFrame, costs: pd.DataFrame) -> None:

@@ -14,7 +14,7 @@ from typing import Sequence
 import pandas as pd
 
 from bloodbench.leaderboard.columns import KEYS
-from bloodbench.verdicts import CONVERGENCE_RULE, LEARNED_NOTHING_RULE
+from bloodbench.store.verdicts import CONVERGENCE_RULE, LEARNED_NOTHING_RULE
 
 SUPERSCRIPTS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
 UNCONVERGED_MARK = "†"
@@ -70,7 +70,7 @@ def gap_notes(merged: pd.DataFrame, device: str | None, precision: str | None, p
 
     ``pending``: seeds not averaged in (unfinished, another recipe, learned nothing) as status,
     model, dataset, size, seeds rows. ``unconverged``: averaged seeds that had not converged,
-    marked † (see :mod:`bloodbench.verdicts`). ``conflicts``: what another cost source said
+    marked † (see :mod:`bloodbench.store.verdicts`). ``conflicts``: what another cost source said
     (see :func:`~bloodbench.leaderboard.frames.cost_conflicts`).
     """
     def keyed(df: pd.DataFrame) -> dict[tuple, str]:

@@ -10,10 +10,15 @@ import pandas as pd
 
 from bloodbench.errors import BloodbenchError
 from bloodbench.formatting import fmt, fmt_count, md_table, mean_std
-from bloodbench.graphs_column import EAGER_HEADER, GRAPHS_COLUMN, GRAPHS_HEADER, LEGEND
 from bloodbench.leaderboard.columns import (
-    COLUMNS, DISPLAY, FORMATS, INT_COLUMNS, LIST_COLUMNS, PREFERRED_PRECISION,
+    COLUMNS,
+    DISPLAY,
+    FORMATS,
+    INT_COLUMNS,
+    LIST_COLUMNS,
+    PREFERRED_PRECISION,
 )
+from bloodbench.leaderboard.graphs_column import EAGER_HEADER, GRAPHS_COLUMN, GRAPHS_HEADER, LEGEND
 
 
 @dataclass
@@ -80,7 +85,7 @@ class Leaderboard:
 
     # -- machine-readable -----------------------------------------------------------------
     def columns(self) -> list[str]:
-        """COLUMNS, plus the CUDA-graphs p50 where such records exist (bloodbench.graphs_column)."""
+        """COLUMNS, plus the CUDA-graphs p50 where such records exist (bloodbench.leaderboard.graphs_column)."""
         return COLUMNS + [c for c in (GRAPHS_COLUMN,) if c in self.rows]
 
     def _plain(self) -> pd.DataFrame:

@@ -11,6 +11,7 @@ which ``_ops`` leaves out. ``model_size_mb`` is the state_dict in MiB, within 1%
 ``_file_size`` (labelled MB, really MiB), the gap being the file's framing.
 """
 
+from bloodbench.config import ProfileConfig
 from bloodbench.profile.counting import (
     CostBreakdown,
     MacCount,
@@ -22,9 +23,7 @@ from bloodbench.profile.counting import (
     fvcore_macs,
 )
 from bloodbench.profile.memory import model_size_mib, peak_forward_memory
-from bloodbench.config import ProfileConfig
 from bloodbench.profile.record import build_model, profile_model
-from bloodbench.precision import PRECISIONS
 from bloodbench.profile.timing import (
     LatencyMeasurement,
     measure_latency,
@@ -32,6 +31,7 @@ from bloodbench.profile.timing import (
     peak_throughput,
 )
 from bloodbench.profile.trace import DEFAULT_TRACE_DIR, TraceResult, trace_model
+from bloodbench.runtime.precision import PRECISIONS
 
 __all__ = [
     "CostBreakdown", "DEFAULT_TRACE_DIR", "LatencyMeasurement", "MacCount", "PRECISIONS",

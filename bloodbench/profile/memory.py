@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bloodbench.precision import autocast
 from bloodbench.profile.common import eval_mode, model_device, quiet_kineto, zeros_input
+from bloodbench.runtime.precision import autocast
 
 MIB = 2**20
 

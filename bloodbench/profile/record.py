@@ -14,16 +14,14 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from bloodbench.config import ProfileConfig
 from bloodbench.data import DatasetInfo, dataset_info
-from bloodbench.envinfo import environment, resolve_device
 from bloodbench.models import create_model, get_model_info
-from bloodbench.backend import backend_flags
 from bloodbench.profile.counting import cost_breakdown
 from bloodbench.profile.gpu_state import gpu_state
 from bloodbench.profile.graphs import check_cuda_graphs
 from bloodbench.profile.memory import peak_forward_memory
 from bloodbench.profile.noise import latency_warnings, machine_load
-from bloodbench.config import ProfileConfig
 from bloodbench.profile.timing import (
     check_precision,
     compiled_call,
@@ -33,8 +31,11 @@ from bloodbench.profile.timing import (
     prepare_model,
     unless_oom,
 )
-from bloodbench.results import ResultsStore, utc_now
-from bloodbench.schema import LATENCY_KEYS, check_written
+from bloodbench.runtime.backend import backend_flags
+from bloodbench.runtime.envinfo import environment, resolve_device
+from bloodbench.store.results import ResultsStore, utc_now
+from bloodbench.store.schema import LATENCY_KEYS, check_written
+
 
 def build_model(name: str, dataset: str = "bloodmnist", size: int = 28,
                 device: str | torch.device = "cpu") -> tuple[nn.Module, DatasetInfo]:

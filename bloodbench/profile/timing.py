@@ -23,10 +23,10 @@ from torch import nn
 
 from bloodbench.choices import DEFAULT_BATCH_SIZES, DEFAULT_ROUNDS, DEFAULT_WARMUP_S
 from bloodbench.errors import BloodbenchError
-from bloodbench.precision import autocast, check_precision
-from bloodbench.backend import cpu_threads, gc_disabled
 from bloodbench.profile.graphs import check_cuda_graphs, graphed_forward
 from bloodbench.profile.noise import NOISE_THRESHOLD, rounds_spread
+from bloodbench.runtime.backend import cpu_threads, gc_disabled
+from bloodbench.runtime.precision import autocast, check_precision
 
 #: ``latency.method`` of figures from :func:`measure_latency` (benchmarks/ label theirs ``pytest_benchmark_rounds``).
 MEASURE_METHOD = "per_call_median_of_rounds"

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 from bloodbench.formatting import md_table
 from bloodbench.profile.counting import count_params, fvcore_macs
 from bloodbench.profile.memory import model_size_mib
@@ -82,7 +81,7 @@ def markdown(rows: list[Comparison]) -> str:
 def main() -> None:
     import torch
 
-    from bloodbench.envinfo import package_version
+    from bloodbench.runtime.envinfo import package_version
 
     torch.set_num_threads(1)
     print(markdown([compare(name) for name in TORCHVISION_MODELS]))

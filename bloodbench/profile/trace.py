@@ -25,9 +25,9 @@ import torch
 from torch import nn
 
 from bloodbench.formatting import md_table
-from bloodbench.precision import autocast, check_precision
 from bloodbench.profile.common import quiet_kineto
 from bloodbench.profile.timing import make_input, prepare_model
+from bloodbench.runtime.precision import autocast, check_precision
 
 DEFAULT_TRACE_DIR = Path("reports") / "traces"
 

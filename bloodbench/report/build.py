@@ -15,6 +15,15 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from bloodbench.explain.files import OUTPUT_FILES as EXPLAIN_FILES
+from bloodbench.formatting import (
+    fmt,
+    fmt_count,
+    machine_cpu_name,
+    machine_gpu_name,
+    md_table,
+    mean_std,
+)
 from bloodbench.leaderboard import (
     Leaderboard,
     aggregate_training,
@@ -23,30 +32,13 @@ from bloodbench.leaderboard import (
     read_benchmark_json,
     train_frame,
 )
-from bloodbench.graphs_column import setting_label
+from bloodbench.leaderboard.graphs_column import setting_label
 from bloodbench.report import plots
 from bloodbench.report.pick import pick_section
 from bloodbench.report.walltime import time_by_model
-from bloodbench.formatting import (
-    fmt,
-    fmt_count,
-    machine_cpu_name,
-    machine_gpu_name,
-    md_table,
-    mean_std,
-    output_dir,
-)
-from bloodbench.fsutil import atomic_write_bytes
-from bloodbench.results import model_info, read_results
-from bloodbench.schema import is_finished
-
-EXPLAIN_FILES = [
-    ("gradcam_correct.png", "Grad-CAM on correctly classified test images"),
-    ("gradcam_wrong.png", "Grad-CAM on misclassified test images"),
-    ("misclassified.png", "misclassified test images"),
-    ("reliability.png", "reliability diagram (calibration)"),
-    ("errors.md", "error analysis"),
-]
+from bloodbench.store.fsutil import atomic_write_bytes, output_dir
+from bloodbench.store.results import model_info, read_results
+from bloodbench.store.schema import is_finished
 
 
 def _slug(*parts: Any) -> str:
@@ -137,7 +129,7 @@ def model_meta(name: str, records: list[dict]) -> dict[str, str]:
 def _explain_links(out: Path, name: str) -> list[str]:
     folder = out / "explain" / name
     lines = []
-    for fname, what in EXPLAIN_FILES:
+    for fname, what in EXPLAIN_FILES.items():
         if (folder / fname).is_file():
             rel = f"../explain/{name}/{fname}"
             lines.append(f"![{what}]({rel})" if fname.endswith(".png") else f"- [{what}]({rel})")

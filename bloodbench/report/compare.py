@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bloodbench.errors import BloodbenchError
-from bloodbench.graphs_column import split_graphs
+from bloodbench.formatting import fmt, md_table
 from bloodbench.leaderboard import (
     COST_KEYS,
     KEYS,
@@ -23,8 +23,8 @@ from bloodbench.leaderboard import (
     cost_frame,
     train_frame,
 )
-from bloodbench.formatting import fmt, md_table
-from bloodbench.results import store_records
+from bloodbench.leaderboard.graphs_column import split_graphs
+from bloodbench.store.results import store_records
 
 
 def load_side(path: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:

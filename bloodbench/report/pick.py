@@ -8,14 +8,14 @@ compared on the very same test images.
 
 from __future__ import annotations
 
-
 import pandas as pd
 
-from bloodbench.compare_stats import LEVEL, N_RESAMPLES, accuracy_ci, paired_comparison
-from bloodbench.leaderboard.ensemble import MACS_BUDGETS as ENSEMBLE_BUDGETS, SeedEnsemble
-from bloodbench.predictions import TTA_VIEWS
 from bloodbench.formatting import fmt, md_table
 from bloodbench.leaderboard import Leaderboard
+from bloodbench.leaderboard.ensemble import MACS_BUDGETS as ENSEMBLE_BUDGETS
+from bloodbench.leaderboard.ensemble import SeedEnsemble
+from bloodbench.stats.paired import LEVEL, N_RESAMPLES, accuracy_ci, paired_comparison
+from bloodbench.store.predictions import TTA_VIEWS
 
 TOP = 8
 MACS_BUDGETS = (*((b, f"≤ {b / 1e6:g} M MACs") for b in sorted(ENSEMBLE_BUDGETS)), (None, "any"))

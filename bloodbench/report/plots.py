@@ -19,7 +19,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from bloodbench import formatting
 from bloodbench.formatting import short_name
-from bloodbench.fsutil import atomic_write_bytes
+from bloodbench.store.fsutil import atomic_write_bytes
 
 DPI = 130
 STYLE = {

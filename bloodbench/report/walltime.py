@@ -14,7 +14,7 @@ from typing import Iterable
 import pandas as pd
 
 from bloodbench.formatting import device_label
-from bloodbench.schema import is_finished
+from bloodbench.store.schema import is_finished
 
 COLUMNS = ["model", "train runs", "train h (sum)", "min per run", "profile s (sum)", "devices"]
 

@@ -20,7 +20,7 @@ from torch import nn
 from bloodbench.data import Normalizer
 from bloodbench.errors import BloodbenchError
 from bloodbench.models import create_model
-from bloodbench.fsutil import atomic_write_bytes
+from bloodbench.store.fsutil import atomic_write_bytes
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

@@ -15,11 +15,11 @@ from torch import nn
 
 from bloodbench.config import TrainConfig
 from bloodbench.data import MedMNISTData, Normalizer
-from bloodbench.envinfo import environment
-from bloodbench.metrics import bootstrap_ci, classification_metrics
 from bloodbench.models import count_params, get_model_info
-from bloodbench.predictions import PREDICTION_FILES, save_predictions
-from bloodbench.results import utc_now
+from bloodbench.runtime.envinfo import environment
+from bloodbench.stats.metrics import bootstrap_ci, classification_metrics
+from bloodbench.store.predictions import PREDICTION_FILES, save_predictions
+from bloodbench.store.results import utc_now
 from bloodbench.train.checkpoint import load_checkpoint
 from bloodbench.train.predict import predict_with_tta
 from bloodbench.train.stopping import EarlyStopping

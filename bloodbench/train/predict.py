@@ -8,7 +8,7 @@ from torch import nn
 
 from bloodbench.data import Normalizer, TensorBatches
 from bloodbench.data.medmnist_data import Split
-from bloodbench.precision import autocast
+from bloodbench.runtime.precision import autocast
 from bloodbench.train.tta import view_probabilities
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bloodbench.formatting import output_dir
+from bloodbench.store.fsutil import output_dir
 
 # history key -> TensorBoard tag (grouped as train/, val/, opt/ in the UI)
 TAGS = {"train_loss": "train/loss", "train_acc": "train/acc", "val_loss": "val/loss", "val_acc": "val/acc",

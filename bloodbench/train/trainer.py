@@ -27,18 +27,26 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from bloodbench.backend import backend_flags
 from bloodbench.config import TrainConfig
-from bloodbench.data import MedMNISTData, Normalizer, TensorBatches, augment_batch, class_weights, epoch_generator, \
-    load_dataset
+from bloodbench.data import (
+    MedMNISTData,
+    Normalizer,
+    TensorBatches,
+    augment_batch,
+    class_weights,
+    epoch_generator,
+    load_dataset,
+)
 from bloodbench.data.medmnist_data import Split
-from bloodbench.envinfo import resolve_device, seed_everything
 from bloodbench.errors import BloodbenchError
-from bloodbench.metrics import classification_metrics
 from bloodbench.models import create_model
-from bloodbench.precision import check_precision
-from bloodbench.results import ResultsStore, utc_now
-from bloodbench.schema import check_written
+from bloodbench.runtime.backend import backend_flags
+from bloodbench.runtime.envinfo import resolve_device, seed_everything
+from bloodbench.runtime.precision import check_precision
+from bloodbench.stats.metrics import classification_metrics
+from bloodbench.store.results import ResultsStore, utc_now
+from bloodbench.store.schema import check_written
+from bloodbench.store.verdicts import annotate
 from bloodbench.train.checkpoint import load_checkpoint, save_checkpoint
 from bloodbench.train.finish import evaluate_best, load_avg, train_record
 from bloodbench.train.optim import build_optimizer, build_scheduler, steps_per_batch
@@ -46,7 +54,6 @@ from bloodbench.train.predict import predict
 from bloodbench.train.rundir import drop_replaced, set_aside_old_run
 from bloodbench.train.step import train_step
 from bloodbench.train.stopping import EarlyStopping
-from bloodbench.verdicts import annotate
 
 EpochCallback = Callable[[int, dict], None]
 #: Steps between progress-bar loss/accuracy updates (each one is a host sync; only when the bar shows).
@@ -209,7 +216,7 @@ class Trainer:
         ev = evaluate_best(st.model, st.ds, self.run_dir, self.device, cfg, self.n_boot)
         record = train_record(cfg, st.model, st.ds, len(self._train_split(st.ds)), self.device, st.stopper,
                               run.history, stop_reason, run.train_seconds, run.created_at, ev)
-        annotate(record)  # converged, learned_nothing: docs/ARCHITECTURE.md, bloodbench/verdicts.py
+        annotate(record)  # converged, learned_nothing: docs/ARCHITECTURE.md, bloodbench/store/verdicts.py
         self.store.write(check_written(record, "train"))
         drop_replaced(self.run_dir)
         if diverged_msg:

@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from bloodbench.predictions import TTA_VIEWS as N_VIEWS  # noqa: F401  (defined where torch-free readers see it)
+from bloodbench.store.predictions import TTA_VIEWS as N_VIEWS  # noqa: F401  (defined where torch-free readers see it)
 
 
 def d4_views(x: torch.Tensor) -> list[torch.Tensor]:

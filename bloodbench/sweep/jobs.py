@@ -16,9 +16,9 @@ from typing import Any
 
 import submitit
 
-from bloodbench import claims
 from bloodbench.errors import BloodbenchError
-from bloodbench.results import ResultsStore
+from bloodbench.store.results import ResultsStore
+from bloodbench.sweep import claims
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,9 @@ def run_job(job, ctx: Context) -> dict[str, Any]:
     """
     import torch
 
-    from bloodbench.envinfo import resolve_device
     from bloodbench.config import ProfileConfig
     from bloodbench.profile.record import profile_model
+    from bloodbench.runtime.envinfo import resolve_device
     from bloodbench.train import Trainer, TrainingDiverged
 
     if ctx.threads:

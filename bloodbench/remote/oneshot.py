@@ -40,7 +40,7 @@ MAX_FILES = 8                # what the device tool brings back
 MAX_FILE_BYTES = 15 * 2**20  # under its 16 MiB per file
 MAX_TOTAL_BYTES = 60 * 2**20  # under its 64 MiB in all
 #: Where the test and benchmark paths of the check steps resolve: the checkout this package runs from.
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PACK_RESERVE_S = 30.0        # kept back from the last step for packing
 
 

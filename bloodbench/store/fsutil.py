@@ -80,3 +80,7 @@ def ensure_writable_dir(path: str | os.PathLike, what: str, hint: str) -> Path:
         raise BloodbenchError(f"cannot write to {what} {path}: {exc.strerror or exc}; {hint}") from None
     return path
 
+
+def output_dir(path: str | os.PathLike, hint: str = "choose another --out") -> Path:
+    """A command's output folder, created and write-probed up front: an unusable ``--out`` is one line."""
+    return ensure_writable_dir(path, "output folder", hint)

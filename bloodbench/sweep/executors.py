@@ -1,8 +1,8 @@
 """Where the jobs of ``bloodbench run`` go: several at once on this machine, or a Slurm job array.
 
-:class:`Local` and :class:`Slurm` are :class:`bloodbench.run.Executor` s like ``run.InProcess``:
+:class:`Local` and :class:`Slurm` are :class:`bloodbench.sweep.run.Executor` s like ``run.InProcess``:
 ``run(jobs, ctx) -> RunLog``. Both go through submitit and run the same
-:class:`bloodbench.jobs.JobTask`; what they share with the in-process path is the job function, the
+:class:`bloodbench.sweep.jobs.JobTask`; what they share with the in-process path is the job function, the
 claims, the records and the run log. Each sweep leaves a ``submissions/<time>-<host>-<pid>.json``
 (job ids, log paths) that ``--status`` reads.
 """
@@ -27,12 +27,12 @@ from submitit.core.utils import FailedJobError, UncompletedJobError
 from tqdm.auto import tqdm
 
 import bloodbench
-from bloodbench import claims
 from bloodbench.errors import BloodbenchError
-from bloodbench.jobs import Context, JobTask
-from bloodbench.fsutil import atomic_write_text
-from bloodbench.results import utc_now
-from bloodbench.run import Job, RunLog, failure_entry
+from bloodbench.store.fsutil import atomic_write_text
+from bloodbench.store.results import utc_now
+from bloodbench.sweep import claims
+from bloodbench.sweep.jobs import Context, JobTask
+from bloodbench.sweep.run import Job, RunLog, failure_entry
 
 GPU_JOBS_DEFAULT = 4  # per GPU: one small-model training is launch-bound and leaves the GPU mostly idle
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60  # submitit's local default (2 min) would kill any real training

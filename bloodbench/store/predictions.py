@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from bloodbench.errors import BloodbenchError
-from bloodbench.fsutil import atomic_write_bytes
+from bloodbench.store.fsutil import atomic_write_bytes
 
 #: Views of the saved test-time augmentation: the square's 8 symmetries (bloodbench.train.tta).
 TTA_VIEWS = 8

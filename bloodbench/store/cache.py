@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Callable
 
 CACHE_DIR_ENV = "BLOODBENCH_CACHE_DIR"
-MODELS_DIR = Path(__file__).resolve().parent / "models"
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 # How params and MACs are counted: a change there changes the figures as much as a model's.
-COUNTING_SOURCES = (Path(__file__).resolve().parent / "profile" / "counting.py",)
+COUNTING_SOURCES = (Path(__file__).resolve().parents[1] / "profile" / "counting.py",)
 COSTS_FILE = "model_costs.json"
 # Packages whose version can change a model's params or MAC count.
 KEY_PACKAGES = ("torch", "torchvision", "fvcore")
@@ -66,7 +66,7 @@ def cached(key: str, compute: Callable[[], list[dict]], name: str = COSTS_FILE) 
         pass
     rows = compute()
     try:
-        from bloodbench.fsutil import atomic_write_text
+        from bloodbench.store.fsutil import atomic_write_text
 
         atomic_write_text(path, json.dumps({"key": key, "rows": rows}, indent=1) + "\n")
     except OSError:

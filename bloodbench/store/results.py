@@ -9,7 +9,7 @@ Layout under the results root::
 
 Every run writes its own file under a unique name, so two processes writing to the
 same store at once never overwrite each other; readers skip half-written temp files.
-Reading validates each record against its kind's schema (``bloodbench/schema.py``): a malformed
+Reading validates each record against its kind's schema (``bloodbench/store/schema.py``): a malformed
 record, or the older of two records with one run_id, is named in a ``warning:`` line and
 skipped, so it can neither crash a command nor silently replace a real run.
 """
@@ -26,15 +26,15 @@ from typing import Any, Iterable, Iterator, Sequence
 import pandas as pd
 
 from bloodbench.errors import BloodbenchError, warn
-from bloodbench.fsutil import atomic_write_text, ensure_writable_dir
-from bloodbench.schema import KINDS, SCHEMA_VERSION, field_problem, is_finished
-from bloodbench.verdicts import annotate
+from bloodbench.store.fsutil import atomic_write_text, ensure_writable_dir
+from bloodbench.store.schema import KINDS, SCHEMA_VERSION, field_problem, is_finished
+from bloodbench.store.verdicts import annotate
 
 RESULTS_ENV = "BLOODBENCH_RESULTS"
 DEFAULT_RESULTS = Path("reports") / "results"
 # The committed store of the checkout this package runs from (``pip install -e .``); in an
 # installed copy this path does not exist and the default stays relative to the cwd.
-REPO_RESULTS = Path(__file__).resolve().parents[1] / DEFAULT_RESULTS
+REPO_RESULTS = Path(__file__).resolve().parents[2] / DEFAULT_RESULTS
 
 
 def resolve_results_dir(results: str | os.PathLike | None = None) -> Path:

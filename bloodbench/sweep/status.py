@@ -10,10 +10,10 @@ import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
-from bloodbench import claims
-from bloodbench.executors import latest_submissions
-from bloodbench.results import ResultsStore
-from bloodbench.run import Job
+from bloodbench.store.results import ResultsStore
+from bloodbench.sweep import claims
+from bloodbench.sweep.executors import latest_submissions
+from bloodbench.sweep.run import Job
 
 
 def _slurm_state(sub: dict[str, Any]) -> str | None:

@@ -16,17 +16,17 @@ from typing import TYPE_CHECKING, Any, Protocol, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from bloodbench.claims import file_stamp
-from bloodbench.envinfo import device_kind, environment
+from bloodbench.config import ProfileConfig, TrainConfig, recipe_hash
 from bloodbench.errors import BloodbenchError
 from bloodbench.models import get_model_info, list_models
-from bloodbench.fsutil import atomic_write_text
-from bloodbench.results import ResultsStore, utc_now
-from bloodbench.schema import is_finished
-from bloodbench.config import ProfileConfig, TrainConfig, recipe_hash
+from bloodbench.runtime.envinfo import device_kind, environment
+from bloodbench.store.fsutil import atomic_write_text
+from bloodbench.store.results import ResultsStore, utc_now
+from bloodbench.store.schema import is_finished
+from bloodbench.sweep.claims import file_stamp
 
 if TYPE_CHECKING:
-    from bloodbench.jobs import Context
+    from bloodbench.sweep.jobs import Context
 
 
 @dataclass
@@ -56,7 +56,7 @@ def plan(models: Sequence[str], seeds: Sequence[int], dataset: str, size: int, r
          devices: Sequence[str], train_device: str = "auto", train_options: dict | None = None,
          profile: bool = True) -> list[Job]:
     """Every (model, seed) training job and (model, device) profile job, marked done if recorded."""
-    from bloodbench.jobs import recorded
+    from bloodbench.sweep.jobs import recorded
 
     store = ResultsStore(results)
     kind = device_kind(train_device)
@@ -253,7 +253,7 @@ class InProcess:
     past: dict[tuple[str, str], float] | None = None
 
     def run(self, jobs: list[Job], ctx: Context) -> RunLog:
-        from bloodbench.jobs import run_with_retries
+        from bloodbench.sweep.jobs import run_with_retries
 
         ResultsStore(ctx.results).ensure_writable()
         log = RunLog(ctx, jobs, {"executor": "inline"}, self.past, self.progress)
@@ -272,7 +272,7 @@ def execute(jobs: list[Job], dataset: str, size: int, results: str | None, data_
             verify: bool = True, progress: bool = True, retries: int = 2,
             past: dict[tuple[str, str], float] | None = None) -> RunLog:
     """:class:`InProcess` from loose arguments; a log of where the time went is kept in ``<results>/runs/``."""
-    from bloodbench.jobs import Context
+    from bloodbench.sweep.jobs import Context
 
     ctx = Context(dataset, size, str(ResultsStore(results).root.resolve()), data_dir, verify, progress=progress)
     return InProcess(retries, progress, past).run(jobs, ctx)

@@ -1,7 +1,7 @@
 """``bloodbench results import``: merge another results store (a tar or a folder) into this one.
 
 What comes in is checked as strictly as a record written here: its kind's schema
-(:func:`bloodbench.results.record_problem`), an ``env`` block that says where it ran, a run_id
+(:func:`bloodbench.store.results.record_problem`), an ``env`` block that says where it ran, a run_id
 that its config hashes to, and prediction files that load and match the record. What fails
 is refused with one line and nothing of it is written; what passes is copied with the
 store's atomic writes, artifacts first and the record last, so a crash never leaves a record
@@ -23,9 +23,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterator
 
 from bloodbench.errors import BloodbenchError
-from bloodbench.fsutil import atomic_write_bytes
-from bloodbench.predictions import LEGACY_KEYS, PREDICTION_FILES, load_predictions
-from bloodbench.results import ResultsStore, config_hash, read_json, record_problem
+from bloodbench.store.fsutil import atomic_write_bytes
+from bloodbench.store.predictions import LEGACY_KEYS, PREDICTION_FILES, load_predictions
+from bloodbench.store.results import ResultsStore, config_hash, read_json, record_problem
 
 STATUSES = ("imported", "duplicate", "conflict", "refused")
 #: Summary rows, in order: records, cut-off trainings, sweep time logs, tar members refused on sight.

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bloodbench.fsutil import atomic_write_text
-from bloodbench.results import utc_now
+from bloodbench.store.fsutil import atomic_write_text
+from bloodbench.store.results import utc_now
 
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 600.0  # 20 missed heartbeats: a host under load can stall, a dead one stays silent

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import platform
-from importlib import metadata
 import random
 import subprocess
 from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +72,7 @@ def git_commit() -> str | None:
     """
     if os.environ.get("BLOODBENCH_GIT_COMMIT"):
         return os.environ["BLOODBENCH_GIT_COMMIT"]
-    here = Path(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parents[2]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
         if sha.returncode != 0:

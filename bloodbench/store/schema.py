@@ -134,5 +134,5 @@ def check_written(rec: dict[str, Any], kind: str) -> dict[str, Any]:
     undeclared = sorted(set(rec) - set(FIELDS[kind]))
     problem = f"undeclared field(s) {', '.join(undeclared)}" if undeclared else field_problem(rec, kind)
     if problem:
-        raise ValueError(f"{kind} record {rec.get('run_id')}: {problem} (bloodbench/schema.py)")
+        raise ValueError(f"{kind} record {rec.get('run_id')}: {problem} (bloodbench/store/schema.py)")
     return rec

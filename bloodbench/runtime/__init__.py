@@ -1,0 +1,1 @@
+"""Where and how the work runs: device and environment provenance, precision, backend flags."""

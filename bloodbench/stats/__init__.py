@@ -1,0 +1,1 @@
+"""Statistics on predictions: classification metrics with bootstrap CIs, paired model comparisons."""
