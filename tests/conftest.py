@@ -35,6 +35,17 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("BLOODBENCH_RESULTS", str(tmp_path_factory.getbasetemp() / "default-results"))
 
 
+@pytest.fixture(autouse=True)
+def _registry_restored():
+    """Models a test registers at runtime (records_factory.plugin_model) are gone after it."""
+    from bloodbench.models import _api
+
+    before = dict(_api._REGISTRY)
+    yield
+    _api._REGISTRY.clear()
+    _api._REGISTRY.update(before)
+
+
 def write_medmnist_npz(path: Path, size: int, channels: int = 3, n_classes: int = 8,
                        counts=(40, 16, 24), seed: int = 0) -> Path:
     """A small file in MedMNIST's layout: uint8 N x H x W (x 3), labels uint8 N x 1."""

@@ -35,6 +35,23 @@ def env(device: str = "cuda", created: str = "2025-01-10") -> dict[str, Any]:
     }
 
 
+def _tiny_builder(in_channels: int = 3, num_classes: int = 8, **_: Any):
+    from torch import nn
+
+    return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes))
+
+
+def plugin_model(model: str, family: str = "test") -> str:
+    """Register a made-up model name the way a plug-in would, at runtime (the readers refuse records of
+    unregistered models); conftest.py restores the registry after each test."""
+    from bloodbench.models import list_models, register_model
+
+    if model not in list_models():
+        register_model(model, family=family, description=f"{model}: a made-up test model",
+                       origin="tests/records_factory.py")(_tiny_builder)
+    return model
+
+
 def model_info(model: str, family: str = "test") -> dict[str, Any]:
     return {"name": model, "family": family, "description": f"{model}: a made-up test model",
             "origin": "tests/records_factory.py", "recipe": {}, "target_layer": None}
@@ -94,6 +111,7 @@ def train_record(model: str, seed: int, acc: float, *, f1: float | None = None, 
 
     ``epochs`` is how many ran; the recipe (config) is the same for every seed unless ``lr`` differs.
     """
+    plugin_model(model, family)
     rng = np.random.default_rng(seed * 1000 + sum(map(ord, model)))
     f1 = acc - 0.01 if f1 is None else f1
     auc = min(0.999, acc + 0.05) if auc is None else auc
@@ -119,6 +137,7 @@ def profile_record(model: str, *, macs: int, p50: float, throughput: float, para
                    peak_memory_mb: float = 50.0, device_name: str | None = None,
                    created_at: str = "2025-01-11T09:00:00+00:00") -> dict[str, Any]:
     """A profiling record with every documented field."""
+    plugin_model(model)
     setting = ProfileConfig.from_dict({"dataset": dataset, "size": size, "device": device, "precision": precision})
     config, chash = setting.as_dict(), setting.hash()
     e = env(device)
@@ -155,6 +174,7 @@ def write_store(root: Path, records: list[dict[str, Any]]) -> ResultsStore:
 def benchmark_entry(model: str, *, batch_size: int, p50: float, images_per_s: float, macs: int,
                     params: int = 100_000, device: str = "cuda", precision: str = "fp32", kind: str = "inference",
                     dataset: str = "bloodmnist", size: int = 28) -> dict[str, Any]:
+    plugin_model(model)
     return {
         "group": kind, "name": f"test_{kind}[{model}-{device}-bs{batch_size}]", "fullname": "benchmarks/x.py::t",
         "params": {"model": model, "batch_size": batch_size},

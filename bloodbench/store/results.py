@@ -69,22 +69,47 @@ class Unreadable(str):
 def read_json(path: Path) -> Any:
     """The parsed JSON, or an :class:`Unreadable` saying why it could not be parsed (a problem for
     :func:`record_problem`)."""
+    path = Path(path)
+    if not path.is_file():  # a FIFO, socket or device named *.json would block or never end
+        return Unreadable("it is not a regular file")
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(path.read_text())
+    except RecursionError:
+        return Unreadable("it is unreadable (nested too deeply)")
     except (OSError, ValueError) as exc:
         return Unreadable(f"it is unreadable ({str(exc).splitlines()[0][:60] if str(exc) else exc})")
 
 
+def registered_models() -> set[str] | None:
+    """The live registry's names (plug-ins registered at runtime included), None when it cannot load."""
+    try:
+        from bloodbench.models import list_models
+    except ImportError:
+        return None
+    return set(list_models())
+
+
 def record_problem(rec: Any, kind: str) -> str | None:
-    """Why ``rec`` is not a valid record of ``kind`` (missing key, wrong type), or None."""
+    """Why ``rec`` is not a valid record of ``kind``, or None: not an object, a field missing, of the
+    wrong type or out of its range (``schema.field_problem``), or a model the live registry lacks."""
     if isinstance(rec, Unreadable):
         return str(rec)
     if not isinstance(rec, dict):
-        return f"it is {json.dumps(rec, default=str)[:40]}, not a JSON object"
-
+        try:
+            shown = json.dumps(rec, default=str)[:40]
+        except (RecursionError, ValueError):
+            shown = f"a {type(rec).__name__}"
+        return f"it is {shown}, not a JSON object"
     if rec.get("kind", kind) != kind:
-        return f"its kind is {rec.get('kind')!r}, not {kind!r}"
-    return field_problem(rec, kind)
+        return f"its kind is {rec.get('kind')!r:.40}, not {kind!r}"
+    try:
+        problem = field_problem(rec, kind)
+    except RecursionError:
+        return "it is nested too deeply"
+    registry = registered_models()
+    if not problem and registry is not None and rec["model"] not in registry:
+        problem = f"model {rec['model']!r:.60} is not registered (`bloodbench models` lists them)"
+    return problem
 
 
 def _recency(rec: dict) -> str:

@@ -12,6 +12,7 @@ The nested blocks' keys are listed too (:data:`HISTORY_KEYS`, :data:`RESOURCES_K
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +88,66 @@ LATENCY_KEYS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "n", "batch_s
 LOAD_KEYS = ("load_avg_1m", "cpu_count")
 
 
+#: The range of every figure a reader may average or show, by kind: dotted path (``*``: each item of
+#: a list) -> (low, high, low excluded). A value there that is present must be a finite number in it;
+#: null or absent is a gap, left to the required-field rules above.
+UNIT = (0.0, 1.0, False)
+NON_NEGATIVE = (0.0, math.inf, False)
+POSITIVE = (0.0, math.inf, True)
+ANY = (-math.inf, math.inf, False)
+_SCORES = ("acc", "auc", "f1_macro", "precision_macro", "recall_macro", "f1_weighted")
+RANGES: dict[str, dict[str, tuple[float, float, bool]]] = {
+    "train": {
+        "size": POSITIVE, "seed": NON_NEGATIVE, "in_channels": POSITIVE, "num_classes": POSITIVE,
+        **{f"{split}.{m}": UNIT for split in ("val", "test") for m in _SCORES},
+        **{f"test_tta.{m}": UNIT for m in ("acc", "auc", "f1_macro")},
+        "test.ci95.acc.*": UNIT, "test.ci95.f1_macro.*": UNIT, "val.n": NON_NEGATIVE, "test.n": NON_NEGATIVE,
+        "epochs_run": NON_NEGATIVE, "best_epoch": NON_NEGATIVE, "best_val": ANY, "train_seconds": NON_NEGATIVE,
+        "params": NON_NEGATIVE, **{f"resources.{k}": NON_NEGATIVE for k in RESOURCES_KEYS},
+        "history.*.epoch_seconds": NON_NEGATIVE, "history.*.val_acc": UNIT, "history.*.cpu_seconds": NON_NEGATIVE,
+        "data.n_train": NON_NEGATIVE, "data.n_val": NON_NEGATIVE, "data.n_test": NON_NEGATIVE,
+    },
+    "profile": {
+        "size": POSITIVE, "in_channels": POSITIVE, "num_classes": POSITIVE,
+        **{k: NON_NEGATIVE for k in ("params", "trainable_params", "model_size_mb", "macs", "flops", "macs_flopcounter",
+                                     "macs_disagreement", "activations", "peak_memory_mb", "peak_throughput")},
+        "latency.p50_ms": POSITIVE, **{f"latency.{k}": NON_NEGATIVE for k in ("p90_ms", "p99_ms", "mean_ms", "std_ms",
+                                                                            "rounds_spread", "warmup_s", "load_avg_1m")},
+        "latency.rounds_p50_ms.*": POSITIVE, "latency.batch_size": POSITIVE, "latency.n": NON_NEGATIVE,
+        "throughput.*.images_per_s": NON_NEGATIVE, "throughput.*.batch_size": POSITIVE,
+    },
+}
+
+
+def _values(value: Any, parts: list[str], path: str = "") -> list[tuple[str, Any]]:
+    """(path, value) of every value at ``parts`` under ``value`` (``*``: each list item); absent ones skipped."""
+    if not parts:
+        return [(path, value)]
+    head, rest = parts[0], parts[1:]
+    if head == "*":
+        if not isinstance(value, list):
+            return []
+        return [hit for i, v in enumerate(value) for hit in _values(v, rest, f"{path}[{i}]")]
+    if not isinstance(value, dict) or value.get(head) is None:
+        return []
+    return _values(value[head], rest, f"{path}.{head}" if path else head)
+
+
+def range_problem(rec: dict[str, Any], kind: str) -> str | None:
+    """Why a figure of ``rec`` is out of its range (:data:`RANGES`): not a number, not finite, too
+    small or too large; None when every one is in range."""
+    for dotted, (low, high, open_low) in RANGES[kind].items():
+        for where, value in _values(rec, dotted.split(".")):
+            if not typed(value, NUMBER):
+                return f"{where} {value!r:.40} is not a number"
+            if not math.isfinite(value):
+                return f"{where} is {value}, not a finite number"
+            if value < low or value > high or (open_low and value == low):
+                bounds = f"in [{low:g}, {high:g}]" if math.isfinite(high) else ("> 0" if open_low else f">= {low:g}")
+                return f"{where} is {value:g}, not {bounds}"
+    return None
+
+
 def is_finished(rec: dict[str, Any] | None, or_diverged: bool = False) -> bool:
     """Is this run finished? The one answer for the trainer, ``train``, the sweep and the reports.
 
@@ -121,11 +182,14 @@ def field_problem(rec: dict[str, Any], kind: str) -> str | None:
     for key, want in OPTIONAL[kind].items():
         if rec.get(key) is not None and not typed(rec[key], want):
             return f"{key} is {type(rec[key]).__name__}, not {type_name(want)}"
+    for key in ("model", "dataset", "run_id"):
+        if not rec[key].isprintable() or any(ch.isspace() for ch in rec[key]):
+            return f"{key} {rec[key]!r:.60} holds white space or control characters"
     if kind == "train" and rec["status"] == "finished":
         acc = (rec.get("test") or {}).get("acc")
         if not typed(acc, NUMBER):
             return "status is 'finished' but it has no test accuracy ('test.acc')"
-    return None
+    return range_problem(rec, kind)
 
 
 def check_written(rec: dict[str, Any], kind: str) -> dict[str, Any]:
