@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from records_factory import CLASS_NAMES
+from records_factory import CLASS_NAMES, plugin_model
 from torch import nn
 
 from bloodbench.cli import main
@@ -415,6 +415,7 @@ def test_cli_model_without_conv_layer(tmp_path, blood, real_data_dir, monkeypatc
 def test_find_run_prefers_lowest_seed_then_newest(tmp_path):
     from bloodbench.explain import find_train_run
 
+    plugin_model("m")  # a made-up model, registered as a plug-in would be
     store = ResultsStore(tmp_path)
     for rid, seed, created, status in [("a", 2, "2026-01-03", "finished"), ("b", 1, "2026-01-01", "finished"),
                                        ("c", 1, "2026-01-02", "finished"), ("d", 0, "2026-01-09", "running")]:

@@ -72,10 +72,12 @@ def test_cost_cache_recomputes_a_corrupt_file_and_survives_an_unwritable_folder(
     monkeypatch.setenv("BLOODBENCH_CACHE_DIR", str(tmp_path / "c"))
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / cache.COSTS_FILE).write_text("{not json")
-    assert cache.cached("k", lambda: [{"x": 1}]) == [{"x": 1}]
-    assert cache.cached("k", lambda: pytest.fail("should be a hit")) == [{"x": 1}]
+    one, two = ([{"name": "m", "family": "f", "description": "d", "origin": "o", "params": p, "macs": 2, "flops": 4}]
+                for p in (1, 2))
+    assert cache.cached("k", lambda: one) == one
+    assert cache.cached("k", lambda: pytest.fail("should be a hit")) == one
     monkeypatch.setenv("BLOODBENCH_CACHE_DIR", "/dev/null/cache")
-    assert cache.cached("k", lambda: [{"x": 2}]) == [{"x": 2}]
+    assert cache.cached("k", lambda: two) == two
 
 
 # -- parse-time option checks --------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from bloodbench.commands.common import add_dataset_options, add_format_option, add_results_option
 
@@ -37,7 +36,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         m["ci95"] = bootstrap_ci(y_true, y_score, seed=rec["seed"])
         out.append({"run_id": rec["run_id"], "seed": rec["seed"], **m})
     if args.format == "json":
-        print(json.dumps(out, indent=1))
+        from bloodbench.store.fsutil import strict_json
+
+        print(strict_json(out, indent=1))
         return 0
     rows = [[m["seed"], f"{m['acc']:.4f}", f"[{m['ci95']['acc'][0]:.4f}, {m['ci95']['acc'][1]:.4f}]",
              f"{m['f1_macro']:.4f}", f"{m['auc']:.4f}", m["run_id"]] for m in out]

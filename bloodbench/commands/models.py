@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from bloodbench.commands.common import add_format_option
 
@@ -44,7 +43,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     rows = model_rows(args.family)
     if args.format == "json":
-        print(json.dumps(rows, indent=1))
+        from bloodbench.store.fsutil import strict_json
+
+        print(strict_json(rows, indent=1))
         return 0
     table = [[r["name"], r["family"], f"{r['params'] / 1e6:.2f}", f"{r['macs'] / 1e6:.1f}", r["description"]]
              for r in rows]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from bloodbench.choices import CLASS_WEIGHTING, MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES
@@ -78,7 +77,9 @@ def config_from_args(args: argparse.Namespace):
 def _summary(rec: dict) -> str:
     test = rec["test"] or {}
     ci = test.get("ci95", {}).get("acc", [float("nan")] * 2)
-    return json.dumps({"run_id": rec["run_id"], "stop_reason": rec["stop_reason"], "epochs_run": rec["epochs_run"],
+    from bloodbench.store.fsutil import strict_json
+
+    return strict_json({"run_id": rec["run_id"], "stop_reason": rec["stop_reason"], "epochs_run": rec["epochs_run"],
                        "best_epoch": rec["best_epoch"], "train_seconds": rec["train_seconds"],
                        "test_acc": test.get("acc"), "test_acc_ci95": ci, "test_f1_macro": test.get("f1_macro"),
                        "test_auc": test.get("auc")}, indent=1)

@@ -114,10 +114,13 @@ def file_md5(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def _read_cache(cache_path: Path) -> dict:
+    """The verdicts, {} when the file is missing, unreadable or not an object (it is only a speed-up:
+    a bad one is rebuilt by the next verdict)."""
     try:
-        return json.loads(cache_path.read_text())
-    except (OSError, ValueError):
+        cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    except (OSError, ValueError, RecursionError):
         return {}
+    return cache if isinstance(cache, dict) else {}
 
 
 def _remember_verdict(cache_path: Path, key: str, md5: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +18,7 @@ from bloodbench.leaderboard.columns import (
     PREFERRED_PRECISION,
 )
 from bloodbench.leaderboard.graphs_column import EAGER_HEADER, GRAPHS_COLUMN, GRAPHS_HEADER, LEGEND
+from bloodbench.store.fsutil import strict_json
 
 
 @dataclass
@@ -101,7 +101,7 @@ class Leaderboard:
         return df.astype(object).where(df.notna(), None).to_dict("records")
 
     def to_json(self) -> str:
-        return json.dumps(self.to_records(), indent=1)
+        return strict_json(self.to_records(), indent=1)  # an Infinity that slipped through is null, never invalid JSON
 
     def to_csv(self) -> str:
         df = self._plain()

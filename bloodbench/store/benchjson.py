@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from bloodbench.errors import BloodbenchError, warn
+from bloodbench.store.schema import registered_models
 
 #: Keys of every entry, whatever it measures.
 COMMON_KEYS = ("kind", "model", "dataset", "size", "device", "device_name", "precision", "batch_size")
@@ -52,11 +53,15 @@ def extra_info_problem(info: dict) -> str | None:
 def read_benchmark_json(path: str | os.PathLike) -> dict:
     """A pytest-benchmark JSON file, checked enough to give a one-line error instead of a KeyError."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # a FIFO would block the read for good
+        raise BloodbenchError(f"benchmark JSON {path} is not a regular file")
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise BloodbenchError(f"benchmark JSON {path} not found: make it with "
                               f"`pytest benchmarks/ --benchmark-json {path}`") from None
+    except RecursionError:
+        raise BloodbenchError(f"benchmark JSON {path} is unreadable (nested too deeply)") from None
     except (OSError, ValueError) as exc:
         raise BloodbenchError(f"benchmark JSON {path} is unreadable ({exc})") from None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
@@ -100,10 +105,39 @@ def number_or_nan(value: Any) -> float:
         return math.nan
 
 
-def _left_out(path: Any, reasons: list[str], count: int, total: int) -> None:
+def _left_out(path: Any, reasons: list[str], count: int, total: int,
+              why: str = "not from bloodbench's benchmark suite",
+              fix: str = "make cost files with `pytest benchmarks/ --benchmark-json FILE`") -> None:
     shown = "; ".join(reasons[:3]) + (f"; and {len(reasons) - 3} more" if len(reasons) > 3 else "")
-    warn(f"left out {count} of {total} entries of {path}, not from bloodbench's benchmark suite "
-         f"({shown}): make cost files with `pytest benchmarks/ --benchmark-json FILE`")
+    warn(f"left out {count} of {total} entries of {path}, {why} ({shown}): {fix}")
+
+
+#: An ingested entry's figures: extra_info key -> (low, low excluded). Present ones must be finite and in range.
+FIGURES = {"p50_ms": (0.0, True), "p90_ms": (0.0, False), "p99_ms": (0.0, False), "images_per_s": (0.0, True),
+           "params": (0.0, False), "macs": (0.0, False), "flops": (0.0, False), "batch_size": (0.0, True),
+           "size": (0.0, True)}
+
+
+def figure_problem(extra: dict, machine: dict, registry: set[str] | None) -> str | None:
+    """Why an ingested entry's figures cannot be shown, or None: a figure not a finite number in its
+    range, a model the registry lacks, or a cuda entry from a machine without a GPU."""
+    for key, (low, open_low) in FIGURES.items():
+        value = extra.get(key)
+        if value is None:
+            continue
+        number = number_or_nan(value)
+        if not math.isfinite(number) or number < low or (open_low and number == low):
+            return f"{key} {value!r:.20}, not a finite number {'>' if open_low else '>='} {low:g}"
+    model = extra.get("model")
+    if not isinstance(model, str) or (registry is not None and model not in registry):
+        return f"model {model!r:.40} is not registered (`bloodbench models` lists them)"
+    device = extra.get("device")
+    if device not in ("cpu", "cuda"):
+        return f"device {device!r:.20} is not cpu or cuda"
+    no_gpu = ("gpu" in machine and not machine.get("gpu")) or machine.get("bb_device") == "cpu"
+    if device == "cuda" and no_gpu:
+        return "a cuda entry in a file made without a GPU (machine_info)"
+    return None
 
 
 def benchmark_entries(paths: Sequence[str | os.PathLike], device_name: Any = None) -> list[dict]:
@@ -114,6 +148,7 @@ def benchmark_entries(paths: Sequence[str | os.PathLike], device_name: Any = Non
     left out with one warning line per file.
     """
     rows = []
+    registry = registered_models()
     for path in paths:
         data = read_benchmark_json(path)
         entries = list(_entries(path, data))
@@ -123,13 +158,18 @@ def benchmark_entries(paths: Sequence[str | os.PathLike], device_name: Any = Non
             _left_out(path, [f"machine_info lacks {', '.join(lacking)}"], len(entries), len(entries))
             continue
         when = str(data.get("datetime") or "")
-        foreign = []
+        foreign, invalid = [], []
         for where, extra, stats in entries:
+            name = f"{where.rsplit(': ', 1)[-1]} ({str(extra.get('model') or 'no model'):.40})"
             problem = extra_info_problem(extra)
             if problem:
-                foreign.append(f"{where.rsplit(': ', 1)[-1]} ({extra.get('model') or 'no model'}): {problem}")
+                foreign.append(f"{name}: {problem}")
                 continue
             if extra["kind"] not in INGESTED_KINDS:
+                continue
+            problem = figure_problem(extra, machine, registry)
+            if problem:
+                invalid.append(f"{name}: {problem}")
                 continue
             batch = _int_field(extra, "batch_size", where)
             median_s = number_or_nan(stats.get("median"))
@@ -139,6 +179,9 @@ def benchmark_entries(paths: Sequence[str | os.PathLike], device_name: Any = Non
             ips = number_or_nan(extra.get("images_per_s"))
             if math.isnan(ips) and median_s > 0:
                 ips = batch / median_s
+            if any(not math.isnan(x) and not (math.isfinite(x) and x > 0) for x in (p50, ips)):
+                invalid.append(f"{name}: stats.median {stats.get('median')!r:.20}, not a finite number > 0")
+                continue
             device = str(extra.get("device") or "cpu")
             rows.append({
                 "kind": extra["kind"], "model": str(extra["model"]), "dataset": str(extra["dataset"]),
@@ -152,4 +195,7 @@ def benchmark_entries(paths: Sequence[str | os.PathLike], device_name: Any = Non
             })
         if foreign:
             _left_out(path, foreign, len(foreign), len(entries))
+        if invalid:
+            _left_out(path, invalid, len(invalid), len(entries), "whose figures cannot be shown",
+                      "fix or remeasure them")
     return rows

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from importlib import metadata
 from pathlib import Path
@@ -52,23 +53,42 @@ def registry_key(*settings: object, models_dir: Path = MODELS_DIR,
     return h.hexdigest()[:16]
 
 
-def cached(key: str, compute: Callable[[], list[dict]], name: str = COSTS_FILE) -> list[dict]:
-    """``compute()``'s rows, from ``<cache>/name`` when its key matches, else computed and stored.
+#: A registry cost row (``bloodbench models``): its text fields, and its counts (finite, not negative).
+COST_TEXT = ("name", "family", "description", "origin")
+COST_COUNTS = ("params", "macs", "flops")
 
-    The cache is only a speed-up: an unreadable file is recomputed, an unwritable folder ignored.
+
+def valid_cost_rows(rows: object) -> bool:
+    """Rows as ``bloodbench models`` shows them: a non-empty list of objects, each with its text fields
+    as strings and its counts as finite numbers >= 0. Anything else in the cache is a miss, not a figure."""
+    def ok(row: object) -> bool:
+        return (isinstance(row, dict) and all(isinstance(row.get(k), str) for k in COST_TEXT)
+                and all(isinstance(row.get(k), (int, float)) and not isinstance(row.get(k), bool)
+                        and math.isfinite(row[k]) and row[k] >= 0 for k in COST_COUNTS))
+
+    return isinstance(rows, list) and bool(rows) and all(ok(r) for r in rows)
+
+
+def cached(key: str, compute: Callable[[], list[dict]], name: str = COSTS_FILE,
+           valid: Callable[[object], bool] = valid_cost_rows) -> list[dict]:
+    """``compute()``'s rows, from ``<cache>/name`` when its key matches and ``valid(rows)``, else computed
+    and stored.
+
+    The cache is only a speed-up: an unreadable file, or one whose key matches but whose rows are
+    malformed (or empty), is recomputed; an unwritable folder is ignored.
     """
     path = cache_dir() / name
     try:
-        entry = json.loads(path.read_text())
-        if isinstance(entry, dict) and entry.get("key") == key and isinstance(entry.get("rows"), list):
+        entry = json.loads(path.read_text()) if path.is_file() else None
+        if isinstance(entry, dict) and entry.get("key") == key and valid(entry.get("rows")):
             return entry["rows"]
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         pass
     rows = compute()
     try:
-        from bloodbench.store.fsutil import atomic_write_text
+        from bloodbench.store.fsutil import atomic_write_text, strict_json
 
-        atomic_write_text(path, json.dumps({"key": key, "rows": rows}, indent=1) + "\n")
+        atomic_write_text(path, strict_json({"key": key, "rows": rows}, indent=1) + "\n")
     except OSError:
         pass
     return rows

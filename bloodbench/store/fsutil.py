@@ -3,6 +3,8 @@ and a write probe for a folder before any work."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -84,3 +86,22 @@ def ensure_writable_dir(path: str | os.PathLike, what: str, hint: str) -> Path:
 def output_dir(path: str | os.PathLike, hint: str = "choose another --out") -> Path:
     """A command's output folder, created and write-probed up front: an unusable ``--out`` is one line."""
     return ensure_writable_dir(path, "output folder", hint)
+
+
+def finite_or_none(obj):
+    """``obj`` with every NaN or infinite float (numpy's too) replaced by None, through dicts, lists and tuples."""
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_none(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if hasattr(obj, "dtype") and hasattr(obj, "tolist"):  # a numpy array or scalar
+        return finite_or_none(obj.tolist())
+    return obj
+
+
+def strict_json(obj, **options) -> str:
+    """``json.dumps`` that always gives strict JSON: NaN and ±Infinity become null (``allow_nan=False``
+    then guarantees none is left); ``options`` as for ``json.dumps``."""
+    return json.dumps(finite_or_none(obj), allow_nan=False, **options)

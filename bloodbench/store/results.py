@@ -26,8 +26,8 @@ from typing import Any, Iterable, Iterator, Sequence
 import pandas as pd
 
 from bloodbench.errors import BloodbenchError, warn
-from bloodbench.store.fsutil import atomic_write_text, ensure_writable_dir
-from bloodbench.store.schema import KINDS, SCHEMA_VERSION, field_problem, is_finished
+from bloodbench.store.fsutil import atomic_write_text, ensure_writable_dir, strict_json
+from bloodbench.store.schema import KINDS, SCHEMA_VERSION, field_problem, is_finished, registered_models
 from bloodbench.store.verdicts import annotate
 
 RESULTS_ENV = "BLOODBENCH_RESULTS"
@@ -78,15 +78,6 @@ def read_json(path: Path) -> Any:
         return Unreadable("it is unreadable (nested too deeply)")
     except (OSError, ValueError) as exc:
         return Unreadable(f"it is unreadable ({str(exc).splitlines()[0][:60] if str(exc) else exc})")
-
-
-def registered_models() -> set[str] | None:
-    """The live registry's names (plug-ins registered at runtime included), None when it cannot load."""
-    try:
-        from bloodbench.models import list_models
-    except ImportError:
-        return None
-    return set(list_models())
 
 
 def record_problem(rec: Any, kind: str) -> str | None:
@@ -178,7 +169,7 @@ class ResultsStore:
         record.setdefault("schema", SCHEMA_VERSION)
         record.setdefault("written_at", utc_now())
         path = self.record_path(kind, run_id)
-        atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True, default=_json_default) + "\n")
+        atomic_write_text(path, strict_json(record, indent=1, sort_keys=True, default=_json_default) + "\n")
         return path
 
     def ensure_writable(self) -> Path:

@@ -148,6 +148,16 @@ def range_problem(rec: dict[str, Any], kind: str) -> str | None:
     return None
 
 
+def registered_models() -> set[str] | None:
+    """The live registry's names (plug-ins registered at runtime included), None when it cannot load:
+    what a record's or a benchmark entry's model must be one of."""
+    try:
+        from bloodbench.models import list_models
+    except ImportError:
+        return None
+    return set(list_models())
+
+
 def is_finished(rec: dict[str, Any] | None, or_diverged: bool = False) -> bool:
     """Is this run finished? The one answer for the trainer, ``train``, the sweep and the reports.
 
