@@ -128,7 +128,8 @@ def train_record(model: str, seed: int, acc: float, *, f1: float | None = None, 
         "epochs_run": epochs, "best_epoch": max(1, epochs - 2), "train_seconds": train_seconds, "params": params,
         "history": _history(epochs, acc, rng), "val": val, "test": test,
         "data": {"path": "bloodmnist.npz", "md5": "ok", "n_train": 11959, "n_val": 1712, "n_test": 3421},
-        "artifacts": {"best": "best.pt", "last": "last.pt", "predictions": "test_predictions.npz"},
+        # no prediction file: a record names only the files its run wrote (tests that write one name it)
+        "artifacts": {"best": "best.pt", "last": "last.pt"},
     }
 
 

@@ -133,6 +133,9 @@ def _store(tmp_path, test_truth_flip: bool, *, val: bool = True, tta: bool = Fal
         for seed in (0, 1):
             rec = train_record(m, seed, 0.9)
             rec["val"]["acc"] = val_acc[m]
+            # the record fits its files: they are checked against its classes and images
+            rec["num_classes"], rec["val"]["n"], rec["test"]["n"] = N_CLASSES, n_val, n_test
+            rec["data"].update(n_val=n_val, n_test=n_test)
             run_dir = store.run_dir(rec["run_id"])
             conf = {"a": 0.6, "b": 0.6, "c": 0.9}[m]
             save_predictions(run_dir / "test_predictions.npz", y_test, _scores(y_test, right_test[m], conf))

@@ -35,6 +35,7 @@ def real_train_record(seed: int, acc: float, **options) -> dict:
 
 def add_run(root: Path, rec: dict) -> Path:
     """Write ``rec`` and its test predictions (n rows of the record's test split) into the store at ``root``."""
+    rec["artifacts"] = {**rec["artifacts"], "predictions": "test_predictions.npz"}
     store = write_store(root, [rec])
     n, k = rec["test"]["n"], rec["num_classes"]
     rng = np.random.default_rng(rec["seed"])

@@ -21,17 +21,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from bloodbench.formatting import md_table
     from bloodbench.hints import require_finished_runs, retrain_hint
     from bloodbench.stats.metrics import bootstrap_ci, classification_metrics
-    from bloodbench.store.predictions import PREDICTION_FILES, load_predictions, prediction_path
+    from bloodbench.store.predictions import PREDICTION_FILES, checked_predictions, load_predictions
     from bloodbench.store.results import ResultsStore
 
     store = ResultsStore(args.results)
     out = []
     for rec in require_finished_runs(store, args.model, args.dataset, args.size, args.seed):
         run_dir = store.run_dir(rec["run_id"])
-        pred_path = (prediction_path(run_dir, rec, "test_predictions")
-                     or run_dir / PREDICTION_FILES["test_predictions"])  # missing: load_predictions says so
-        y_true, y_score = load_predictions(pred_path, f"recreate it with {retrain_hint(rec, store.root)}, "
-                                                      f"or delete {run_dir}")
+        fix = f"recreate it with {retrain_hint(rec, store.root)}, or delete {run_dir}"
+        y_true, y_score = (checked_predictions(run_dir, rec, "test_predictions", fix)  # checked against the record
+                           or load_predictions(run_dir / PREDICTION_FILES["test_predictions"], fix))  # missing: says so
         m = classification_metrics(y_true, y_score, rec["test"].get("class_names"))
         m["ci95"] = bootstrap_ci(y_true, y_score, seed=rec["seed"])
         out.append({"run_id": rec["run_id"], "seed": rec["seed"], **m})

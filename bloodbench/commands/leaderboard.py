@@ -42,7 +42,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from bloodbench.store.fsutil import atomic_write_text, ensure_writable_dir
 
     if args.output:  # an unwritable -o is one line before the records are read, not after
+        from bloodbench.store.results import refuse_inside_store
+
         out = Path(args.output)
+        refuse_inside_store(out, args.results, "-o")
         if out.is_dir():
             raise BloodbenchError(f"cannot write the leaderboard to {out}: it is a folder; give a file name")
         ensure_writable_dir(out.parent, "output folder", "give -o a file in a writable folder")

@@ -31,7 +31,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bloodbench.store.fsutil import atomic_write_text
     from bloodbench.store.results import resolve_results_dir
 
+    from bloodbench.store.results import refuse_inside_store
+
     out = Path(args.out or "reports")
+    refuse_inside_store(out, args.results, "--out")
     if args.compare is not None:
         from bloodbench.report import compare
         from bloodbench.store.fsutil import output_dir

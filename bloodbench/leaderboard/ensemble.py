@@ -21,18 +21,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import log_loss
 
-from bloodbench.errors import BloodbenchError
 from bloodbench.leaderboard.columns import METRICS
 from bloodbench.leaderboard.notes import Note
+from bloodbench.leaderboard.saved import RunPredictions, check_same_images, load_run_predictions
 from bloodbench.stats.metrics import classification_metrics
-from bloodbench.store.predictions import TTA_VIEWS, load_predictions, prediction_path
-from bloodbench.store.results import ResultsStore
+from bloodbench.store.predictions import TTA_VIEWS
 
 ROUNDS = 25
 FALLBACK_K = 3
@@ -40,39 +39,6 @@ FALLBACK_K = 3
 #: "Which model should I pick" names the best row under each (report/pick.py).
 MACS_BUDGETS = (100e6, 25e6, 5e6)
 BUDGETS = (None, *MACS_BUDGETS)   # None = no budget
-
-
-@dataclass
-class RunPredictions:
-    """One finished run's saved probabilities (val ones may be missing on older runs)."""
-
-    run_id: str
-    model: str
-    seed: int
-    val_acc: float                      # from the record: the fallback selection key
-    test: tuple[np.ndarray, np.ndarray]
-    val: tuple[np.ndarray, np.ndarray] | None = None
-    test_tta: tuple[np.ndarray, np.ndarray] | None = None
-
-
-def load_run_predictions(records: Iterable[dict], root: str | Path | None, run_ids: Iterable[str]) -> dict[str, RunPredictions]:
-    """The runs of ``run_ids`` that have saved test predictions, by run_id."""
-    store = ResultsStore(root)
-    wanted = set(run_ids)
-    out = {}
-    for rec in records:
-        if rec.get("run_id") not in wanted:
-            continue
-        run_dir = store.run_dir(rec["run_id"])
-        paths = {k: prediction_path(run_dir, rec, k) for k in ("test_predictions", "val_predictions",
-                                                                 "test_predictions_tta")}
-        if paths["test_predictions"] is None:
-            continue
-        load = {k: load_predictions(p) if p else None for k, p in paths.items()}
-        out[rec["run_id"]] = RunPredictions(
-            rec["run_id"], rec["model"], rec.get("seed"), float((rec.get("val") or {}).get("acc") or math.nan),
-            load["test_predictions"], load["val_predictions"], load["test_predictions_tta"])
-    return out
 
 
 def weighted_average(scores: Sequence[np.ndarray], counts: Sequence[int]) -> np.ndarray:
@@ -211,7 +177,7 @@ def prediction_rows(train: pd.DataFrame, records: list[dict], root: str | Path |
         cost = models[(models["dataset"] == dataset) & (models["size"] == size)].set_index("model")
         num = lambda col, m: float(cost[col].get(m, math.nan)) if col in cost else math.nan  # noqa: E731
         runs = [preds[r] for r in g["run_id"] if r in preds]
-        _check_same_images(runs, root)
+        check_same_images(runs)
         by_model: dict[str, list[RunPredictions]] = {}
         for r in runs:
             by_model.setdefault(r.model, []).append(r)
@@ -277,18 +243,6 @@ def prediction_rows(train: pd.DataFrame, records: list[dict], root: str | Path |
                          "members": members, "weights": None if equal else weights})
     out.rows = pd.DataFrame(rows)
     return out
-
-
-def _check_same_images(runs: list[RunPredictions], root) -> None:
-    """Runs compared or averaged image by image must hold the same labels in the same order."""
-    for split in ("test", "val"):
-        have = [r for r in runs if getattr(r, split) is not None]
-        for r in have[1:]:
-            if not np.array_equal(getattr(r, split)[0], getattr(have[0], split)[0]):
-                raise BloodbenchError(
-                    f"{split} predictions of run {r.run_id} are not on the same images as those of {have[0].run_id} "
-                    f"(labels differ): rerun one of them, or delete its {split}_predictions.npz under "
-                    f"{ResultsStore(root).run_dir(r.run_id)}")
 
 
 def _first(df: pd.DataFrame, col: str):

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator
 
 from bloodbench.errors import BloodbenchError
 from bloodbench.store.fsutil import atomic_write_bytes
-from bloodbench.store.predictions import LEGACY_KEYS, PREDICTION_FILES, load_predictions
+from bloodbench.store.predictions import LEGACY_KEYS, PREDICTION_FILES, load_predictions, plain_name
 from bloodbench.store.results import ResultsStore, config_hash, read_json, record_problem
 
 STATUSES = ("imported", "duplicate", "conflict", "refused")
@@ -209,11 +209,6 @@ def config_problem(rec: dict, kind: str) -> str | None:
     if not problem and rec.get("config_hash") != want:
         problem = f"its config_hash {rec.get('config_hash')!r} is not its config's ({want})"
     return problem
-
-
-def plain_name(name: Any) -> bool:
-    """A file name beside the record: no folder, no '..'."""
-    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
 
 
 def predictions_problem(run_dir: Path, rec: dict) -> str | None:

@@ -8,6 +8,7 @@ byte-identical files (no clock, sorted iteration, stable PNGs), so a diff of
 from __future__ import annotations
 
 import os
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
@@ -15,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from bloodbench.errors import BloodbenchError
 from bloodbench.explain.files import OUTPUT_FILES as EXPLAIN_FILES
 from bloodbench.formatting import (
     fmt,
@@ -42,7 +44,10 @@ from bloodbench.store.schema import is_finished
 
 
 def _slug(*parts: Any) -> str:
-    return "_".join(str(p) for p in parts).replace("/", "-").replace(" ", "-")
+    """A file name from ``parts``: only letters, digits, ``.``, ``_``, ``+`` and ``-``, never a leading
+    dot, so no name (a model called ``../../x``) can leave its folder. Real model names stay as they are."""
+    name = re.sub(r"[^A-Za-z0-9._+-]", "-", "_".join(str(p) for p in parts))
+    return re.sub(r"^\.+", "-", name) or "-"
 
 
 class _Writer:
@@ -57,6 +62,8 @@ class _Writer:
 
     def bytes(self, rel: str, data: bytes) -> Path:
         path = self.out / rel
+        if not path.resolve().is_relative_to(self.out.resolve()):  # the names are slugs: a bug, refused
+            raise BloodbenchError(f"refusing to write {path}: it is outside the output folder {self.out}")
         if not (path.is_file() and path.read_bytes() == data):  # keep mtimes of unchanged files
             atomic_write_bytes(path, data)
         self.written.append(path)
@@ -127,11 +134,11 @@ def model_meta(name: str, records: list[dict]) -> dict[str, str]:
 
 
 def _explain_links(out: Path, name: str) -> list[str]:
-    folder = out / "explain" / name
+    folder = out / "explain" / _slug(name)
     lines = []
     for fname, what in EXPLAIN_FILES.items():
         if (folder / fname).is_file():
-            rel = f"../explain/{name}/{fname}"
+            rel = f"../explain/{_slug(name)}/{fname}"
             lines.append(f"![{what}]({rel})" if fname.endswith(".png") else f"- [{what}]({rel})")
     return lines
 
@@ -249,7 +256,7 @@ def model_card(name: str, train_recs: list[dict], profile_recs: list[dict], cost
     explain = _explain_links(out, name)
     if explain:
         lines += ["## Explanations", ""] + [x for link in explain for x in (link, "")]
-    w.text(f"models/{name}.md", "\n".join(lines).rstrip() + "\n")
+    w.text(f"models/{_slug(name)}.md", "\n".join(lines).rstrip() + "\n")
 
 
 # --------------------------------------------------------------------------------------
@@ -380,7 +387,7 @@ def write_report(results: str | os.PathLike | None = None, out: str | os.PathLik
         mp = [r for r in profile_recs if r["model"] == name]
         model_card(name, mt, mp, costs[costs["model"] == name] if not costs.empty else costs, out, w)
         meta = model_meta(name, mt + mp)
-        card_rows.append([f"[{name}](models/{name}.md)", meta["family"], meta["description"]])
+        card_rows.append([f"[{name}](models/{_slug(name)}.md)", meta["family"], meta["description"]])
     lines += ["## Models", "", md_table(card_rows, ["model", "family", "description"]), ""]
     lines += ["## Environment", "", environment_table(train_recs + profile_recs, benchmarks), ""]
     lines += _compute_time(train_recs, profile_recs)

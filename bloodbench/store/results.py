@@ -52,6 +52,15 @@ def resolve_results_dir(results: str | os.PathLike | None = None) -> Path:
     return DEFAULT_RESULTS
 
 
+def refuse_inside_store(path: str | os.PathLike, results: str | os.PathLike | None, option: str) -> None:
+    """One error line when an output ``path`` lies in the results store (``leaderboard -o`` over a record.json,
+    ``report --out`` in it): the store holds records only, and a record overwritten is a run lost."""
+    root = resolve_results_dir(results).resolve()
+    target = Path(path).expanduser().resolve()
+    if target == root or target.is_relative_to(root):
+        raise BloodbenchError(f"{option} {path} is inside the results store {root}: write the output elsewhere")
+
+
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
