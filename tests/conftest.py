@@ -35,15 +35,34 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("BLOODBENCH_RESULTS", str(tmp_path_factory.getbasetemp() / "default-results"))
 
 
-@pytest.fixture(autouse=True)
-def _registry_restored():
-    """Models a test registers at runtime (records_factory.plugin_model) are gone after it."""
+def _registry() -> dict:
     from bloodbench.models import _api
 
-    before = dict(_api._REGISTRY)
+    return _api._REGISTRY
+
+
+#: The registry as the package builds it, before any test module registers a made-up model.
+BUILT_IN_MODELS = dict(_registry())
+
+
+def _reset_registry() -> None:
+    _registry().clear()
+    _registry().update(BUILT_IN_MODELS)
+
+
+def pytest_collectstart(collector) -> None:
+    """Each module is collected with the package's own registry (a module's ``list_models()`` at import
+    never sees the made-up models another module's parametrize registered)."""
+    _reset_registry()
+
+
+@pytest.fixture(autouse=True)
+def _registry_restored():
+    """Every test starts and ends with the package's own registry: models registered at runtime
+    (records_factory.plugin_model) never leak into another test."""
+    _reset_registry()
     yield
-    _api._REGISTRY.clear()
-    _api._REGISTRY.update(before)
+    _reset_registry()
 
 
 def write_medmnist_npz(path: Path, size: int, channels: int = 3, n_classes: int = 8,

@@ -123,6 +123,8 @@ class PredictionRows:
     correct: dict[tuple, np.ndarray] = field(default_factory=dict)    # (model, dataset, size) -> (N,)
     n_runs: dict[tuple, int] = field(default_factory=dict)
     ensembles: dict[tuple, list[SeedEnsemble]] = field(default_factory=dict)
+    # (dataset, size) -> {seed: the models it lacks}: seeds without a run of every model, left out of ensembles
+    partial_seeds: dict[tuple, dict[int, list[str]]] = field(default_factory=dict)
 
 
 def budget_name(budget: float | None) -> str:
@@ -208,9 +210,7 @@ def prediction_rows(train: pd.DataFrame, records: list[dict], root: str | Path |
 
         # per-seed ensembles under each MACs budget
         seen: set[tuple] = set()
-        by_seed: dict[int, list[RunPredictions]] = {}
-        for r in runs:
-            by_seed.setdefault(r.seed, []).append(r)
+        by_seed = complete_seeds(runs, out.partial_seeds.setdefault((dataset, int(size)), {}))
         for budget in BUDGETS:
             ens = [select_seed_ensemble(rs, macs, budget) for _, rs in sorted(by_seed.items())]
             if not ens or any(e is None for e in ens):
@@ -243,6 +243,21 @@ def prediction_rows(train: pd.DataFrame, records: list[dict], root: str | Path |
                          "members": members, "weights": None if equal else weights})
     out.rows = pd.DataFrame(rows)
     return out
+
+
+def complete_seeds(runs: list[RunPredictions], partial: dict[int, list[str]]) -> dict[int, list[RunPredictions]]:
+    """The runs of each seed that has a run of every model, by seed: one ensemble per such seed. A seed
+    that lacks some model (one extra seed of one model) goes into ``partial`` with the models it lacks,
+    for a footnote, instead of removing every seed's ensemble."""
+    models = {r.model for r in runs}
+    by_seed: dict[int, list[RunPredictions]] = {}
+    for r in runs:
+        by_seed.setdefault(r.seed, []).append(r)
+    for seed, rs in sorted(by_seed.items()):
+        lacking = sorted(models - {r.model for r in rs})
+        if lacking:
+            partial[seed] = lacking
+    return {seed: rs for seed, rs in by_seed.items() if seed not in partial}
 
 
 def _first(df: pd.DataFrame, col: str):
@@ -278,4 +293,11 @@ def prediction_notes(rows: pd.DataFrame, preds: PredictionRows) -> list[Note]:
         (f"{TTA_VIEWS}-view test-time augmentation (the 4 rotations by 90°, each also flipped), probabilities "
          f"averaged; MACs, FLOPs and p50 latency are {TTA_VIEWS} × the model's", tta),
     ]
-    return [Note(text, dict.fromkeys(keys, ""), list_rows=False) for text, keys in texts]
+    notes = [Note(text, dict.fromkeys(keys, ""), list_rows=False) for text, keys in texts]
+    for (dataset, size), partial in sorted(preds.partial_seeds.items()):
+        marked = [k for k in ens if k[1:] == (dataset, size)]
+        if partial and marked:
+            left = "; ".join(f"seed {seed} (no {', '.join(lacking)})" for seed, lacking in sorted(partial.items()))
+            notes.append(Note(f"ensembles only of the seeds with a run of every model; left out: {left}",
+                              dict.fromkeys(marked, ""), list_rows=False))
+    return notes

@@ -115,7 +115,7 @@ def _left_out(path: Any, reasons: list[str], count: int, total: int,
 #: An ingested entry's figures: extra_info key -> (low, low excluded). Present ones must be finite and in range.
 FIGURES = {"p50_ms": (0.0, True), "p90_ms": (0.0, False), "p99_ms": (0.0, False), "images_per_s": (0.0, True),
            "params": (0.0, False), "macs": (0.0, False), "flops": (0.0, False), "batch_size": (0.0, True),
-           "size": (0.0, True)}
+           "size": (0.0, True)}  # batch_size and size are integers first (one error line otherwise)
 
 
 def figure_problem(extra: dict, machine: dict, registry: set[str] | None) -> str | None:
@@ -167,11 +167,11 @@ def benchmark_entries(paths: Sequence[str | os.PathLike], device_name: Any = Non
                 continue
             if extra["kind"] not in INGESTED_KINDS:
                 continue
+            batch, size = _int_field(extra, "batch_size", where), _int_field(extra, "size", where)
             problem = figure_problem(extra, machine, registry)
             if problem:
                 invalid.append(f"{name}: {problem}")
                 continue
-            batch = _int_field(extra, "batch_size", where)
             median_s = number_or_nan(stats.get("median"))
             p50 = number_or_nan(extra.get("p50_ms"))
             if math.isnan(p50) and not math.isnan(median_s):
@@ -185,7 +185,7 @@ def benchmark_entries(paths: Sequence[str | os.PathLike], device_name: Any = Non
             device = str(extra.get("device") or "cpu")
             rows.append({
                 "kind": extra["kind"], "model": str(extra["model"]), "dataset": str(extra["dataset"]),
-                "size": _int_field(extra, "size", where), "device": device,
+                "size": size, "device": device,
                 "precision": str(extra.get("precision") or "fp32"),
                 "device_name": extra.get("device_name") or (device_name(machine, device) if device_name else None),
                 "params": number_or_nan(extra.get("params")), "macs": number_or_nan(extra.get("macs")),
