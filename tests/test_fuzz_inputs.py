@@ -223,7 +223,8 @@ def test_random_invalid_inputs_never_move_a_published_row(pristine, tmp_path, ca
 
 
 def test_report_on_invalid_inputs_writes_only_valid_figures(pristine, tmp_path, capsys, monkeypatch, real_data_dir):
-    """A few mutated stores through ``report``: no traceback, and the README's table is the one without them."""
+    """Invalid inputs through ``report``: no traceback; the README is the one without the invalid record,
+    profile and benchmark entry; a damaged prediction file is one error line naming it."""
     monkeypatch.setenv("BLOODBENCH_DATA_DIR", str(real_data_dir))
     root = tmp_path / "r"
     shutil.copytree(pristine, root)
@@ -235,12 +236,28 @@ def test_report_on_invalid_inputs_writes_only_valid_figures(pristine, tmp_path, 
     prof = json.loads(profile.read_text())
     prof["latency"]["p50_ms"] = -1
     profile.write_text(json.dumps(prof))
+    data = json.loads((pristine.parent / "bench.json").read_text())
+    data["benchmarks"][1]["extra_info"]["images_per_s"] = math.inf
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "bench.json").write_text(json.dumps(data))
     capsys.readouterr()
-    assert main(["report", "--results", str(root), "--out", str(tmp_path / "out")]) == 0
+    argv = ["report", "--results", str(root), "--benchmark-json"]
+    assert main([*argv, str(tmp_path / "bad" / "bench.json"), "--out", str(tmp_path / "out")]) == 0
     err = capsys.readouterr().err
-    assert "Traceback" not in err and err.count("warning: skipped") == 2
+    assert "Traceback" not in err and err.count("warning: skipped") == 2 and err.count("left out 1 of 3") == 1
     record.unlink()
     profile.unlink()
-    assert main(["report", "--results", str(root), "--out", str(tmp_path / "without")]) == 0
-    readme = (tmp_path / "out" / "README.md").read_text()
-    assert readme == (tmp_path / "without" / "README.md").read_text()
+    data["benchmarks"].pop(1)
+    (tmp_path / "good").mkdir()
+    (tmp_path / "good" / "bench.json").write_text(json.dumps(data))
+    assert main([*argv, str(tmp_path / "good" / "bench.json"), "--out", str(tmp_path / "without")]) == 0
+    assert (tmp_path / "out" / "README.md").read_text() == (tmp_path / "without" / "README.md").read_text()
+
+    damaged = sorted(root.glob("train/baseline_cnn-*/test_predictions_tta.npz"))[-1]
+    y, s = load_predictions(damaged)
+    s[0, 0] = np.nan
+    save_predictions(damaged, y, s)
+    capsys.readouterr()
+    assert main([*argv, str(tmp_path / "good" / "bench.json"), "--out", str(tmp_path / "out2")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {damaged}: y_score holds NaN")

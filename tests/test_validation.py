@@ -408,6 +408,17 @@ def test_a_benchmark_entry_with_a_bad_figure_or_model_is_left_out_with_a_warning
     assert strict_loads(out) == strict_loads(before)  # the profile record's figures stand
 
 
+@pytest.mark.parametrize("key", ["machine_info", "commit_info"])
+def test_a_benchmark_file_whose_blocks_are_not_objects_is_one_error(store, tmp_path, capsys, key):
+    path = write_benchmark_json(tmp_path / "b.json", [])
+    data = json.loads(path.read_text())
+    data[key] = [1]
+    path.write_text(json.dumps(data))
+    for command in (["leaderboard"], ["report", "--out", tmp_path / "out"]):
+        rc, _, err = run_cli(capsys, *command, "--results", store, "--benchmark-json", path)
+        assert rc == 2 and err == f"error: {path} is not a pytest-benchmark JSON file ({key} is not an object)\n"
+
+
 def test_a_cpu_files_entry_is_never_published_under_cuda(store, tmp_path, capsys):
     entry = benchmark_entry("m", batch_size=1, p50=0.5, images_per_s=2000, macs=21_000_000, device="cuda")
     path = write_benchmark_json(tmp_path / "b.json", [entry])

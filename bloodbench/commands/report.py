@@ -53,9 +53,11 @@ def cmd_report(args: argparse.Namespace) -> int:
             print(f"wrote {out_dir / 'compare.md'}", file=sys.stderr)
         return 1 if (args.fail_on_regression and result.regressions) else 0
 
+    from bloodbench.errors import warnings_once
     from bloodbench.report import write_report
 
-    paths = write_report(args.results, out, benchmark_json=args.benchmark_json, device=args.device,
-                         precision=args.precision)
+    with warnings_once():  # the report reads the records and benchmark files for every device it shows
+        paths = write_report(args.results, out, benchmark_json=args.benchmark_json, device=args.device,
+                             precision=args.precision)
     print(f"wrote {len(paths)} files under {out}/ (start at {out / 'README.md'})")
     return 0

@@ -66,6 +66,9 @@ def read_benchmark_json(path: str | os.PathLike) -> dict:
         raise BloodbenchError(f"benchmark JSON {path} is unreadable ({exc})") from None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise BloodbenchError(f"{path} is not a pytest-benchmark JSON file (no 'benchmarks' list)")
+    for key in ("machine_info", "commit_info"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise BloodbenchError(f"{path} is not a pytest-benchmark JSON file ({key} is not an object)")
     return data
 
 
