@@ -29,9 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from bloodbench.store.fsutil import atomic_write_text
-    from bloodbench.store.results import resolve_results_dir
-
-    from bloodbench.store.results import refuse_inside_store
+    from bloodbench.store.results import refuse_inside_store, resolve_results_dir
 
     out = Path(args.out or "reports")
     refuse_inside_store(out, args.results, "--out")

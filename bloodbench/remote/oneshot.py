@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bloodbench.errors import BloodbenchError
+from bloodbench.store.fsutil import strict_json
 
 #: Costliest to train on 2 CPU cores first: what the GPU saves the CPU sweep the most hours on.
 GPU_TRAIN_ORDER = ("densenet121", "resnet18", "efficientnet_b0", "vgg11_attention", "vgg11", "inception",
@@ -293,7 +294,7 @@ def pack(out: Path, results: Path, work: Path, since: float, summary: dict[str, 
             left_out.append("logs.tgz (over the size limit)")
     summary["left_out"] = left_out
     summary["files"] = written
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (out / "summary.json").write_text(strict_json(summary, indent=1) + "\n")
     return written
 
 
@@ -329,5 +330,5 @@ def run_oneshot(out: Path, budget_s: float, results: Path, rehearse: bool = Fals
     summary["seconds"] = round(time.monotonic() - t_start, 1)
     pack(out, results, work, since, summary)
     summary["seconds_with_pack"] = round(time.monotonic() - t_start, 1)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (out / "summary.json").write_text(strict_json(summary, indent=1) + "\n")
     return summary
