@@ -56,10 +56,10 @@ def pytest_collectstart(collector) -> None:
     _reset_registry()
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def _registry_restored():
-    """Every test starts and ends with the package's own registry: models registered at runtime
-    (records_factory.plugin_model) never leak into another test."""
+    """Every test module starts and ends with the package's own registry: models registered at runtime
+    (records_factory.plugin_model, also by a module's shared fixtures) never leak into another module."""
     _reset_registry()
     yield
     _reset_registry()

@@ -363,8 +363,10 @@ GOOD_ROW = {"name": "baseline_cnn", "family": "cnn", "params": 1, "macs": 2, "fl
 
 @pytest.mark.parametrize("rows", [[], [{"name": "x"}], [{**GOOD_ROW, "macs": "many"}], [{**GOOD_ROW, "params": -1}],
                                   [{**GOOD_ROW, "macs": math.inf}], "rows", None, [[1, 2]]])
-def test_a_cost_cache_with_the_right_key_but_bad_rows_is_a_miss(capsys, monkeypatch, rows):
+def test_a_cost_cache_with_the_right_key_but_bad_rows_is_a_miss(tmp_path, capsys, monkeypatch, rows):
     from bloodbench.commands import models as models_cmd
+
+    monkeypatch.setenv("BLOODBENCH_CACHE_DIR", str(tmp_path / "cache"))  # not the session's: its rows are made up
 
     monkeypatch.setattr(models_cmd, "compute_model_rows", lambda *a: [GOOD_ROW])
     key = cache.registry_key(28, 3, 8)
@@ -377,8 +379,10 @@ def test_a_cost_cache_with_the_right_key_but_bad_rows_is_a_miss(capsys, monkeypa
 
 
 @pytest.mark.parametrize("content", [[1, 2], "text", None, 3])
-def test_md5_verdicts_that_are_not_an_object_are_rebuilt(real_data_dir, content):
+def test_md5_verdicts_that_are_not_an_object_are_rebuilt(tmp_path, monkeypatch, real_data_dir, content):
     from bloodbench.data import dataset_info, medmnist_data
+
+    monkeypatch.setenv("BLOODBENCH_CACHE_DIR", str(tmp_path / "cache"))
 
     path = medmnist_data._cache_file()
     path.parent.mkdir(parents=True, exist_ok=True)
