@@ -170,6 +170,17 @@ def test_json_output_is_strict_even_for_figures_that_cannot_be_computed(tmp_path
     assert strict_loads(path.read_text())["history"][-1]["train_loss"] is None
 
 
+def test_a_figure_that_cannot_be_computed_is_stored_as_null_and_read_as_a_gap(tmp_path):
+    """An AUC over a split of one class is NaN: the writer stores null (never a lost run), the reader a gap."""
+    from bloodbench.store.schema import check_written
+
+    rec = train_record("m", 0, 0.9)
+    rec["val"]["auc"] = math.nan
+    path = ResultsStore(tmp_path).write(check_written(rec, "train"))
+    assert strict_loads(path.read_text())["val"]["auc"] is None
+    assert ResultsStore(tmp_path).get("train", rec["run_id"])["val"]["auc"] is None
+
+
 # -- item 3: prediction files against the dataset -------------------------------------------
 @pytest.fixture(scope="module")
 def real_labels(real_data_dir):

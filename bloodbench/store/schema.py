@@ -181,8 +181,9 @@ def type_name(want: type | tuple[type, ...]) -> str:
     return getattr(want, "__name__", "a number")
 
 
-def field_problem(rec: dict[str, Any], kind: str) -> str | None:
-    """Why ``rec`` breaks its kind's field types (a required field missing or empty, a wrong type), or None."""
+def field_problem(rec: dict[str, Any], kind: str, ranges: bool = True) -> str | None:
+    """Why ``rec`` breaks its kind's field types (a required field missing or empty, a wrong type), a name
+    holds white space, or (``ranges``) a figure is out of its range (:func:`range_problem`); None if nothing."""
     missing = [k for k in REQUIRED[kind] if rec.get(k) in (None, "")]
     if missing:
         return f"no {', '.join(map(repr, missing))} field"
@@ -199,14 +200,15 @@ def field_problem(rec: dict[str, Any], kind: str) -> str | None:
         acc = (rec.get("test") or {}).get("acc")
         if not typed(acc, NUMBER):
             return "status is 'finished' but it has no test accuracy ('test.acc')"
-    return range_problem(rec, kind)
+    return range_problem(rec, kind) if ranges else None
 
 
 def check_written(rec: dict[str, Any], kind: str) -> dict[str, Any]:
     """A writer's own check before it stores ``rec``: every field declared here, every type right.
-    Raises ``ValueError`` (a bug in the writer, not a user error); returns ``rec``."""
+    Raises ``ValueError`` (a bug in the writer, not a user error); returns ``rec``. Ranges are the readers'
+    check: a figure that cannot be computed (an AUC on one class: NaN) is stored as null, never a lost run."""
     undeclared = sorted(set(rec) - set(FIELDS[kind]))
-    problem = f"undeclared field(s) {', '.join(undeclared)}" if undeclared else field_problem(rec, kind)
+    problem = f"undeclared field(s) {', '.join(undeclared)}" if undeclared else field_problem(rec, kind, ranges=False)
     if problem:
         raise ValueError(f"{kind} record {rec.get('run_id')}: {problem} (bloodbench/store/schema.py)")
     return rec
