@@ -102,7 +102,8 @@ RANGES: dict[str, dict[str, tuple[float, float, bool]]] = {
         **{f"{split}.{m}": UNIT for split in ("val", "test") for m in _SCORES},
         **{f"test_tta.{m}": UNIT for m in ("acc", "auc", "f1_macro")},
         "test.ci95.acc.*": UNIT, "test.ci95.f1_macro.*": UNIT, "val.n": NON_NEGATIVE, "test.n": NON_NEGATIVE,
-        "epochs_run": NON_NEGATIVE, "best_epoch": (-1.0, math.inf, False),  # -1: no best (a diverged run) "best_val": ANY, "train_seconds": NON_NEGATIVE,
+        "epochs_run": NON_NEGATIVE, "best_epoch": (-1.0, math.inf, False),  # -1: no best epoch (a diverged run)
+        "best_val": ANY, "train_seconds": NON_NEGATIVE,
         "params": NON_NEGATIVE, **{f"resources.{k}": NON_NEGATIVE for k in RESOURCES_KEYS},
         "history.*.epoch_seconds": NON_NEGATIVE, "history.*.val_acc": UNIT, "history.*.cpu_seconds": NON_NEGATIVE,
         "data.n_train": NON_NEGATIVE, "data.n_val": NON_NEGATIVE, "data.n_test": NON_NEGATIVE,
