@@ -79,6 +79,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     lat = doc.get("latency_batch1_cpu")
     if lat:
         print(f"batch-1 CPU latency p50: exported {lat['exported']['p50_ms']:.3f} ms, eager {lat['eager']['p50_ms']:.3f} ms "
-              f"({lat['exported']['threads']} threads)")
+              f"({lat['exported']['threads']} threads"
+              f"{'; noisy: the rounds disagree, the machine is busy' if lat['exported']['noisy'] or lat['eager']['noisy'] else ''})")
     print(f"wrote {sidecar}")
     return 0

@@ -92,7 +92,9 @@ def export_file(deployed: Deployed, fmt: str, out: Path, example: torch.Tensor) 
 def load_exported(path: Path, fmt: str) -> nn.Module | None:
     """The exported file as a module on CPU; None for ONNX without onnxruntime."""
     if fmt == "torchscript":
-        return torch.jit.load(str(path), map_location="cpu").eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation note
+            return torch.jit.load(str(path), map_location="cpu").eval()
     return OnnxModule(path) if onnxruntime_available() else None
 
 
