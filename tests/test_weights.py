@@ -117,3 +117,16 @@ def test_publish_remakes_the_committed_files(tmp_path, real_data_dir, capsys):
         assert remade[e["model"]]["sha256"] == e["sha256"]
         assert (out / e["file"]).read_bytes() == (PUBLISHED_DIR / e["file"]).read_bytes()
     assert "mobilenet_v3_small: too large" in said or "mobilenet_v3_small" not in said
+
+
+def test_model_card_weights_section():
+    from bloodbench.report.weights_card import weights_section
+    from bloodbench.store.results import ResultsStore
+
+    recs = ResultsStore(REPO_RESULTS).records("train")
+    e = ENTRIES[0]
+    card = "\n".join(weights_section(e["model"], [r for r in recs if r["model"] == e["model"]]))
+    assert e["sha256"] in card and f"bloodbench/models/published/{e['file']}" in card
+    assert f'get_model("{e["model"]}", weights="published")' in card and e["train_command"] in card
+    card = "\n".join(weights_section("vgg11", [r for r in recs if r["model"] == "vgg11"]))
+    assert "No published weights" in card and "`bloodbench train vgg11`" in card

@@ -66,8 +66,12 @@ def recipe_command(record: dict) -> str:
     from bloodbench.hints import train_hint
 
     config = {**(record.get("config") or {}), "model": record["model"]}
-    args, _ = recipe_cli_args(config)
-    return train_hint(record["model"], record.get("seed"), record["dataset"], int(record["size"]), None, tuple(args))
+    try:
+        args, _ = recipe_cli_args(config)  # fields no option sets: the manifest's recipe lists every field
+    except BloodbenchError:  # a model no longer in the registry: no recipe to compare with
+        args = []
+    return train_hint(record["model"], record.get("seed"), record["dataset"], int(record["size"]), None,
+                      tuple(args)).strip("`")
 
 
 def _entry_meta(rec: dict, weights) -> dict[str, Any]:
@@ -79,7 +83,7 @@ def _entry_meta(rec: dict, weights) -> dict[str, Any]:
         "precision": config.get("precision", "fp32"), "channels_last": bool(config.get("channels_last", False)),
         "eval_batch_size": int(config.get("eval_batch_size") or 512),
         "recipe": {k: v for k, v in sorted(config.items()) if k not in _NOT_RECIPE},
-        "train_command": recipe_command(rec).strip("`"),
+        "train_command": recipe_command(rec),
         "val_acc": (rec.get("val") or {}).get("acc"), "test_acc": (rec.get("test") or {}).get("acc"),
         "test_tta_acc": (rec.get("test_tta") or {}).get("acc"), "best_epoch": rec.get("best_epoch"),
         "torch": (rec.get("env") or {}).get("torch"), "git_commit": (rec.get("env") or {}).get("git_commit"),

@@ -37,7 +37,7 @@ def _not_published(name: str, train_recs: list[dict]) -> list[str]:
     done = [r for r in train_recs if is_finished(r) and not r.get("learned_nothing")]
     ids = set(train_frame(done)["run_id"]) if done else set()
     shown = [r for r in done if r["run_id"] in ids] or done  # the recipe the leaderboard averages
-    cmd = recipe_command(best_on_val(shown)) if shown else f"`bloodbench train {name}`"
+    cmd = f"`{recipe_command(best_on_val(shown)) if shown else f'bloodbench train {name}'}`"
     return [f"No published weights: only the models on the MACs Pareto front whose weights fit in "
             f"{MAX_PUBLISHED_BYTES / 1e6:g} MB are in the repository. Train them with {cmd} (its results store keeps "
             f'`best.pt`), then use them with `--seed S` or `get_model("{name}", weights="…/best.pt")`.', ""]
