@@ -131,7 +131,7 @@ def test_seed_loads_that_runs_checkpoint(pngs, saved, capsys, tmp_path):
     assert "has no checkpoint" in capsys.readouterr().err
     write_checkpoint(ENTRY, store / "train" / ENTRY["run_id"] / "best.pt")
     doc = run_json(args, capsys)
-    assert doc["weights"] == f"run {ENTRY['run_id']}"
+    assert doc["weights"] == f"run {ENTRY['run_id']}" and doc["run_id"] == ENTRY["run_id"]
     np.testing.assert_allclose([r["probability"] for r in doc["predictions"]],
                                saved["test_predictions"][IDX].max(1), atol=1e-5)
     assert main(["predict", "baseline_cnn", str(pngs), "--seed", "7", "--results", str(store)]) == 2

@@ -128,6 +128,8 @@ def _from_checkpoint(path: Path) -> Weights:
     config = dict(ckpt.get("config") or {})
     meta = {k: config[k] for k in ("seed", "dataset", "size", "precision", "channels_last", "eval_batch_size")
             if k in config}
+    if path.parent.name.startswith(f"{ckpt['model']}-"):  # a results store's run folder is named by its run_id
+        meta["run_id"] = path.parent.name
     return Weights(ckpt["model"], state, int(ckpt["in_channels"]), int(ckpt["num_classes"]),
                    tuple(ckpt["normalizer"]["mean"]), tuple(ckpt["normalizer"]["std"]), str(path),
                    dict(ckpt.get("model_kwargs") or {}), {"model": ckpt["model"], **meta})
