@@ -27,8 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--check-images", type=positive_int, default=512,
                    help="test images the outputs are compared on (default: 512)")
     p.add_argument("--no-latency", dest="latency", action="store_false", help="skip the latency measurement")
-    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for the latency (default: torch's)")
-    p.add_argument("--rounds", type=positive_int, default=DEFAULT_ROUNDS, help=f"latency rounds (default: {DEFAULT_ROUNDS})")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="CPU threads for the latency (default: torch's)")
+    p.add_argument("--rounds", type=positive_int, default=DEFAULT_ROUNDS,
+                   help=f"latency rounds (default: {DEFAULT_ROUNDS})")
     p.set_defaults(func=cmd_export)
 
 
@@ -74,12 +76,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     sidecar = out.with_name(out.name + ".json")
     atomic_write_text(sidecar, json.dumps(doc, indent=1) + "\n")
     print(f"wrote {out} ({args.format}, {n_bytes / 1e6:.2f} MB) from {trained.source}")
-    if doc["check"]:
-        print(f"outputs match PyTorch on {doc['check']['images']} test images: max |diff| {doc['check']['max_abs_diff']:.1e}")
+    check = doc["check"]
+    if check:
+        print(f"outputs match PyTorch on {check['images']} test images: max |diff| {check['max_abs_diff']:.1e}")
     lat = doc.get("latency_batch1_cpu")
     if lat:
-        print(f"batch-1 CPU latency p50: exported {lat['exported']['p50_ms']:.3f} ms, eager {lat['eager']['p50_ms']:.3f} ms "
-              f"({lat['exported']['threads']} threads"
-              f"{'; noisy: the rounds disagree, the machine is busy' if lat['exported']['noisy'] or lat['eager']['noisy'] else ''})")
+        exp, eager = lat["exported"], lat["eager"]
+        noisy = "; noisy: the rounds disagree, the machine is busy" if exp["noisy"] or eager["noisy"] else ""
+        print(f"batch-1 CPU latency p50: exported {exp['p50_ms']:.3f} ms, eager {eager['p50_ms']:.3f} ms "
+              f"({exp['threads']} threads{noisy})")
     print(f"wrote {sidecar}")
     return 0

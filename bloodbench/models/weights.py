@@ -170,7 +170,7 @@ def build_with_weights(builder: Callable[..., nn.Module], name: str, weights: st
     try:
         model.load_state_dict(w.state_dict)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise BloodbenchError(f"{w.source} does not fit {name} as built here ({first[1].strip() if len(first) > 1 else first[0]})"
-                              ) from None
+        lines = str(exc).strip().splitlines()  # "Error(s) in loading state_dict ...", then the first problem
+        why = lines[1].strip() if len(lines) > 1 else lines[0]
+        raise BloodbenchError(f"{w.source} does not fit {name} as built here ({why})") from None
     return model.eval(), w
