@@ -15,7 +15,7 @@ from bloodbench.errors import BloodbenchError
 
 # Order is the order shown in --help: the pipeline, data -> ... -> report.
 COMMAND_MODULES = ("data", "models", "train", "evaluate", "profile", "run", "oneshot", "results", "leaderboard",
-                   "report", "explain")
+                   "report", "explain", "weights", "predict", "export")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -82,9 +82,20 @@ def get_model_info(name: str) -> ModelInfo:
         raise BloodbenchError(f"unknown model {name!r}{hint} (`bloodbench models` lists them)") from None
 
 
-def create_model(name: str, in_channels: int = 3, num_classes: int = 8, **kwargs: Any) -> nn.Module:
-    """Build a registered model for ``in_channels`` inputs and ``num_classes`` outputs."""
+def create_model(name: str, in_channels: int | None = None, num_classes: int | None = None,
+                 weights: str | None = None, **kwargs: Any) -> nn.Module:
+    """Build a registered model for ``in_channels`` inputs and ``num_classes`` outputs (default 3 and 8).
+
+    ``weights``: ``"published"`` or the path of a ``.safetensors`` / a run's ``best.pt``
+    (:mod:`bloodbench.models.weights`); the model then comes in eval mode, built for its weights.
+    """
     info = get_model_info(name)
+    if weights is not None:
+        from bloodbench.models.weights import build_with_weights
+
+        return build_with_weights(info.builder, name, weights, in_channels, num_classes, **kwargs)[0]
+    in_channels = 3 if in_channels is None else in_channels
+    num_classes = 8 if num_classes is None else num_classes
     if in_channels < 1 or num_classes < 2:
         raise BloodbenchError(
             f"cannot build {name}: in_channels must be >= 1 and num_classes >= 2 "

@@ -36,6 +36,7 @@ from bloodbench.leaderboard.graphs_column import setting_label
 from bloodbench.report import plots
 from bloodbench.report.pick import pick_section
 from bloodbench.report.walltime import time_by_model
+from bloodbench.report.weights_card import weights_section
 from bloodbench.store.fsutil import atomic_write_bytes, output_dir
 from bloodbench.store.results import model_info, read_results
 from bloodbench.store.schema import is_finished
@@ -246,6 +247,7 @@ def model_card(name: str, train_recs: list[dict], profile_recs: list[dict], cost
         group_costs = costs[(costs["model"] == name) & (costs["dataset"] == dataset) & (costs["size"] == size)] \
             if not costs.empty else costs
         lines += ["### Cost", ""] + _top_modules(mine) + _cost_tables(group_costs)
+    lines += weights_section(name, train_recs)
     explain = _explain_links(out, name)
     if explain:
         lines += ["## Explanations", ""] + [x for link in explain for x in (link, "")]
