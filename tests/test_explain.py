@@ -418,12 +418,14 @@ def test_find_run_prefers_lowest_seed_then_newest(tmp_path):
     store = ResultsStore(tmp_path)
     for rid, seed, created, status in [("a", 2, "2026-01-03", "finished"), ("b", 1, "2026-01-01", "finished"),
                                        ("c", 1, "2026-01-02", "finished"), ("d", 0, "2026-01-09", "running")]:
-        store.write({"kind": "train", "run_id": rid, "model": "m", "dataset": "bloodmnist", "size": 28,
+        store.write({"kind": "train", "run_id": rid, "model": "baseline_cnn", "dataset": "bloodmnist", "size": 28,
                      "seed": seed, "status": status, "created_at": created, "test": {"acc": 0.9}})
-    assert find_train_run(store, "m")["run_id"] == "c"
-    assert find_train_run(store, "m", seed=2)["run_id"] == "a"
+    assert find_train_run(store, "baseline_cnn")["run_id"] == "c"
+    assert find_train_run(store, "baseline_cnn", seed=2)["run_id"] == "a"
     with pytest.raises(BloodbenchError, match="seed 0"):
-        find_train_run(store, "m", seed=0)
+        find_train_run(store, "baseline_cnn", seed=0)
+    with pytest.raises(BloodbenchError, match="unknown model 'baseline_cn'"):  # a typo is not "train it first"
+        find_train_run(store, "baseline_cn")
 
 
 class _TinyViT(nn.Module):
