@@ -32,6 +32,8 @@ class ModelInfo:
     recipe: dict[str, Any] = field(default_factory=dict)
     # Dotted module path of the last conv block, for Grad-CAM.
     target_layer: str | None = None
+    # Where a plug-in model comes from (its distribution or module, see models/plugins.py); None: built-in.
+    plugin: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -41,7 +43,16 @@ class ModelInfo:
             "origin": self.origin,
             "recipe": dict(self.recipe),
             "target_layer": self.target_layer,
+            **({"plugin": self.plugin} if self.plugin else {}),
         }
+
+
+class DuplicateModelError(ValueError):
+    """A second registration of one name (a plug-in clashing with a built-in model, say)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"model {name!r} is already registered")
+        self.name = name
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -61,7 +72,7 @@ def register_model(
     def wrapper(fn: BuildFn) -> BuildFn:
         key = name or fn.__name__
         if key in _REGISTRY:
-            raise ValueError(f"model {key!r} is already registered")
+            raise DuplicateModelError(key)
         _REGISTRY[key] = ModelInfo(key, family, description, origin, fn, dict(recipe or {}), target_layer)
         return fn
 
@@ -70,15 +81,26 @@ def register_model(
 
 def list_models(family: str | None = None) -> list[str]:
     """Registered model names, sorted; optionally only one family."""
+    _load_plugins()
     return sorted(n for n, i in _REGISTRY.items() if family is None or i.family == family)
 
 
+def _load_plugins() -> None:
+    """The plug-ins' models join the registry on its first use (see models/plugins.py)."""
+    from bloodbench.models.plugins import ensure_loaded
+
+    ensure_loaded()
+
+
 def get_model_info(name: str) -> ModelInfo:
+    _load_plugins()
     try:
         return _REGISTRY[name]
     except KeyError:
+        from bloodbench.models.plugins import failed_hint
+
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.4)
-        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        hint = (f"; did you mean {' or '.join(close)}?" if close else "") + failed_hint()
         raise BloodbenchError(f"unknown model {name!r}{hint} (`bloodbench models` lists them)") from None
 
 
