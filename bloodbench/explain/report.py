@@ -32,7 +32,7 @@ from bloodbench.explain.gradcam import (
 )
 from bloodbench.formatting import md_table, short_name
 from bloodbench.hints import require_finished_runs, retrain_hint
-from bloodbench.store.fsutil import atomic_write_text
+from bloodbench.store.fsutil import atomic_write_text, output_dir
 from bloodbench.store.predictions import PREDICTION_FILES
 from bloodbench.store.results import ResultsStore
 
