@@ -100,7 +100,7 @@ def get_model_info(name: str) -> ModelInfo:
         from bloodbench.models.plugins import failed_hint
 
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.4)
-        hint = (f"; did you mean {' or '.join(close)}?" if close else "") + failed_hint()
+        hint = failed_hint() + (f"; did you mean {' or '.join(close)}?" if close else "")
         raise BloodbenchError(f"unknown model {name!r}{hint} (`bloodbench models` lists them)") from None
 
 

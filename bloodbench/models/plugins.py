@@ -164,4 +164,4 @@ def loaded_plugins() -> list[Plugin]:
 
 def failed_hint() -> str:
     """What an unknown model's error adds when a plug-in failed: it may have been that model's."""
-    return "".join(f"; {message}" for message in _FAILED.values())
+    return "".join(f" ({message})" for message in _FAILED.values())
