@@ -162,3 +162,4 @@ def test_a_plugin_model_goes_through_train_profile_leaderboard_report_explain_an
                          "--out", tmp_path / "explain", "--n", "4")
     assert rc == 0, err
     assert (tmp_path / "explain" / "gradcam_correct.png").is_file()
+    assert "A plug-in model, from bbplug_script, not part of bloodbench." in (tmp_path / "explain" / "errors.md").read_text()
