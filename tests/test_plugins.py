@@ -56,7 +56,8 @@ def plugin_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(plugins, "_LOADED", {})
     monkeypatch.setattr(plugins, "_FAILED", {})
     monkeypatch.setattr(plugins, "_STATE", {"started": False})
-    monkeypatch.delenv(PLUGINS_ENV, raising=False)
+    monkeypatch.setenv(PLUGINS_ENV, "")  # recorded, so what `--plugin` adds to it is undone afterwards
+    monkeypatch.delenv(PLUGINS_ENV)
     # `bloodbench models` counts the built-in models once per cache: only the plug-ins' rows here
     real = models_cmd.compute_model_rows
     monkeypatch.setattr(models_cmd, "compute_model_rows",
