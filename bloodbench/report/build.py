@@ -120,8 +120,8 @@ def environment_table(records: list[dict], benchmarks: list[dict]) -> str:
 # --------------------------------------------------------------------------------------
 # model cards
 # --------------------------------------------------------------------------------------
-def model_meta(name: str, records: list[dict]) -> dict[str, str]:
-    """Description and origin from the registry, else from the records' copy of it."""
+def model_meta(name: str, records: list[dict]) -> dict[str, str | None]:
+    """Description and origin (and a plug-in's source) from the registry, else from the records' copy of it."""
     info = model_info(name, records)
     return {**{k: info.get(k) or "—" for k in ("family", "description", "origin")}, "plugin": info.get("plugin")}
 
