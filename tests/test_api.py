@@ -102,3 +102,18 @@ def test_profile_a_registry_model_and_a_module(tmp_path, one_thread):
     assert figures["latency"]["p50_ms"] > 0 and figures["latency"]["batch_size"] == 1
     with pytest.raises(BloodbenchError, match="registry name or an nn.Module"):
         bloodbench.profile(42)
+
+
+def test_a_model_registered_in_a_script_is_a_plugin_of_that_module(monkeypatch):
+    from bloodbench.models import _api
+
+    monkeypatch.setattr(_api, "_REGISTRY", dict(_api._REGISTRY))
+
+    @bloodbench.register_model(family="mine", description="registered in a session", origin="a test")
+    def session_net(in_channels: int = 3, num_classes: int = 8) -> nn.Module:
+        return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes))
+
+    assert "session_net" in bloodbench.list_models()
+    assert _api.get_model_info("session_net").plugin == __name__  # marked, as a plug-in module's would be
+    assert bloodbench.get_model("session_net", num_classes=3)(torch.zeros(1, 3, 28, 28)).shape == (1, 3)
+    assert not [n for n in _api.list_models() if n != "session_net" and _api.get_model_info(n).plugin]

@@ -8,7 +8,9 @@ explanations) reads the same facts from one place.
 from __future__ import annotations
 
 import difflib
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from torch import nn
@@ -32,7 +34,8 @@ class ModelInfo:
     recipe: dict[str, Any] = field(default_factory=dict)
     # Dotted module path of the last conv block, for Grad-CAM.
     target_layer: str | None = None
-    # Where a plug-in model comes from (its distribution or module, see models/plugins.py); None: built-in.
+    # Where a plug-in model comes from (its distribution, else the module of its builder: see
+    # models/plugins.py); None: a built-in model, its builder in bloodbench.
     plugin: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -73,10 +76,23 @@ def register_model(
         key = name or fn.__name__
         if key in _REGISTRY:
             raise DuplicateModelError(key)
-        _REGISTRY[key] = ModelInfo(key, family, description, origin, fn, dict(recipe or {}), target_layer)
+        _REGISTRY[key] = ModelInfo(key, family, description, origin, fn, dict(recipe or {}), target_layer,
+                                   _outside(fn))
         return fn
 
     return wrapper
+
+
+def _outside(fn: BuildFn) -> str | None:
+    """The module of a builder defined outside bloodbench (a script's, a plug-in's): such a model is a
+    plug-in wherever it was registered from; None for bloodbench's own."""
+    module = getattr(fn, "__module__", None) or "?"
+    if module == "bloodbench" or module.startswith("bloodbench."):
+        return None
+    if module == "__main__":
+        main = getattr(sys.modules.get("__main__"), "__file__", None)
+        return Path(main).name if main else "__main__"
+    return module
 
 
 def list_models(family: str | None = None) -> list[str]:
