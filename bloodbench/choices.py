@@ -17,3 +17,5 @@ DEFAULT_WARMUP_S = 1.0    # profile: untimed warm-up seconds, at least
 DEFAULT_ROUND_S = 0.2     # profile: seconds per latency round, at least (a 1 ms model gets ~200 calls a round)
 DEFAULT_BATCH_SIZES = {"cpu": (1, 2, 4, 8, 16, 32, 64),  # profile: the throughput sweep of each device kind
                        "cuda": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)}
+PLUGIN_GROUP = "bloodbench.models"  # the entry-point group of plug-in models (bloodbench/models/plugins.py)
+PLUGINS_ENV = "BLOODBENCH_PLUGINS"  # comma-separated plug-in modules, as `bloodbench --plugin`

@@ -59,11 +59,13 @@ def errors_markdown(model: str, record: dict, y_true: np.ndarray, y_score: np.nd
     """
     pred = y_score.argmax(1)
     n, n_wrong = len(y_true), int((pred != y_true).sum())
+    plugin = (record.get("model_info") or {}).get("plugin")
     lines = [
         f"# Error analysis: {model}",
         "",
         f"Run `{record['run_id']}` ({record.get('dataset')} {record.get('size')}px, seed {record.get('seed')}); "
-        f"from its saved test predictions (`test_predictions.npz`, N = {n}), no re-inference.",
+        f"from its saved test predictions (`test_predictions.npz`, N = {n}), no re-inference."
+        + (f" A plug-in model, from {plugin}, not part of bloodbench." if plugin else ""),
         "",
         f"- test accuracy: **{1 - n_wrong / n:.4f}** ({n_wrong} of {n} misclassified)",
         f"- expected calibration error (ECE, {n_bins} equal-width bins of top-label confidence): "

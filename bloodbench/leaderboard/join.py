@@ -33,7 +33,7 @@ from bloodbench.leaderboard.frames import (
     unfinished_runs,
 )
 from bloodbench.leaderboard.graphs_column import attach_graphs_p50, split_graphs
-from bloodbench.leaderboard.notes import Note, gap_notes, number_notes
+from bloodbench.leaderboard.notes import Note, gap_notes, number_notes, plugin_note
 from bloodbench.leaderboard.table import Leaderboard
 from bloodbench.store.results import check_records, read_results
 
@@ -192,6 +192,7 @@ def _notes(merged: pd.DataFrame, sel: _Selection, precision: str | None,
     for r in sel.train[~sel.train["converged"].astype(bool)].itertuples(index=False) if not sel.train.empty else ():
         unconverged.setdefault((r.model, r.dataset, int(r.size)), []).append(r.seed)
     notes = gap_notes(merged, sel.device, precision, sel.keep(typed_frame(pending)), unconverged, sel.conflicts)
+    notes.append(plugin_note(merged, sel.train_records))
     return notes + (prediction_notes(merged, predictions) if predictions is not None else [])
 
 

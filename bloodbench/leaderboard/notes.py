@@ -14,6 +14,7 @@ from typing import Sequence
 import pandas as pd
 
 from bloodbench.leaderboard.columns import KEYS
+from bloodbench.store.results import model_info
 from bloodbench.store.verdicts import CONVERGENCE_RULE, LEARNED_NOTHING_RULE
 
 SUPERSCRIPTS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
@@ -96,3 +97,14 @@ def gap_notes(merged: pd.DataFrame, device: str | None, precision: str | None, p
     notes.append(Note(f"averages runs that had not converged ({CONVERGENCE_RULE})",
                       {k: _seeds(sorted(v)) for k, v in (unconverged or {}).items()}, mark=UNCONVERGED_MARK))
     return notes
+
+
+def plugin_note(merged: pd.DataFrame, records: Sequence[dict] = ()) -> Note:
+    """Rows of plug-in models (bloodbench/models/plugins.py), each with its origin: the registry's,
+    else the one its records kept."""
+    rows = {}
+    for m, d, s in merged.loc[merged["kind"] == "model", KEYS].itertuples(index=False):
+        origin = model_info(m, [r for r in records if r.get("model") == m]).get("plugin")
+        if origin:
+            rows[(m, d, int(s))] = origin
+    return Note("plug-in model, not part of bloodbench (from the package or module named)", rows)

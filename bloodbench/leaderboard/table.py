@@ -95,6 +95,10 @@ class Leaderboard:
             df[col] = pd.to_numeric(df[col]).round().astype("Int64")
         return df
 
+    def to_frame(self) -> pd.DataFrame:
+        """The rows of the CSV and JSON output as a DataFrame (the Python API's ``bloodbench.leaderboard()``)."""
+        return self._plain().reset_index(drop=True)
+
     def to_records(self) -> list[dict[str, Any]]:
         """Rows as plain Python values (NaN/NA -> None, numpy scalars -> int/float/bool), for JSON."""
         df = self._plain()

@@ -8,7 +8,9 @@ explanations) reads the same facts from one place.
 from __future__ import annotations
 
 import difflib
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from torch import nn
@@ -32,6 +34,9 @@ class ModelInfo:
     recipe: dict[str, Any] = field(default_factory=dict)
     # Dotted module path of the last conv block, for Grad-CAM.
     target_layer: str | None = None
+    # Where a plug-in model comes from (its distribution, else the module of its builder: see
+    # models/plugins.py); None: a built-in model, its builder in bloodbench.
+    plugin: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -41,7 +46,16 @@ class ModelInfo:
             "origin": self.origin,
             "recipe": dict(self.recipe),
             "target_layer": self.target_layer,
+            **({"plugin": self.plugin} if self.plugin else {}),
         }
+
+
+class DuplicateModelError(ValueError):
+    """A second registration of one name (a plug-in clashing with a built-in model, say)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"model {name!r} is already registered")
+        self.name = name
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -61,24 +75,48 @@ def register_model(
     def wrapper(fn: BuildFn) -> BuildFn:
         key = name or fn.__name__
         if key in _REGISTRY:
-            raise ValueError(f"model {key!r} is already registered")
-        _REGISTRY[key] = ModelInfo(key, family, description, origin, fn, dict(recipe or {}), target_layer)
+            raise DuplicateModelError(key)
+        _REGISTRY[key] = ModelInfo(key, family, description, origin, fn, dict(recipe or {}), target_layer,
+                                   _outside(fn))
         return fn
 
     return wrapper
 
 
+def _outside(fn: BuildFn) -> str | None:
+    """The module of a builder defined outside bloodbench (a script's, a plug-in's): such a model is a
+    plug-in wherever it was registered from; None for bloodbench's own."""
+    module = getattr(fn, "__module__", None) or "?"
+    if module == "bloodbench" or module.startswith("bloodbench."):
+        return None
+    if module == "__main__":
+        main = getattr(sys.modules.get("__main__"), "__file__", None)
+        return Path(main).name if main else "__main__"
+    return module
+
+
 def list_models(family: str | None = None) -> list[str]:
     """Registered model names, sorted; optionally only one family."""
+    _load_plugins()
     return sorted(n for n, i in _REGISTRY.items() if family is None or i.family == family)
 
 
+def _load_plugins() -> None:
+    """The plug-ins' models join the registry on its first use (see models/plugins.py)."""
+    from bloodbench.models.plugins import ensure_loaded
+
+    ensure_loaded()
+
+
 def get_model_info(name: str) -> ModelInfo:
+    _load_plugins()
     try:
         return _REGISTRY[name]
     except KeyError:
+        from bloodbench.models.plugins import failed_hint
+
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.4)
-        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        hint = failed_hint() + (f"; did you mean {' or '.join(close)}?" if close else "")
         raise BloodbenchError(f"unknown model {name!r}{hint} (`bloodbench models` lists them)") from None
 
 

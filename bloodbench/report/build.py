@@ -121,10 +121,10 @@ def environment_table(records: list[dict], benchmarks: list[dict]) -> str:
 # --------------------------------------------------------------------------------------
 # model cards
 # --------------------------------------------------------------------------------------
-def model_meta(name: str, records: list[dict]) -> dict[str, str]:
-    """Description and origin from the registry, else from the records' copy of it."""
+def model_meta(name: str, records: list[dict]) -> dict[str, str | None]:
+    """Description and origin (and a plug-in's source) from the registry, else from the records' copy of it."""
     info = model_info(name, records)
-    return {k: info.get(k) or "—" for k in ("family", "description", "origin")}
+    return {**{k: info.get(k) or "—" for k in ("family", "description", "origin")}, "plugin": info.get("plugin")}
 
 
 def _explain_links(out: Path, name: str) -> list[str]:
@@ -178,7 +178,8 @@ def model_card(name: str, train_recs: list[dict], profile_recs: list[dict], cost
                w: _Writer) -> None:
     meta = model_meta(name, train_recs + profile_recs)
     lines = [f"# {name}", "", f"[← leaderboard](../README.md)", "",
-             md_table([["family", meta["family"]], ["description", meta["description"]], ["origin", meta["origin"]]],
+             md_table([["family", meta["family"]], ["description", meta["description"]], ["origin", meta["origin"]]]
+                      + ([["plug-in", f"from {meta['plugin']}, not part of bloodbench"]] if meta["plugin"] else []),
                       ["", ""]), ""]
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in train_recs:
@@ -382,7 +383,8 @@ def write_report(results: str | os.PathLike | None = None, out: str | os.PathLik
         mp = [r for r in profile_recs if r["model"] == name]
         model_card(name, mt, mp, costs[costs["model"] == name] if not costs.empty else costs, out, w)
         meta = model_meta(name, mt + mp)
-        card_rows.append([f"[{name}](models/{name}.md)", meta["family"], meta["description"]])
+        card_rows.append([f"[{name}](models/{name}.md)", meta["family"],
+                          meta["description"] + (f" (plug-in from {meta['plugin']})" if meta["plugin"] else "")])
     lines += ["## Models", "", md_table(card_rows, ["model", "family", "description"]), ""]
     lines += ["## Environment", "", environment_table(train_recs + profile_recs, benchmarks), ""]
     lines += _compute_time(train_recs, profile_recs)
