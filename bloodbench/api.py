@@ -18,7 +18,6 @@ Plug-in models (``bloodbench/models/plugins.py``) join the registry on its first
 
 from __future__ import annotations
 
-import inspect
 import os
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -41,17 +40,13 @@ def list_models(family: str | None = None) -> list[str]:
 def get_model(name: str, weights: str | None = None, **kwargs: Any) -> "nn.Module":
     """A registry model, built for ``in_channels`` (default 3) and ``num_classes`` (default 8).
 
-    ``weights``: trained weights to load (``"published"`` or a checkpoint path) where the registry
-    supports them; None builds freshly initialised weights. Other keywords go to the builder.
+    ``weights``: ``"published"`` (the weights published with bloodbench, sha256-checked), a
+    ``.safetensors`` file or a run's ``best.pt``; None builds freshly initialised weights. Other
+    keywords go to the builder.
     """
     from bloodbench import models
 
-    if "weights" in inspect.signature(models.get_model).parameters:
-        return models.get_model(name, weights=weights, **kwargs)
-    if weights is not None:
-        raise BloodbenchError(f"cannot load weights={weights!r} for {name}: this version of bloodbench builds "
-                              f"models with fresh weights only; leave weights out")
-    return models.get_model(name, **kwargs)
+    return models.get_model(name, weights=weights, **kwargs)
 
 
 def register_model(*args: Any, **kwargs: Any):

@@ -46,7 +46,7 @@ def test_the_api_names_stay_functions_beside_their_subpackages():
 
 
 def test_list_models_and_get_model():
-    from bloodbench.models import list_models
+    from bloodbench.models import get_model, list_models
 
     assert bloodbench.list_models() == list_models() and "resnet18" in bloodbench.list_models()
     assert bloodbench.list_models("resnet") == list_models("resnet")
@@ -55,6 +55,9 @@ def test_list_models_and_get_model():
         assert net(torch.zeros(2, 3, 28, 28)).shape == (2, 5)
     with pytest.raises(BloodbenchError):
         bloodbench.get_model("baseline_cnn", weights="no/such/weights.safetensors")
+    published = bloodbench.get_model("baseline_cnn", weights="published").state_dict()
+    assert all(torch.equal(v, get_model("baseline_cnn", weights="published").state_dict()[k])
+               for k, v in published.items())
     with pytest.raises(BloodbenchError, match="unknown model 'no_such_net'"):
         bloodbench.get_model("no_such_net")
 
