@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import difflib
 import sys
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from torch import nn
 
@@ -59,6 +60,32 @@ class DuplicateModelError(ValueError):
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
+#: What runs before each lookup, and what an unknown name's error adds: models/plugins.py installs
+#: its loader (plug-ins join on the registry's first use), so this module imports nothing of it.
+_HOOKS: dict[str, Callable[[], Any]] = {"before_lookup": lambda: None, "unknown_hint": lambda: ""}
+
+
+def install_plugin_hooks(before_lookup: Callable[[], None], unknown_hint: Callable[[], str]) -> None:
+    _HOOKS.update(before_lookup=before_lookup, unknown_hint=unknown_hint)
+
+
+def registered_names() -> set[str]:
+    """The names registered so far, without loading plug-ins (what a plug-in's import added is the difference)."""
+    return set(_REGISTRY)
+
+
+def registered(name: str) -> ModelInfo | None:
+    return _REGISTRY.get(name)
+
+
+def unregister(names: Iterable[str]) -> None:
+    """Undo a refused plug-in's registrations."""
+    for name in names:
+        _REGISTRY.pop(name, None)
+
+
+def mark_plugin(name: str, origin: str) -> None:
+    _REGISTRY[name] = dataclasses.replace(_REGISTRY[name], plugin=origin)
 
 
 def register_model(
@@ -102,10 +129,7 @@ def list_models(family: str | None = None) -> list[str]:
 
 
 def _load_plugins() -> None:
-    """The plug-ins' models join the registry on its first use (see models/plugins.py)."""
-    from bloodbench.models.plugins import ensure_loaded
-
-    ensure_loaded()
+    _HOOKS["before_lookup"]()
 
 
 def get_model_info(name: str) -> ModelInfo:
@@ -113,10 +137,8 @@ def get_model_info(name: str) -> ModelInfo:
     try:
         return _REGISTRY[name]
     except KeyError:
-        from bloodbench.models.plugins import failed_hint
-
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.4)
-        hint = failed_hint() + (f"; did you mean {' or '.join(close)}?" if close else "")
+        hint = _HOOKS["unknown_hint"]() + (f"; did you mean {' or '.join(close)}?" if close else "")
         raise BloodbenchError(f"unknown model {name!r}{hint} (`bloodbench models` lists them)") from None
 
 

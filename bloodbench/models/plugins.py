@@ -22,7 +22,6 @@ Python API and a sweep's worker processes see them without asking; the CLI loads
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import os
 import sys
@@ -68,10 +67,9 @@ def _add_cwd_to_path() -> None:
 
 def _refuse(source: str, error: Exception, before: set[str]) -> BloodbenchError:
     """Undo what a failed plug-in registered, and the one line that says why it was refused."""
-    for name in set(_api._REGISTRY) - before:
-        del _api._REGISTRY[name]
+    _api.unregister(_api.registered_names() - before)
     if isinstance(error, _api.DuplicateModelError):
-        owner = _api._REGISTRY.get(error.name)
+        owner = _api.registered(error.name)
         whose = f"plug-in {owner.plugin}'s" if owner is not None and owner.plugin else "a built-in"
         message = (f"plug-in {source} refused: it registers {error.name!r}, the name of {whose} model; "
                    f"register it under another name")
@@ -85,14 +83,14 @@ def _load(source: str, origin: str, load) -> Plugin:
     """Run ``load()`` (an import); mark the models it registered with ``origin``, or undo them all."""
     if source in _LOADED:
         return _LOADED[source]
-    before = set(_api._REGISTRY)
+    before = _api.registered_names()
     try:
         load()
     except Exception as exc:  # noqa: BLE001 - any failure of foreign code refuses the plug-in, in one line
         raise _refuse(source, exc, before) from None
-    added = tuple(sorted(set(_api._REGISTRY) - before))
+    added = tuple(sorted(_api.registered_names() - before))
     for name in added:
-        _api._REGISTRY[name] = dataclasses.replace(_api._REGISTRY[name], plugin=origin)
+        _api.mark_plugin(name, origin)
     _FAILED.pop(source, None)
     _LOADED[source] = plugin = Plugin(source, origin, added)
     return plugin
@@ -165,3 +163,6 @@ def loaded_plugins() -> list[Plugin]:
 def failed_hint() -> str:
     """What an unknown model's error adds when a plug-in failed: it may have been that model's."""
     return "".join(f" ({message})" for message in _FAILED.values())
+
+
+_api.install_plugin_hooks(ensure_loaded, failed_hint)
