@@ -26,7 +26,6 @@ from bloodbench.leaderboard.columns import (
 )
 from bloodbench.leaderboard.frames import (
     aggregate_training,
-    choose_device,
     cost_conflicts,
     cost_frame,
     finished_runs_frame,
@@ -40,13 +39,14 @@ from bloodbench.leaderboard.frames import (
     unfinished_runs,
 )
 from bloodbench.leaderboard.ingest import benchmark_frame, read_benchmark_json
+from bloodbench.leaderboard.machines import Machine, choose_machine, other_machines
 from bloodbench.leaderboard.join import assemble_leaderboard, build_leaderboard, load_leaderboard
 from bloodbench.leaderboard.table import Leaderboard
 from bloodbench.store.results import check_records, read_results, store_records
 
 __all__ = [
     "COLUMNS", "COST_COLUMNS", "COST_KEYS", "FORMATS", "FRONTS", "INT_COLUMNS", "KEYS", "METRICS", "PREFERRED_PRECISION",
-    "Leaderboard", "aggregate_training", "assemble_leaderboard", "benchmark_frame", "build_leaderboard", "check_records", "choose_device",
+    "Leaderboard", "aggregate_training", "assemble_leaderboard", "benchmark_frame", "build_leaderboard", "check_records", "choose_machine", "other_machines", "Machine",
     "cost_conflicts", "cost_frame", "finished_runs_frame", "learned_nothing_runs", "load_leaderboard", "other_recipe_runs", "pareto_front", "pick_recipe",
     "profile_frame", "read_benchmark_json", "read_results", "select_costs", "store_records", "train_frame",
     "unfinished_runs",
