@@ -62,8 +62,9 @@ def test_report_files(reports):
     assert "README.md" in rel
     for model in ("alpha", "beta", "gamma", "delta"):
         assert f"models/{model}.md" in rel
-    for plot in ("acc_vs_macs_bloodmnist_28", "acc_vs_latency_bloodmnist_28_cuda",
-                 "acc_vs_latency_bloodmnist_28_cpu", "acc_vs_params_bloodmnist_28"):
+    for plot in ("acc_vs_macs_bloodmnist_28", "acc_vs_latency_bloodmnist_28_cuda_nvidia-h100-80gb-hbm3",
+                 "acc_vs_latency_bloodmnist_28_cpu_intel-r-xeon-r-platinum-8480-2-threads",
+                 "acc_vs_params_bloodmnist_28"):
         assert f"plots/{plot}.png" in rel
     assert "models/alpha_bloodmnist_28_curves.png" in rel and "models/alpha_bloodmnist_28_confusion.png" in rel
     for p in paths:
@@ -78,7 +79,7 @@ def test_readme_content(reports):
     readme = (out / "README.md").read_text()
     assert "| model" in readme and "test acc (%)" in readme and "MACs (M)" in readme
     assert f"cost on cuda: {GPU}" in readme
-    assert "no profile on cuda for: delta" in readme
+    assert f"no profile on {GPU} fp32 (this table's machine) for: delta" in readme
     # environment from the records' env block
     for fact in (GPU, "Intel(R) Xeon(R) Platinum 8480+", "2.5.1", "12.4", "abc1234def", "2025-01-10 … 2025-01-11"):
         assert fact in readme
@@ -193,7 +194,7 @@ def test_readme_names_the_cost_source(tmp_path):
     readme = (tmp_path / "out" / "README.md").read_text()
     assert "; source: pytest-benchmark bench.json for delta; profile records for the other rows_" in readme
     assert "| alpha¹ " in readme and "| 1.000 " in readme
-    assert ("¹ cost measured by two sources that disagree: alpha (bench.json says p50 5.000 ms vs 1.000 ms; "
+    assert ("¹ cost measured on this machine by two sources that disagree: alpha (bench.json says p50 5.000 ms vs 1.000 ms; "
             "throughput 200 img/s vs 2,000 img/s in the profile record shown)") in readme
 
 
