@@ -246,8 +246,8 @@ def test_compare_results_dirs_flags_regressions(tmp_path, capsys):
     result = compare(tmp_path / "old", tmp_path / "new")
     assert result.regressions == [
         "alpha (bloodmnist 28px): test accuracy -1.00 pt",
-        "alpha (bloodmnist 28px, cuda fp32): p50 latency +20.0%",
-        "beta (bloodmnist 28px, cuda fp32): throughput -16.7%",
+        f"alpha (bloodmnist 28px, cuda fp32 on {GPU}): p50 latency +20.0%",
+        f"beta (bloodmnist 28px, cuda fp32 on {GPU}): throughput -16.7%",
     ]
     acc = {r.model: r for r in result.accuracy.itertuples()}
     assert acc["beta"].flag == "" and acc["beta"].acc_delta_pt == pytest.approx(-0.2)  # within 0.5 pt
@@ -263,6 +263,27 @@ def test_compare_results_dirs_flags_regressions(tmp_path, capsys):
     assert (out / "compare.md").read_text() == stdout
     rc = main(["report", "--results", str(tmp_path / "new"), "--compare", str(tmp_path / "old"), "--out", str(out)])
     assert rc == 0  # flags, but only fails when asked to
+
+
+def test_compare_across_machines_is_no_regression(tmp_path, capsys):
+    """Xeon results against EPYC results: "p50 latency +698.5 %" and exit 1 was a hardware change, not a regression."""
+    old = [train_record("alpha", 0, 0.95), profile_record("alpha", device="cpu", macs=5_000_000, p50=1.0,
+                                                          throughput=1000, device_name="Intel Xeon (2 threads)")]
+    new = [train_record("alpha", 0, 0.95), profile_record("alpha", device="cpu", macs=5_000_000, p50=8.0,
+                                                          throughput=120, device_name="AMD EPYC (1 thread)"),
+           profile_record("beta", device="cpu", macs=5_000_000, p50=9.0, throughput=100,
+                          device_name="Intel Xeon (2 threads)")]
+    write_store(tmp_path / "old", old)
+    write_store(tmp_path / "new", new)
+    result = compare(tmp_path / "old", tmp_path / "new")
+    assert result.regressions == [] and result.machines_differ()
+    flags = {(r.model, r.device_name): r.flag for r in result.cost.itertuples()}
+    assert flags == {("alpha", "AMD EPYC (1 thread)"): "other machine", ("alpha", "Intel Xeon (2 threads)"): "other machine",
+                     ("beta", "Intel Xeon (2 threads)"): "new"}
+    rc = main(["report", "--results", str(tmp_path / "new"), "--compare", str(tmp_path / "old"), "--fail-on-regression"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "**The machines differ**: old measured on Intel Xeon (2 threads), new on AMD EPYC (1 thread); " \
+        "Intel Xeon (2 threads)" in out and "+700" not in out and "No regressions" in out
 
 
 def test_compare_prints_and_writes_no_file_without_out(tmp_path, capsys, monkeypatch):
@@ -293,7 +314,7 @@ def test_compare_benchmark_jsons(tmp_path, capsys):
     rc = main(["report", "--compare", str(old), str(new), "--out", str(tmp_path / "out")])
     text = capsys.readouterr().out
     assert rc == 0
-    assert "alpha (bloodmnist 28px, cuda fp32): throughput -15.0%" in text
+    assert f"alpha (bloodmnist 28px, cuda fp32 on {GPU}): throughput -15.0%" in text
     assert "p50 latency +" not in text  # +2% latency is within the 5% threshold
     assert "## Accuracy" not in text  # benchmark files carry no accuracy
     rc = main(["report", "--compare", str(old), str(new), "--threshold", "0.2", "--out", str(tmp_path / "out")])

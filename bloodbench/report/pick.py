@@ -80,7 +80,8 @@ def _budget_table(board: Leaderboard, machines: dict[str, Leaderboard], rows: pd
     out = [best(label, rows if budget is None else rows[rows["macs"].notna() & (rows["macs"] <= budget)])
            for budget, label in MACS_BUDGETS]
     shown = board.machine_name()
-    for name, b in ({shown: board} if shown else {}) | dict(sorted(machines.items())):
+    boards = ({shown: board} if shown else {}) | dict(sorted(machines.items()))
+    for name, b in boards.items():
         same = b.rows[(b.rows["dataset"] == rows["dataset"].iloc[0]) & (b.rows["size"] == rows["size"].iloc[0])]
         mrows = same[[_key(r) in ci for r in same.itertuples()]]
         mrows = mrows.sort_values(["acc_mean", "model"], ascending=[False, True], kind="stable")
