@@ -25,3 +25,30 @@ def test_evaluate_prints_percent_and_every_seed_per_class(capsys):
     assert main(["evaluate", "baseline_cnn", "--results", str(REPO_RESULTS)]) == 0  # two recipes ran seeds 0-2
     out = capsys.readouterr().out
     assert "per class (mean over the 6 runs above; F1 per run):" in out and "F1 seed 0 (" in out
+
+
+def test_dry_run_says_why_each_job_is_pending_and_durations_read_as_durations(tmp_path, capsys):
+    import torch
+
+    from records_factory import profile_record, train_record, write_store
+
+    from bloodbench.config import ProfileConfig
+    from bloodbench.sweep import run
+
+    here = ProfileConfig.build(device=torch.device("cpu"))
+    old = profile_record("baseline_cnn", device="cpu", macs=20_000_000, p50=1.0, throughput=1000.0,
+                         device_name=here.device_name)
+    old["config"] = {**here.as_dict(), "rounds": 3, "round_s": 0.05}  # profiled with older settings
+    other_seed = train_record("baseline_cnn", 0, 0.97, device="cpu")  # seed 0 under another recipe
+    write_store(tmp_path, [old, other_seed])
+    assert main(["run", "--models", "baseline_cnn,resnet18", "--seeds", "0,1", "--results", str(tmp_path),
+                 "--profile-devices", "cpu", "--device", "cpu", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    row = {tuple(c.strip() for c in line.strip("|").split("|")[:3]): line for line in out.splitlines()
+           if line.startswith("| ")}
+    assert "settings changed since the last profile (round_s, rounds)" in row[("profile", "baseline_cnn", "")]
+    assert "not profiled yet" in row[("profile", "resnet18", "")]
+    assert "recipe changed since the last run of this seed" in row[("train", "baseline_cnn", "0")]
+    assert "not trained yet" in row[("train", "baseline_cnn", "1")]
+    assert not re.search(r"\d+:\d\d:\d\d", out) and re.search(r"about \d+ (h|min)", out)
+    assert run.about(12 * 3600 + 30 * 60 + 56) == "about 12 h 31 min" and run.about(7200) == "about 2 h"
