@@ -52,3 +52,24 @@ def test_dry_run_says_why_each_job_is_pending_and_durations_read_as_durations(tm
     assert "not trained yet" in row[("train", "baseline_cnn", "1")]
     assert not re.search(r"\d+:\d\d:\d\d", out) and re.search(r"about \d+ (h|min)", out)
     assert run.about(12 * 3600 + 30 * 60 + 56) == "about 12 h 31 min" and run.about(7200) == "about 2 h"
+
+
+def test_leaderboard_columns_and_a_narrow_terminal_default(capsys):
+    from bloodbench.choices import TERMINAL_COLUMNS
+    from bloodbench.commands.leaderboard import shown_columns
+
+    assert main(["leaderboard", "--results", str(REPO_RESULTS), "--columns", "acc,latency,graphs"]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("| model"))
+    cells = [c.strip() for c in header.strip("|").split("|")]
+    assert cells[0] == "model" and cells[1] == "test acc (%)" and all("latency" in c for c in cells[2:])
+    assert shown_columns(None, terminal=True) == list(TERMINAL_COLUMNS)  # a terminal: narrow by default
+    assert shown_columns(None, terminal=False) is None and shown_columns("all", terminal=True) is None
+    assert main(["leaderboard", "--results", str(REPO_RESULTS), "--columns", "acc,speed"]) == 2
+    assert "unknown column(s) speed" in capsys.readouterr().err
+    # a pipe or a file gets every column, as the report does
+    assert main(["leaderboard", "--results", str(REPO_RESULTS)]) == 0
+    full = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| model"))
+    narrow = main(["leaderboard", "--results", str(REPO_RESULTS), "--columns", ",".join(TERMINAL_COLUMNS)])
+    short = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| model"))
+    assert narrow == 0 and len(short) < 0.45 * len(full) and "train time (s)" in full and "stop" in full
