@@ -101,3 +101,13 @@ def test_model_card_gives_the_training_recipe(tmp_path):
     assert got["lr"] == "0.003" and got["schedule"].startswith("plateau") and got["batch size"] == "128"
     assert got["epochs run / budget"] == "10, 11 / 60" and got["label smoothing"] == "0.05"
     assert got["augmentation"].startswith("flips, 90° rotations") and got["in the leaderboard"] == "yes"
+
+
+def test_model_card_marks_a_noisy_profile(tmp_path):
+    noisy = profile_record("m", device="cpu", macs=1_000_000, p50=40.0, throughput=25)
+    noisy["latency"]["noisy"] = True
+    write_store(tmp_path / "r", [train_record("m", 0, 0.9), noisy,
+                                 profile_record("m", macs=1_000_000, p50=0.5, throughput=2000)])
+    write_report(tmp_path / "r", tmp_path / "out")
+    card = (tmp_path / "out" / "models" / "m.md").read_text()
+    assert "| 40.000 (noisy) " in card and "| 0.500 " in card and "0.500 (noisy)" not in card

@@ -95,8 +95,10 @@ def _explain_links(out: Path, name: str) -> list[str]:
 def _cost_tables(profiles: pd.DataFrame) -> list[str]:
     rows = []
     for r in profiles.sort_values(["device", "precision", "source", "created_at"], kind="stable").itertuples():
+        noisy = getattr(r, "latency_noisy", None)
+        noisy = False if noisy is None or pd.isna(noisy) else bool(noisy)
         rows.append([r.device, r.device_name or "", setting_label(r.precision, getattr(r, "cuda_graphs", False)),
-                     fmt(r.latency_p50_ms, ".3f"),
+                     fmt(r.latency_p50_ms, ".3f") + (" (noisy)" if noisy and pd.notna(r.latency_p50_ms) else ""),
                      fmt(r.latency_p90_ms, ".3f"), fmt(r.latency_p99_ms, ".3f"), fmt(r.throughput, ",.0f"),
                      fmt(r.throughput_batch_size, ".0f"), fmt(r.peak_memory_mb, ".1f"), r.source, str(r.created_at)[:10]])
     if not rows:
@@ -104,8 +106,9 @@ def _cost_tables(profiles: pd.DataFrame) -> list[str]:
     return [md_table(rows, ["device", "device name", "precision", "p50 latency (ms)", "p90 latency (ms)",
                             "p99 latency (ms)", "peak throughput (img/s)", "at batch", "peak mem (MiB)", "source",
                             "date"]), "",
-            "Latency: batch 1, per image. Throughput: best images/s over the batch sizes tried, reached at the "
-            "batch size given.", ""]
+            "Latency: batch 1, per image; (noisy): the profile's timing rounds disagreed or the machine was "
+            "loaded, so the figure may read high. Throughput: best images/s over the batch sizes tried, reached at "
+            "the batch size given. Each row is one machine's: compare rows of one machine only.", ""]
 
 
 def _top_modules(profile_recs: list[dict]) -> list[str]:
