@@ -113,3 +113,42 @@ def test_default_machine_is_the_one_with_most_profiled_rows(with_mine):
     assert cpu.device_names == ["AMD EPYC (2 threads)"]
     with pytest.raises(Exception, match="matches 2 machines"):
         load_leaderboard(root, device="EPYC")
+
+
+def test_report_gives_my_benchmark_machine_a_table_of_its_own(tmp_path):
+    from records_factory import profile_record, train_record, write_store
+
+    from bloodbench.report import write_report
+
+    recs = [train_record("a", 0, 0.95), train_record("b", 0, 0.93),
+            profile_record("a", macs=5_000_000, p50=1.0, throughput=1000),
+            profile_record("b", macs=9_000_000, p50=2.0, throughput=500)]
+    write_store(tmp_path / "r", recs)
+    write_report(tmp_path / "r", tmp_path / "plain")
+    bench = _my_benchmark(tmp_path / "mine.json")
+    write_report(tmp_path / "r", tmp_path / "mine", benchmark_json=[bench])
+    plain = (tmp_path / "plain" / "README.md").read_text()
+    mine = (tmp_path / "mine" / "README.md").read_text()
+
+    def table(text: str) -> str:
+        return text.split("### bloodmnist, 28×28 px", 1)[1].split("\n\n", 2)[1]
+
+    assert table(mine) == table(plain)  # the main table: not one figure moved
+    own = mine.split(f"### Cost on {MINE} (from --benchmark-json)", 1)[1]
+    assert f"_cost on cpu: {MINE} (fp32)" in own and "| 45.000 " in own.split("\n## ", 1)[0]
+
+
+def test_train_columns_never_average_machines(tmp_path):
+    from records_factory import train_record, write_store
+
+    xeon = [train_record("a", s, 0.95, device="cpu") for s in range(2)]
+    mixed = [train_record("b", 0, 0.93, device="cpu"), train_record("b", 1, 0.93, device="cuda")]
+    write_store(tmp_path, xeon + mixed)
+    board = load_leaderboard(tmp_path)
+    rows = {r["model"]: r for r in board.to_records()}
+    assert rows["a"]["train_throughput"] is not None
+    assert "training records on Intel(R) Xeon(R) Platinum 8480+ (2 threads)" in rows["a"]["train_throughput_source"]
+    assert rows["b"]["train_throughput"] is None  # a CPU seed and a GPU seed: no rate, and it says why
+    assert rows["b"]["train_throughput_source"].startswith("not shown: seeds trained on ")
+    legend = next(line for line in board.to_markdown().splitlines() if line.startswith("Train (img/s)"))
+    assert "Intel(R) Xeon(R) Platinum 8480+ (2 threads)" in legend and "NVIDIA H100 80GB HBM3" in legend

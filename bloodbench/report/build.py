@@ -335,6 +335,10 @@ def write_report(results: str | os.PathLike | None = None, out: str | os.PathLik
         board.to_markdown(heading_level=3).rstrip(),
         "",
     ]
+    for m in board.others:  # a benchmark file from another machine: its own table, never mixed into the main one
+        if any(src.startswith("benchmark:") for src in m.sources) and m.name in per_machine:
+            lines += [f"### Cost on {m.name} (from --benchmark-json)", "",
+                      per_machine[m.name].to_markdown(heading_level=4).rstrip(), ""]
     lines += pick_section(board, per_machine)
     lines += ["## Plots", ""]
     for dataset, size in sorted((d, int(s)) for d, s in board.rows[["dataset", "size"]].drop_duplicates()
