@@ -17,7 +17,7 @@ def add_cost_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--benchmark-json", action="append", default=[], metavar="PATH",
                    help="pytest-benchmark JSON to take cost from as well (repeatable), "
                         "e.g. from `pytest benchmarks/ --benchmark-json out.json`")
-    p.add_argument("--device", default=None,
+    p.add_argument("--device", "--device-name", dest="device", default=None,
                    help="the one machine whose cost the table shows: cpu, cuda (that kind's machine with the most "
                         "rows), or a device NAME as recorded, e.g. \"AMD EPYC (1 thread)\" (a substring of one name "
                         "will do); rows it lacks stay blank. Default: the machine with the most profiled rows")
