@@ -108,7 +108,7 @@ def test_leaderboard_cli_prints_my_table_below_the_published_one(with_mine, caps
     # --device-name replaces the whole table with the user's machine: rows it lacks stay blank
     assert main(["leaderboard", "--results", str(root), "--device-name", MINE, "--format", "json"]) == 0
     rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
-    assert rows["baseline_cnn"]["latency_p50_ms"] == 40.0 and rows["vgg11"]["latency_p50_ms"] is None
+    assert rows["baseline_cnn"]["latency_p50_ms"] == 40.0 and rows["encoder_cnn"]["latency_p50_ms"] is None
 
 
 def test_default_machine_is_the_one_with_most_profiled_rows(with_mine):
