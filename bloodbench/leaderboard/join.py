@@ -18,11 +18,11 @@ from bloodbench.errors import BloodbenchError, warn
 from bloodbench.leaderboard.columns import COLUMNS, FRONTS, KEYS, typed_frame
 from bloodbench.leaderboard.ensemble import PredictionRows, prediction_notes, prediction_rows
 from bloodbench.leaderboard.frames import (
+    SEVERAL_MACHINES,
     aggregate_training,
     cost_conflicts,
     cost_frame,
     family_of,
-    SEVERAL_MACHINES,
     finished_runs_frame,
     learned_nothing_runs,
     other_recipe_runs,
