@@ -36,7 +36,9 @@ from bloodbench.store.fsutil import atomic_write_text, output_dir
 from bloodbench.store.predictions import PREDICTION_FILES
 from bloodbench.store.results import ResultsStore
 
-DEFAULT_OUT = Path("reports") / "explain"
+#: Where ``explain`` writes without ``--out``: a working folder, never the published ``reports/explain``
+#: (the report links what is there; publish a run's files with ``--out reports/explain/MODEL``).
+DEFAULT_OUT = Path("explain-out")
 
 
 def find_train_run(store: ResultsStore, model: str, dataset: str = "bloodmnist", size: int = 28,

@@ -259,7 +259,7 @@ class Trainer:
         save_checkpoint(self.run_dir / "last.pt", state)
         if self.progress:
             tqdm.write(f"{cfg.model} s{cfg.seed} epoch {epoch + 1}/{cfg.epochs}: loss {train_loss:.4f} "
-                       f"acc {train_acc:.4f} | val loss {val_loss:.4f} acc {val_m['acc']:.4f} "
+                       f"acc {100 * train_acc:.2f} % | val loss {val_loss:.4f} acc {100 * val_m['acc']:.2f} % "
                        f"auc {val_m['auc']:.4f} | {seconds:.1f}s")
         return row, None
 
