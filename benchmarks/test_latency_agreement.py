@@ -3,9 +3,11 @@
 A cross-check of our timing loop (warm-up, inference_mode, per-call timing, thread pinning)
 against torch's reference harness. Both run on one thread, alternately and back to back, so
 they share whatever else the machine is doing; the ratio of medians goes into the entry's
-``extra_info`` (kind ``latency_agreement``, which the leaderboard does not ingest). The bounds
-(``RATIO_BOUNDS``) catch loop bugs (units, timing the launch only, lost warm-up or a wrong
-thread count) while leaving room for noise on a shared 2-core machine.
+``extra_info`` (kind ``latency_agreement``, which the leaderboard does not ingest), with
+``RATIO_BOUNDS``, the range a quiet machine stays in, and ``within_bounds``. A benchmark records
+figures: on a busy machine the ratio may leave the range, and that is a figure, not a failure.
+Whether ``measure_latency`` times what it should (units, per call, warm-up left out, threads) is
+checked in tests/test_latency_method.py on a fake clock, which holds under any load.
 
 Also runnable as a script: ``python benchmarks/test_latency_agreement.py [model] [size]``.
 """
@@ -55,12 +57,12 @@ def test_measure_latency_agrees_with_torch_timer(benchmark, record_info, plan, c
     record_info(kind="latency_agreement", model=r["model"], dataset=DATASET, size=r["size"], device=r["device"],
                 device_name=device_name(plan.device), precision="fp32", batch_size=1, threads=r["threads"],
                 ours_p50_ms=r["ours_p50_ms"], timer_median_ms=r["timer_median_ms"], ratio=r["ratio"],
-                ratio_bounds=list(RATIO_BOUNDS))
+                ratio_bounds=list(RATIO_BOUNDS), within_bounds=RATIO_BOUNDS[0] < r["ratio"] < RATIO_BOUNDS[1])
     with capsys.disabled():
         print(f"\nlatency agreement {r['model']} {r['size']}px {r['device']}, {r['threads']} thread(s): "
               f"measure_latency p50 {r['ours_p50_ms']:.3f} ms / Timer median {r['timer_median_ms']:.3f} ms "
-              f"= {r['ratio']:.3f}")
-    assert RATIO_BOUNDS[0] < r["ratio"] < RATIO_BOUNDS[1]
+              f"= {r['ratio']:.3f}" + ("" if RATIO_BOUNDS[0] < r["ratio"] < RATIO_BOUNDS[1] else
+                                       f" (outside {RATIO_BOUNDS}: a busy machine?)"))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from bloodbench.errors import BloodbenchError
 
 # Order is the order shown in --help: the pipeline, data -> ... -> report.
 COMMAND_MODULES = ("data", "models", "train", "evaluate", "profile", "run", "oneshot", "results", "leaderboard",
-                   "report", "explain")
+                   "report", "explain", "weights", "predict", "export")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -29,6 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="bloodbench", description="Accuracy-vs-cost benchmarking of blood-cell image "
                            "classifiers on MedMNIST: data -> models -> train -> profile -> leaderboard / report.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__import__('bloodbench').__version__}")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import MODULE, which registers models of its own with register_model (repeatable; "
+                             "also $BLOODBENCH_PLUGINS, comma-separated, and installed packages' entry points "
+                             "in the group bloodbench.models)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
     for name in COMMAND_MODULES:
@@ -36,10 +40,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def load_plugins(modules: list[str]) -> None:
+    """Plug-in models join the registry before any command reads it or a record of theirs; the registry
+    (and torch) is imported only when there is a plug-in to load, so a plain command stays fast."""
+    from importlib.metadata import entry_points
+
+    from bloodbench.choices import PLUGIN_GROUP, PLUGINS_ENV
+    from bloodbench.commands.common import comma_list
+
+    if not (modules or os.environ.get(PLUGINS_ENV) or entry_points(group=PLUGIN_GROUP)):
+        return
+    from bloodbench.models.plugins import load_plugins as load
+
+    load(modules)
+    if modules:  # a sweep's worker processes load them too
+        os.environ[PLUGINS_ENV] = ",".join(dict.fromkeys(comma_list(os.environ.get(PLUGINS_ENV)) + modules))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        load_plugins(args.plugin)
         rc = args.func(args)
     except BloodbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -26,10 +26,14 @@ def fmt(value: Any, spec: str, scale: float = 1.0, sign: bool = False) -> str:
 
 
 def mean_std(mean: Any, std: Any, spec: str, scale: float = 1.0) -> str:
-    """"mean ± std" over seeds; the std is left out where there is one seed (it is undefined)."""
+    """"mean ± std" over seeds; the std is left out where there is one seed (it is undefined). A std that
+    the mean's digits would print as zero ("± 0.000") gets one significant digit ("± 0.0004")."""
     if mean is None or pd.isna(mean):
         return ""
     spread = fmt(std, spec, scale)
+    if spread and float(spread.replace(",", "")) == 0 and float(std) != 0:
+        spread = f"{float(std) * scale:.1g}"
+        spread = format(float(spread), "f").rstrip("0") if "e" in spread else spread
     return fmt(mean, spec, scale) + (f" ± {spread}" if spread else "")
 
 

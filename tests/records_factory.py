@@ -182,7 +182,7 @@ def benchmark_entry(model: str, *, batch_size: int, p50: float, images_per_s: fl
         "stats": {"min": p50 / 1e3 * 0.9, "max": p50 / 1e3 * 1.5, "mean": p50 / 1e3, "stddev": 1e-6,
                   "median": p50 / 1e3, "rounds": 50, "iterations": 1, "ops": 1e3 / p50},
         "extra_info": {"kind": kind, "model": model, "dataset": dataset, "size": size, "in_channels": 3,
-                       "num_classes": 8, "device": device, "device_name": GPU if device == "cuda" else CPU,
+                       "num_classes": 8, "device": device, "device_name": GPU if device == "cuda" else f"{CPU} (2 threads)",
                        "precision": precision, "batch_size": batch_size, "params": params, "macs": macs,
                        "flops": 2 * macs, "p50_ms": p50, "p90_ms": p50 * 1.1, "p99_ms": p50 * 1.2,
                        "images_per_s": images_per_s},

@@ -60,7 +60,23 @@ def test_data_dir_precedence(tmp_path, monkeypatch):
     assert data.resolve_data_dir(tmp_path / "explicit") == tmp_path / "explicit"  # beats the env var
     assert data.resolve_data_dir() == tmp_path / "env"
     monkeypatch.delenv(data.DATA_DIR_ENV)
-    assert data.resolve_data_dir().name == ".medmnist"
+    # unset: ../shared/data from the current folder, then from the checkout, where it exists
+    from bloodbench.data import medmnist_data
+
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    (tmp_path / "repo" / "sub").mkdir(parents=True)
+    monkeypatch.setattr(medmnist_data, "REPO_ROOT", tmp_path / "elsewhere" / "repo")
+    monkeypatch.chdir(tmp_path / "repo")
+    assert data.resolve_data_dir() == (tmp_path / "shared" / "data").resolve()
+    monkeypatch.chdir(tmp_path / "repo" / "sub")  # not from here, but from the checkout
+    monkeypatch.setattr(medmnist_data, "REPO_ROOT", tmp_path / "repo")
+    assert data.resolve_data_dir() == (tmp_path / "shared" / "data").resolve()
+    monkeypatch.setattr(medmnist_data, "REPO_ROOT", tmp_path / "elsewhere" / "repo")
+    monkeypatch.setattr(medmnist_data, "MEDMNIST_ROOT", tmp_path / "no-medmnist")
+    assert data.resolve_data_dir() == tmp_path / "no-medmnist"
+    # ... and then the message says plainly that the variable is needed
+    with pytest.raises(BloodbenchError, match=r"BLOODBENCH_DATA_DIR is not set, and no \.\./shared/data was found"):
+        data.load_dataset("bloodmnist", 28)
 
 
 def test_missing_dir_and_missing_file_are_clear(tmp_path):

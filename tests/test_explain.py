@@ -419,12 +419,14 @@ def test_find_run_prefers_lowest_seed_then_newest(tmp_path):
     store = ResultsStore(tmp_path)
     for rid, seed, created, status in [("a", 2, "2026-01-03", "finished"), ("b", 1, "2026-01-01", "finished"),
                                        ("c", 1, "2026-01-02", "finished"), ("d", 0, "2026-01-09", "running")]:
-        store.write({"kind": "train", "run_id": rid, "model": "m", "dataset": "bloodmnist", "size": 28,
+        store.write({"kind": "train", "run_id": rid, "model": "baseline_cnn", "dataset": "bloodmnist", "size": 28,
                      "seed": seed, "status": status, "created_at": created, "test": {"acc": 0.9}})
-    assert find_train_run(store, "m")["run_id"] == "c"
-    assert find_train_run(store, "m", seed=2)["run_id"] == "a"
+    assert find_train_run(store, "baseline_cnn")["run_id"] == "c"
+    assert find_train_run(store, "baseline_cnn", seed=2)["run_id"] == "a"
     with pytest.raises(BloodbenchError, match="seed 0"):
-        find_train_run(store, "m", seed=0)
+        find_train_run(store, "baseline_cnn", seed=0)
+    with pytest.raises(BloodbenchError, match="unknown model 'baseline_cn'"):  # a typo is not "train it first"
+        find_train_run(store, "baseline_cn")
 
 
 class _TinyViT(nn.Module):
@@ -455,3 +457,22 @@ def test_fallback_layer_is_last_spatial_conv():
                           nn.AdaptiveAvgPool2d(1), nn.Conv2d(8, 8, 1), nn.Flatten(), nn.Linear(8, 8))
     layer, _ = resolve_target_layer(model, None, "toy")
     assert layer == "2"  # not "4", whose 1x1 output carries no spatial information
+
+
+def test_explain_without_out_never_writes_the_published_folder(tmp_path, tiny_trained, tiny_predictions, blood,
+                                                              real_data_dir, capsys, monkeypatch):
+    """`explain` overwrote the committed reports/explain/<model>/errors.md: without --out it writes to a working
+    folder, and says how to publish."""
+    model, norm = tiny_trained
+    _populate_run(tmp_path / "results", "baseline_cnn", model, norm, blood, tiny_predictions, checkpoint=False)
+    published = tmp_path / "reports" / "explain" / "baseline_cnn" / "errors.md"
+    published.parent.mkdir(parents=True)
+    published.write_text("# the committed analysis\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["explain", "baseline_cnn", "--no-gradcam", "--n", "4", "--data-dir", str(real_data_dir),
+                 "--results", str(tmp_path / "results")]) == 0
+    captured = capsys.readouterr()
+    assert published.read_text() == "# the committed analysis\n"
+    assert (tmp_path / "explain-out" / "baseline_cnn" / "errors.md").is_file()
+    assert "--out reports/explain/baseline_cnn to publish" in captured.err
+    assert re.search(r"test accuracy \d+\.\d\d % \(", captured.out)  # percent, as the leaderboard prints

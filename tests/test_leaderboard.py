@@ -154,12 +154,12 @@ def test_pareto_front_edge_cases():
 def test_gap_footnotes(results, capsys):
     rc, out, _ = run_cli(capsys, "leaderboard", "--results", str(results))
     assert rc == 0
-    assert "¹ no profile on cuda for: noprof" in out
+    assert "¹ no profile on NVIDIA H100 80GB HBM3 fp32 (this table's machine) for: noprof" in out
     assert "² not trained (no finished run): untrained" in out
     assert "³ diverged in training, not averaged in: half (seed 0), mid (seed 2)" in out
     assert "| noprof¹" in out and "| untrained²" in out and "| mid³" in out
     rc, out, _ = run_cli(capsys, "leaderboard", "--results", str(results), "--device", "cpu")
-    assert "no profile on cpu for: bad, mid, noprof, small" in out
+    assert "no profile on Intel(R) Xeon(R) Platinum 8480+ (2 threads) fp32 (this table's machine) for: bad, mid, noprof, small" in out
 
 
 def test_diverged_seed_rerun_to_completion_is_not_footnoted():
@@ -243,8 +243,10 @@ def test_benchmark_json_ingestion(tmp_path, capsys):
     assert cpu["beta"]["latency_p50_ms"] == 3.0 and cpu["alpha"]["latency_p50_ms"] is None
     rc, out, _ = run_cli(capsys, "leaderboard", "--results", str(tmp_path / "r"), "--benchmark-json", str(bench))
     assert rc == 0 and "| alpha" in out
-    assert out.startswith("_cost on cuda: NVIDIA H100 80GB HBM3 (fp32 preferred); source: pytest-benchmark "
-                          "bench.json_\n")
+    assert out.startswith("_cost on cuda: NVIDIA H100 80GB HBM3 (fp32), every cost cell from this one machine; "
+                          "source: pytest-benchmark bench.json_\n")
+    # beta's CPU figure is another machine's: a table of its own below the main one, never in it
+    assert "\n## Cost on Intel(R) Xeon(R) Platinum 8480+ (2 threads) (fp32)\n" in out
     # Next to profile records, the line says which rows the benchmark file took over.
     write_store(tmp_path / "r", [train_record("gamma", 0, 0.9),
                                  profile_record("gamma", macs=1_000_000, p50=0.3, throughput=5000)])

@@ -176,7 +176,7 @@ def test_run_dry_run_shows_the_eta_from_past_jobs(tmp_path, capsys):
     assert main(["run", "--dry-run", "--models", "baseline_cnn", "--seeds", "0,1", "--no-profile",
                  "--device", "cpu", "--results", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out  # no epoch measured on cpu: 2 x the past 100 s job
-    assert "2 of 2 jobs pending: about 3 min of this machine" in out and "0.03 h (past job times)" in out
+    assert "2 of 2 jobs pending: about 3 min of this machine" in out and "about 2 min (past job times)" in out
 
 
 def test_counts_and_threads_read_as_words():

@@ -55,6 +55,21 @@ def test_bootstrap_ci_brackets_the_point_estimate():
     assert ci["acc"][0] < acc < ci["acc"][1]
     assert 0 < ci["acc"][1] - ci["acc"][0] < 0.1
     assert ci == bootstrap_ci(y, s, n_boot=300, seed=0)
+    f1 = classification_metrics(y, s)["f1_macro"]
+    assert ci["f1_macro"][0] < f1 < ci["f1_macro"][1]
+
+
+def test_one_bootstrap_a_runs_ci_is_the_reports_ci_of_that_run():
+    """The record's accuracy CI and the report's row CI (per-image correctness) are one method."""
+    from bloodbench.stats.paired import accuracy_ci
+
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 8, 800)
+    s = rng.random((800, 8))
+    s[np.arange(700), y[:700]] += 2
+    record_ci = bootstrap_ci(y, s, seed=0)
+    assert record_ci["n_boot"] == 2000 and record_ci["level"] == 0.95
+    assert tuple(record_ci["acc"]) == pytest.approx(accuracy_ci(s.argmax(1) == y, seed=0))
 
 
 def test_bad_shapes_raise():

@@ -62,8 +62,9 @@ def test_report_files(reports):
     assert "README.md" in rel
     for model in ("alpha", "beta", "gamma", "delta"):
         assert f"models/{model}.md" in rel
-    for plot in ("acc_vs_macs_bloodmnist_28", "acc_vs_latency_bloodmnist_28_cuda",
-                 "acc_vs_latency_bloodmnist_28_cpu", "acc_vs_params_bloodmnist_28"):
+    for plot in ("acc_vs_macs_bloodmnist_28", "acc_vs_latency_bloodmnist_28_cuda_nvidia-h100-80gb-hbm3",
+                 "acc_vs_latency_bloodmnist_28_cpu_intel-r-xeon-r-platinum-8480-2-threads",
+                 "acc_vs_params_bloodmnist_28"):
         assert f"plots/{plot}.png" in rel
     assert "models/alpha_bloodmnist_28_curves.png" in rel and "models/alpha_bloodmnist_28_confusion.png" in rel
     for p in paths:
@@ -78,7 +79,7 @@ def test_readme_content(reports):
     readme = (out / "README.md").read_text()
     assert "| model" in readme and "test acc (%)" in readme and "MACs (M)" in readme
     assert f"cost on cuda: {GPU}" in readme
-    assert "no profile on cuda for: delta" in readme
+    assert f"no profile on {GPU} fp32 (this table's machine) for: delta" in readme
     # environment from the records' env block
     for fact in (GPU, "Intel(R) Xeon(R) Platinum 8480+", "2.5.1", "12.4", "abc1234def", "2025-01-10 … 2025-01-11"):
         assert fact in readme
@@ -193,7 +194,7 @@ def test_readme_names_the_cost_source(tmp_path):
     readme = (tmp_path / "out" / "README.md").read_text()
     assert "; source: pytest-benchmark bench.json for delta; profile records for the other rows_" in readme
     assert "| alpha¹ " in readme and "| 1.000 " in readme
-    assert ("¹ cost measured by two sources that disagree: alpha (bench.json says p50 5.000 ms vs 1.000 ms; "
+    assert ("¹ cost measured on this machine by two sources that disagree: alpha (bench.json says p50 5.000 ms vs 1.000 ms; "
             "throughput 200 img/s vs 2,000 img/s in the profile record shown)") in readme
 
 
@@ -245,8 +246,8 @@ def test_compare_results_dirs_flags_regressions(tmp_path, capsys):
     result = compare(tmp_path / "old", tmp_path / "new")
     assert result.regressions == [
         "alpha (bloodmnist 28px): test accuracy -1.00 pt",
-        "alpha (bloodmnist 28px, cuda fp32): p50 latency +20.0%",
-        "beta (bloodmnist 28px, cuda fp32): throughput -16.7%",
+        f"alpha (bloodmnist 28px, cuda fp32 on {GPU}): p50 latency +20.0%",
+        f"beta (bloodmnist 28px, cuda fp32 on {GPU}): throughput -16.7%",
     ]
     acc = {r.model: r for r in result.accuracy.itertuples()}
     assert acc["beta"].flag == "" and acc["beta"].acc_delta_pt == pytest.approx(-0.2)  # within 0.5 pt
@@ -262,6 +263,27 @@ def test_compare_results_dirs_flags_regressions(tmp_path, capsys):
     assert (out / "compare.md").read_text() == stdout
     rc = main(["report", "--results", str(tmp_path / "new"), "--compare", str(tmp_path / "old"), "--out", str(out)])
     assert rc == 0  # flags, but only fails when asked to
+
+
+def test_compare_across_machines_is_no_regression(tmp_path, capsys):
+    """Xeon results against EPYC results: "p50 latency +698.5 %" and exit 1 was a hardware change, not a regression."""
+    old = [train_record("alpha", 0, 0.95), profile_record("alpha", device="cpu", macs=5_000_000, p50=1.0,
+                                                          throughput=1000, device_name="Intel Xeon (2 threads)")]
+    new = [train_record("alpha", 0, 0.95), profile_record("alpha", device="cpu", macs=5_000_000, p50=8.0,
+                                                          throughput=120, device_name="AMD EPYC (1 thread)"),
+           profile_record("beta", device="cpu", macs=5_000_000, p50=9.0, throughput=100,
+                          device_name="Intel Xeon (2 threads)")]
+    write_store(tmp_path / "old", old)
+    write_store(tmp_path / "new", new)
+    result = compare(tmp_path / "old", tmp_path / "new")
+    assert result.regressions == [] and result.machines_differ()
+    flags = {(r.model, r.device_name): r.flag for r in result.cost.itertuples()}
+    assert flags == {("alpha", "AMD EPYC (1 thread)"): "other machine", ("alpha", "Intel Xeon (2 threads)"): "other machine",
+                     ("beta", "Intel Xeon (2 threads)"): "new"}
+    rc = main(["report", "--results", str(tmp_path / "new"), "--compare", str(tmp_path / "old"), "--fail-on-regression"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "**The machines differ**: old measured on Intel Xeon (2 threads), new on AMD EPYC (1 thread); " \
+        "Intel Xeon (2 threads)" in out and "+700" not in out and "No regressions" in out
 
 
 def test_compare_prints_and_writes_no_file_without_out(tmp_path, capsys, monkeypatch):
@@ -292,7 +314,7 @@ def test_compare_benchmark_jsons(tmp_path, capsys):
     rc = main(["report", "--compare", str(old), str(new), "--out", str(tmp_path / "out")])
     text = capsys.readouterr().out
     assert rc == 0
-    assert "alpha (bloodmnist 28px, cuda fp32): throughput -15.0%" in text
+    assert f"alpha (bloodmnist 28px, cuda fp32 on {GPU}): throughput -15.0%" in text
     assert "p50 latency +" not in text  # +2% latency is within the 5% threshold
     assert "## Accuracy" not in text  # benchmark files carry no accuracy
     rc = main(["report", "--compare", str(old), str(new), "--threshold", "0.2", "--out", str(tmp_path / "out")])

@@ -146,7 +146,7 @@ def test_rows_averaging_unconverged_runs_are_marked(tmp_path):
     board = load_leaderboard(tmp_path)
     text = board.to_markdown()
     assert re.search(r"^\| m¹†", text, re.M) and re.search(r"^\| n¹ ", text, re.M)  # ¹: no profile
-    assert "† averages runs that had not converged (" in text and "): m (seed 2)" in text
+    assert "† averages seeds not converged: neither stopped early on patience nor plateaued (" in text and "): m (seed 2)" in text
     assert row(board, "m")["unconverged_seeds"] == 1 and row(board, "n")["unconverged_seeds"] == 0
 
 
@@ -185,7 +185,7 @@ def test_a_benchmark_never_overrides_a_profile_and_conflicts_are_reported(store,
     assert row(board, "m")["latency_p50_ms"] == 22.0 and row(board, "m")["cost_source"] == "profile"
     assert "warning: cost conflict for m (bloodmnist 28px, cpu fp32): b.json says p50 500.000 ms vs 22.000 ms" in err
     text = board.to_markdown()
-    assert "| m¹" in text and "¹ cost measured by two sources that disagree: m (b.json says p50 500.000 ms" in text
+    assert "| m¹" in text and "¹ cost measured on this machine by two sources that disagree: m (b.json says p50 500.000 ms" in text
 
 
 def test_benchmark_entries_on_another_device_or_size_do_not_switch_the_table_silently(store, tmp_path, capsys):
@@ -195,7 +195,8 @@ def test_benchmark_entries_on_another_device_or_size_do_not_switch_the_table_sil
     board = load_leaderboard(store, benchmark_json=[path])
     err = capsys.readouterr().err
     assert board.device == "cpu"  # the profiled device, not the benchmark's cuda
-    assert "b.json has cost on cuda, not shown: the table shows cpu" in err
+    assert "b.json was measured on NVIDIA H100 80GB HBM3 fp32, not the table's Intel(R) Xeon(R) Platinum 8480+ " \
+           "(2 threads) fp32: its figures are a table of their own" in err
     assert "b.json adds a bloodmnist 224px section that has no training or profile records" in err
     assert load_leaderboard(store, benchmark_json=[path], device="cuda").device == "cuda"  # when asked
 
@@ -222,9 +223,9 @@ def test_train_throughput_from_train_step_entries_or_records(tmp_path):
     board = load_leaderboard(tmp_path / "r", benchmark_json=[path], device="cpu")
     m, n = row(board, "m"), row(board, "n")
     assert m["cost_source"] == "profile" and m["train_throughput"] == 400  # a profile has no train rate
-    assert m["train_throughput_source"].startswith("pytest-benchmark b.json train_step, cpu, batch 32")
+    assert m["train_throughput_source"].startswith("pytest-benchmark b.json train_step on Intel(R) Xeon(R) Platinum 8480+ (2 threads), batch 32")
     # the factory's records: 11,959 train images, 10 s per epoch
-    assert n["train_throughput"] == pytest.approx(1195.9) and n["train_throughput_source"].startswith("training records on cuda")
+    assert n["train_throughput"] == pytest.approx(1195.9) and n["train_throughput_source"].startswith("training records on NVIDIA H100 80GB HBM3")
     text = board.to_markdown()
     assert "train (img/s)" in text and "1,196" in text and "Train (img/s): training images per second, from " in text
 

@@ -79,7 +79,7 @@ def test_cli_says_already_finished_and_force_retrains_with_tensorboard_scalars(t
     monkeypatch.setattr(finish, "bootstrap_ci", lambda y, s, n_boot, seed: real_ci(y, s, n_boot=20, seed=seed))
     write_medmnist_npz(tmp_path / "bloodmnist.npz", 28)  # tiny made-up data: the CLI path is under test
     argv = ["train", "baseline_cnn", "--epochs", "2", "--batch-size", "16", "--schedule", "cosine", "--device", "cpu",
-            "--data-dir", str(tmp_path), "--no-verify", "--results", str(tmp_path / "r"), "--quiet"]
+            "--data-dir", str(tmp_path), "--no-verify", "--results", str(tmp_path / "r"), "--quiet", "--json"]
     assert main(argv) == 0
     first = json.loads(capsys.readouterr().out)
     store = ResultsStore(tmp_path / "r")
@@ -87,8 +87,24 @@ def test_cli_says_already_finished_and_force_retrains_with_tensorboard_scalars(t
 
     assert main(argv) == 0  # finished: says so, retrains nothing
     out, err = capsys.readouterr()
-    assert err == f"already finished: {first['run_id']}; nothing retrained, --force retrains from scratch\n"
+    assert err.startswith(f"already finished: {first['run_id']}; nothing retrained, --force retrains from scratch\n")
     assert json.loads(out) == first and store.get("train", first["run_id"]) == record_1
+
+    # without --json: a short summary (percent, as the leaderboard prints), the record's path, the next command
+    assert main(argv[:-1]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0].startswith(f"baseline_cnn seed 0 (bloodmnist 28 px): test accuracy {100 * first['test_acc']:.2f} %")
+    assert lines[2] == f"record: {store.run_dir(first['run_id']) / 'record.json'}" and "{" not in out
+    assert lines[3] == "next: bloodbench evaluate baseline_cnn --seed 0, or bloodbench leaderboard"
+    # a run that learned nothing (random made-up images: likely) is said so on screen, not only in its record
+    said = f"warning: {first['run_id']} learned nothing (val accuracy ≤ 1.5 × the majority-class rate)"
+    assert (said in err) is bool(record_1["learned_nothing"])
+    rec = store.get("train", first["run_id"])
+    store.write({**rec, "learned_nothing": not rec["learned_nothing"]})
+    assert main(argv[:-1]) == 0
+    assert (said in capsys.readouterr().err) is not bool(record_1["learned_nothing"])
+    store.write(rec)
 
     (store.run_dir(first["run_id"]) / "best.pt").unlink()  # what a fresh clone of the repo looks like
     assert main(argv) == 0

@@ -91,3 +91,33 @@ def add_results_option(p: argparse.ArgumentParser) -> None:
 
 def add_format_option(p: argparse.ArgumentParser, choices=("table", "json"), default: str = "table") -> None:
     p.add_argument("--format", choices=choices, default=default, help=f"output format (default: {default})")
+
+
+def add_weights_options(p: argparse.ArgumentParser) -> None:
+    """Which trained weights ``predict`` and ``export`` use: a seed's run, or a weights file."""
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--seed", type=int, default=None,
+                       help="use this seed's finished run in the results store (its best.pt)")
+    which.add_argument("--weights", default=None, metavar="published|PATH",
+                       help="'published' (the default), a .safetensors file or a run's best.pt")
+    add_dataset_options(p)
+    add_results_option(p)
+
+
+def trained_from_args(args: argparse.Namespace):
+    """The model of ``add_weights_options``' choice (:class:`bloodbench.train.trained.Trained`), on CPU."""
+    from bloodbench.errors import BloodbenchError
+    from bloodbench.hints import require_finished_runs
+    from bloodbench.store.results import ResultsStore
+    from bloodbench.train.trained import load_trained
+
+    if args.seed is None:
+        return load_trained(args.model, args.weights or "published")
+    store = ResultsStore(args.results)
+    runs = require_finished_runs(store, args.model, args.dataset, args.size, args.seed)
+    rec = max(runs, key=lambda r: str(r.get("finished_at") or r.get("written_at") or ""))  # the newest recipe
+    path = store.run_dir(rec["run_id"]) / (rec.get("artifacts") or {}).get("best", "best.pt")
+    if not path.is_file():
+        raise BloodbenchError(f"run {rec['run_id']} has no checkpoint ({path} is missing; checkpoints stay out of "
+                              f"git): use --weights published, or retrain the run")
+    return load_trained(args.model, path, source=f"run {rec['run_id']}")

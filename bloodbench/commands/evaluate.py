@@ -39,13 +39,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         print(strict_json(out, indent=1))
         return 0
-    rows = [[m["seed"], f"{m['acc']:.4f}", f"[{m['ci95']['acc'][0]:.4f}, {m['ci95']['acc'][1]:.4f}]",
+    rows = [[m["seed"], f"{100 * m['acc']:.2f}", f"[{100 * m['ci95']['acc'][0]:.2f}, {100 * m['ci95']['acc'][1]:.2f}]",
              f"{m['f1_macro']:.4f}", f"{m['auc']:.4f}", m["run_id"]] for m in out]
-    print(md_table(rows, ["seed", "test acc", "95% CI", "macro-F1", "AUC", "run"]))
-    last = out[-1]
-    pc = last["per_class"]
-    print(f"\nper class (seed {last['seed']}):")
-    print(md_table([[n, f"{p:.3f}", f"{r:.3f}", f"{f:.3f}", s] for n, p, r, f, s in
-                    zip(last["class_names"], pc["precision"], pc["recall"], pc["f1"], pc["support"])],
-                   ["class", "precision", "recall", "F1", "support"], numeric_from=1))
+    print(md_table(rows, ["seed", "test acc (%)", "95% CI (%)", "macro-F1", "AUC", "run"]))
+    print(per_class_table(out))
     return 0
+
+
+def per_class_table(out: list[dict]) -> str:
+    """Per-class figures of every seed shown: precision and recall averaged over them, F1 of each."""
+    import numpy as np
+
+    from bloodbench.formatting import md_table
+
+    seeds = [m["seed"] for m in out]
+    pcs = [m["per_class"] for m in out]
+    mean = {k: np.mean([pc[k] for pc in pcs], axis=0) for k in ("precision", "recall")}
+    unique = len(set(seeds)) == len(seeds)  # else two recipes ran one seed: name each run by its hash
+    f1_cols = ([f"F1 seed {m['seed']}" + ("" if unique else f" ({m['run_id'].rsplit('-', 1)[-1][:6]})")
+                for m in out] if len(out) > 1 else ["F1"])
+    rows = [[name, f"{mean['precision'][i]:.3f}", f"{mean['recall'][i]:.3f}",
+             *(f"{pc['f1'][i]:.3f}" for pc in pcs), pcs[0]["support"][i]]
+            for i, name in enumerate(out[0]["class_names"])]
+    which = (f"seed {seeds[0]}" if len(out) == 1 else f"mean over seeds {', '.join(map(str, seeds))}; F1 per seed"
+             if unique else f"mean over the {len(out)} runs above; F1 per run")
+    return f"\nper class ({which}):\n" + md_table(
+        rows, ["class", "precision", "recall", *f1_cols, "support"], numeric_from=1)

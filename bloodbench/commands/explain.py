@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bins", type=int, default=15, help="confidence bins for ECE (default: 15)")
     add_data_options(p)
     add_results_option(p)
-    p.add_argument("--out", default=None, help="output folder (default: reports/explain/MODEL)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default: explain-out/MODEL, a working folder; the report links what is in "
+                        "reports/explain/MODEL, so give --out reports/explain/MODEL to publish)")
     p.add_argument("--no-gradcam", dest="gradcam", action="store_false",
                    help="only the outputs the saved test predictions give (no checkpoint needed)")
     p.set_defaults(func=cmd_explain)
@@ -35,8 +37,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
                   results=args.results, out=args.out, n_bins=args.bins, gradcam=args.gradcam)
     if res["note"]:
         print(f"note: {res['note']}", file=sys.stderr)
-    print(f"{res['run_id']}: test accuracy {res['accuracy']:.4f} ({res['n_wrong']} wrong), "
+    print(f"{res['run_id']}: test accuracy {100 * res['accuracy']:.2f} % ({res['n_wrong']} wrong), "
           f"ECE {res['ece']:.4f}" + (f", Grad-CAM layer {res['layer']}" if res["layer"] else ", no Grad-CAM"))
     for path in res["paths"].values():
         print(f"wrote {path}")
+    if args.out is None:
+        print(f"not published: the report links reports/explain/{args.model}/ (rerun with "
+              f"--out reports/explain/{args.model} to publish)", file=sys.stderr)
     return 0

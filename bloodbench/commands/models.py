@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from bloodbench.commands.common import add_format_option
 
@@ -14,18 +15,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_models)
 
 
-def compute_model_rows(size: int = 28, in_channels: int = 3, num_classes: int = 8) -> list[dict]:
-    """Build and count every registered model (fvcore traces each one: seconds)."""
+def compute_model_rows(size: int = 28, in_channels: int = 3, num_classes: int = 8,
+                       plugins: bool = False) -> list[dict]:
+    """Build and count every built-in model, or every plug-in one (fvcore traces each one: seconds)."""
     from bloodbench.models import count_params, create_model, get_model_info, list_models
     from bloodbench.profile import count_macs
 
     rows = []
     for name in list_models():
         info = get_model_info(name)
+        if (info.plugin is not None) != plugins:
+            continue
         model = create_model(name, in_channels=in_channels, num_classes=num_classes)
         macs = count_macs(model, (1, in_channels, size, size))
         rows.append({"name": name, "family": info.family, "params": count_params(model), "macs": macs,
-                     "flops": 2 * macs, "description": info.description, "origin": info.origin})
+                     "flops": 2 * macs, "description": info.description, "origin": info.origin,
+                     "plugin": info.plugin})
     return rows
 
 
@@ -35,6 +40,12 @@ def model_rows(family: str | None = None, size: int = 28, in_channels: int = 3, 
 
     rows = cached(registry_key(size, in_channels, num_classes),
                   lambda: compute_model_rows(size, in_channels, num_classes))
+    rows = [{**r, "plugin": None} for r in rows]
+    # Plug-ins were loaded with the registry (at CLI start-up), if there are any: their rows are
+    # counted every time, not cached, since their source lies outside the cache key.
+    plugins = sys.modules.get("bloodbench.models.plugins")
+    if plugins is not None and plugins.loaded_plugins():
+        rows += compute_model_rows(size, in_channels, num_classes, plugins=True)
     return [r for r in rows if family is None or r["family"] == family]
 
 
@@ -49,6 +60,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         return 0
     table = [[r["name"], r["family"], f"{r['params'] / 1e6:.2f}", f"{r['macs'] / 1e6:.1f}", r["description"]]
              for r in rows]
-    print(md_table(table, ["model", "family", "params (M)", "MACs (M)", "description"]))
+    headers = ["model", "family", "params (M)", "MACs (M)", "description"]
+    if any(r["plugin"] for r in rows):  # where each model comes from, once plug-ins add some
+        table = [t + [f"plug-in: {r['plugin']}" if r["plugin"] else "built-in"] for t, r in zip(table, rows)]
+        headers.append("source")
+    print(md_table(table, headers))
     print("\nMACs: multiply-accumulates per image at 28x28x3, 8 classes (fvcore); FLOPs = 2 x MACs.")
     return 0

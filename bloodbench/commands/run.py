@@ -106,10 +106,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             return ""
         measured = epochs.estimate(j) if j.kind == "train" else None
         how = measured[1] if measured else "past job times"
-        return f"{estimates[id(j)] / 3600:.2f} h ({how})"
+        return f"{run.about(estimates[id(j)])} ({how})"
 
-    print(md_table([[j.kind, j.model, j.seed, j.device, "done" if j.done else "pending", estimate(j)] for j in jobs],
-                   ["job", "model", "seed", "device", "state", "estimate"]))
+    from bloodbench.store.results import ResultsStore
+
+    reasons = ResultsStore(args.results)
+    print(md_table([[j.kind, j.model, j.seed, j.device, "done" if j.done else "pending",
+                     run.pending_reason(reasons, j, args.dataset, args.size), estimate(j)] for j in jobs],
+                   ["job", "model", "seed", "device", "state", "why pending", "estimate"]))
     pending = len(todo)
     eta = sum(estimates.values())
     print(f"{pending} of {len(jobs)} jobs pending" + (f": {run.about(eta)} of this machine, one after another "

@@ -63,6 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model to convergence and evaluate it on test")
     p.add_argument("model", help="registry name (see `bloodbench models`)")
     add_train_options(p)
+    p.add_argument("--json", action="store_true", help="end with the run's figures as JSON instead of a summary")
     p.set_defaults(func=cmd_train)
 
 
@@ -74,7 +75,7 @@ def config_from_args(args: argparse.Namespace):
     return TrainConfig.build(args.model, dataset=args.dataset, size=args.size, **options)
 
 
-def _summary(rec: dict) -> str:
+def _summary_json(rec: dict) -> str:
     test = rec["test"] or {}
     ci = test.get("ci95", {}).get("acc", [float("nan")] * 2)
     from bloodbench.store.fsutil import strict_json
@@ -82,7 +83,44 @@ def _summary(rec: dict) -> str:
     return strict_json({"run_id": rec["run_id"], "stop_reason": rec["stop_reason"], "epochs_run": rec["epochs_run"],
                        "best_epoch": rec["best_epoch"], "train_seconds": rec["train_seconds"],
                        "test_acc": test.get("acc"), "test_acc_ci95": ci, "test_f1_macro": test.get("f1_macro"),
-                       "test_auc": test.get("auc")}, indent=1)
+                       "test_auc": test.get("auc"), "learned_nothing": bool(rec.get("learned_nothing")),
+                       "converged": rec.get("converged")}, indent=1)
+
+
+def summary(rec: dict, record_path) -> str:
+    """What a finished run gives, in a few lines: test accuracy (percent, as the leaderboard prints it), the
+    record, and the next command."""
+    test = rec.get("test") or {}
+    ci = (test.get("ci95") or {}).get("acc") or []
+    what = f"{rec['model']} seed {rec.get('seed')} ({rec['dataset']} {rec['size']} px)"
+    lines = []
+    if test.get("acc") is not None:
+        lines.append(f"{what}: test accuracy {100 * test['acc']:.2f} %"
+                     + (f" (95 % CI {100 * ci[0]:.2f}–{100 * ci[1]:.2f})" if len(ci) == 2 else "")
+                     + f", macro-F1 {test.get('f1_macro', float('nan')):.3f}, AUC {test.get('auc', float('nan')):.3f}")
+    else:
+        lines.append(f"{what}: {rec.get('status')}, no test figures")
+    lines.append(f"stopped: {rec.get('stop_reason')} after {rec.get('epochs_run')} epochs (best epoch "
+                 f"{rec.get('best_epoch')}), {float(rec.get('train_seconds') or 0):,.0f} s of training"
+                 + ("" if rec.get("converged", True) else "; not converged (still improving at the epoch budget)"))
+    lines.append(f"record: {record_path}")
+    lines.append(f"next: bloodbench evaluate {rec['model']} --seed {rec.get('seed')}, or bloodbench leaderboard")
+    return "\n".join(lines)
+
+
+def warn_learned_nothing(rec: dict) -> None:
+    """A run that learned nothing is flagged in its record; say so on screen too."""
+    from bloodbench.errors import warn
+    from bloodbench.store.verdicts import LEARNED_NOTHING_RULE
+
+    if rec.get("learned_nothing"):
+        warn(f"{rec['run_id']} learned nothing ({LEARNED_NOTHING_RULE}): it stays in the store but is left out of "
+             f"every average; check the recipe (--lr, --epochs) or the data")
+
+
+def _print(rec: dict, trainer, as_json: bool) -> None:
+    warn_learned_nothing(rec)
+    print(_summary_json(rec) if as_json else summary(rec, trainer.run_dir / "record.json"))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -96,7 +134,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         missing = [n for n in ("best.pt", "test_predictions.npz") if not (trainer.run_dir / n).is_file()]
         print(f"already finished: {cfg.run_id}" + (f" ({', '.join(missing)} missing)" if missing else "")
               + "; nothing retrained, --force retrains from scratch", file=sys.stderr)
-        print(_summary(existing))
+        _print(existing, trainer, args.json)
         return 0
     logger = None
     if args.tensorboard:
@@ -108,5 +146,5 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         if logger is not None:
             logger.close()
-    print(_summary(rec))
+    _print(rec, trainer, args.json)
     return 0

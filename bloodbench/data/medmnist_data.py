@@ -92,13 +92,39 @@ def dataset_info(flag: str = "bloodmnist", size: int = 28) -> DatasetInfo:
     )
 
 
+#: The project's shared data folder, beside the checkout (the README's quick start puts the files there).
+SHARED_DATA = Path("..") / "shared" / "data"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MEDMNIST_ROOT = Path("~/.medmnist")
+
+
+def data_dir_candidates() -> list[Path]:
+    """Where the files are looked for without ``--data-dir`` or ``$BLOODBENCH_DATA_DIR``, in order:
+    ``../shared/data`` from the current folder, then from the checkout, then medmnist's default root."""
+    out = []
+    for path in (Path.cwd() / SHARED_DATA, REPO_ROOT / SHARED_DATA, MEDMNIST_ROOT.expanduser()):
+        if path.resolve() not in [p.resolve() for p in out]:
+            out.append(path)
+    return out
+
+
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """``--data-dir`` beats ``$BLOODBENCH_DATA_DIR`` beats medmnist's default root."""
+    """``--data-dir`` beats ``$BLOODBENCH_DATA_DIR`` beats ``../shared/data`` (from the current folder, then
+    from the checkout) where it exists, beats medmnist's default root (``~/.medmnist``)."""
     if data_dir:
         return Path(data_dir).expanduser()
     if os.environ.get(DATA_DIR_ENV):
         return Path(os.environ[DATA_DIR_ENV]).expanduser()
-    return Path("~/.medmnist").expanduser()
+    candidates = data_dir_candidates()
+    return next((p.resolve() for p in candidates[:-1] if p.is_dir()), candidates[-1])
+
+
+def _where(data_dir: str | os.PathLike | None) -> str:
+    """How the folder was chosen, for a message: said plainly when nothing was asked for."""
+    if data_dir or os.environ.get(DATA_DIR_ENV):
+        return ""
+    return (f" ({DATA_DIR_ENV} is not set, and no {SHARED_DATA} was found from here or from the checkout: "
+            f"set {DATA_DIR_ENV} or pass --data-dir)")
 
 
 def _cache_file() -> Path:
@@ -205,13 +231,14 @@ def load_dataset(
     path = root / info.filename
     if not root.is_dir():
         raise BloodbenchError(
-            f"data directory {root} does not exist: pass --data-dir or set {DATA_DIR_ENV} to the folder "
-            f"holding {info.filename}, or run `bloodbench data download --dataset {flag} --size {size}`"
+            f"data directory {root} does not exist{_where(data_dir)}: pass --data-dir or set {DATA_DIR_ENV} to the "
+            f"folder holding {info.filename}, or run `bloodbench data download --dataset {flag} --size {size}`"
         )
     if not path.is_file():
         raise BloodbenchError(
-            f"{path} not found: pass --data-dir or set {DATA_DIR_ENV} to the folder holding {info.filename}, "
-            f"or run `bloodbench data download --dataset {flag} --size {size}`"
+            f"{path} not found{_where(data_dir) if root == MEDMNIST_ROOT.expanduser() else ''}: pass --data-dir or "
+            f"set {DATA_DIR_ENV} to the folder holding {info.filename}, or run `bloodbench data download --dataset "
+            f"{flag} --size {size}`"
         )
     verdict = verify_md5(path, info.md5) if verify else "not checked"
     out: dict[str, Split] = {}

@@ -32,11 +32,13 @@ from bloodbench.explain.gradcam import (
 )
 from bloodbench.formatting import md_table, short_name
 from bloodbench.hints import require_finished_runs, retrain_hint
-from bloodbench.store.fsutil import atomic_write_text
+from bloodbench.store.fsutil import atomic_write_text, output_dir
 from bloodbench.store.predictions import PREDICTION_FILES
 from bloodbench.store.results import ResultsStore
 
-DEFAULT_OUT = Path("reports") / "explain"
+#: Where ``explain`` writes without ``--out``: a working folder, never the published ``reports/explain``
+#: (the report links what is there; publish a run's files with ``--out reports/explain/MODEL``).
+DEFAULT_OUT = Path("explain-out")
 
 
 def find_train_run(store: ResultsStore, model: str, dataset: str = "bloodmnist", size: int = 28,
@@ -59,11 +61,13 @@ def errors_markdown(model: str, record: dict, y_true: np.ndarray, y_score: np.nd
     """
     pred = y_score.argmax(1)
     n, n_wrong = len(y_true), int((pred != y_true).sum())
+    plugin = (record.get("model_info") or {}).get("plugin")
     lines = [
         f"# Error analysis: {model}",
         "",
         f"Run `{record['run_id']}` ({record.get('dataset')} {record.get('size')}px, seed {record.get('seed')}); "
-        f"from its saved test predictions (`test_predictions.npz`, N = {n}), no re-inference.",
+        f"from its saved test predictions (`test_predictions.npz`, N = {n}), no re-inference."
+        + (f" A plug-in model, from {plugin}, not part of bloodbench." if plugin else ""),
         "",
         f"- test accuracy: **{1 - n_wrong / n:.4f}** ({n_wrong} of {n} misclassified)",
         f"- expected calibration error (ECE, {n_bins} equal-width bins of top-label confidence): "

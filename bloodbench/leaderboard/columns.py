@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bloodbench.choices import LEADERBOARD_FORMATS
+from bloodbench.choices import LEADERBOARD_FORMATS, SHOWN_COLUMNS, TERMINAL_COLUMNS  # noqa: F401
 from bloodbench.store.schema import JOIN_KEYS
 
 KEYS = list(JOIN_KEYS)
@@ -30,7 +30,7 @@ PROFILE_COLUMNS = {
 # Columns of a cost row, whether it came from a profile record or a benchmark JSON.
 # Figures only some sources have: the batch of the best images/s, and a train_step benchmark's train rate.
 COST_COLUMNS = COST_KEYS + ["device_name", *PROFILE_COLUMNS, "throughput_batch_size", "train_throughput",
-                            "train_batch_size", "created_at", "source", "cuda_graphs"]
+                            "train_batch_size", "created_at", "source", "cuda_graphs", "latency_noisy"]
 
 # The public row layout (JSON / CSV) in order.
 COLUMNS = [
@@ -40,7 +40,7 @@ COLUMNS = [
     "params", "macs", "flops",
     "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "throughput", "throughput_batch_size", "peak_memory_mb",
     "train_throughput", "train_throughput_source",
-    "device", "device_name", "precision", "cost_source",
+    "device", "device_name", "precision", "cost_source", "latency_noisy",
     "pareto", "pareto_macs", "dominated_by_macs", "pareto_latency", "dominated_by_latency",
     "members", "weights",
 ]

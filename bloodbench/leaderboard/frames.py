@@ -54,10 +54,11 @@ def finished_runs_frame(records: Iterable[dict]) -> pd.DataFrame:
             "train_seconds": number_or_nan(rec.get("train_seconds")), "epochs_run": number_or_nan(rec.get("epochs_run")),
             "stop_reason": rec.get("stop_reason"), "params": number_or_nan(rec.get("params")),
             "converged": bool(rec.get("converged", True)), "train_images_per_s": train_images_per_s(rec),
-            "train_device": (rec.get("env") or {}).get("device"), "created_at": str(rec.get("created_at") or ""),
+            "train_device": (rec.get("env") or {}).get("device"), "train_machine": train_machine(rec),
+            "created_at": str(rec.get("created_at") or ""),
         })
     cols = KEYS + ["seed", "run_id", "family", "recipe", *METRICS, "train_seconds", "epochs_run", "stop_reason",
-                   "params", "converged", "train_images_per_s", "train_device", "created_at"]
+                   "params", "converged", "train_images_per_s", "train_device", "train_machine", "created_at"]
     return typed_frame(pd.DataFrame(rows, columns=cols))
 
 
@@ -89,6 +90,27 @@ def other_recipe_runs(runs: pd.DataFrame, kept: pd.DataFrame) -> dict[tuple[str,
     for r in runs[~runs["run_id"].isin(set(kept["run_id"]))].itertuples(index=False):
         out.setdefault(("other recipe", r.model, r.dataset, int(r.size)), set()).add(r.seed)
     return {k: sorted(v) for k, v in sorted(out.items())}
+
+
+SEVERAL_MACHINES = "several machines: "
+
+
+def train_machine(rec: dict) -> str | None:
+    """The machine a run trained on: the GPU, or the CPU with its threads ("AMD EPYC (1 thread)")."""
+    env = rec.get("env") or {}
+    name = env.get("device_name")
+    if not name and env.get("cpu_name"):
+        threads = env.get("cpu_threads")
+        name = f"{env['cpu_name']} ({threads} threads)" if threads else env["cpu_name"]
+    return device_label(name) if name else None
+
+
+def _machines(names: pd.Series) -> str | None:
+    """One machine, or :data:`SEVERAL_MACHINES` and their names: a mean over them is not like for like."""
+    have = sorted({str(n) for n in names if isinstance(n, str) and n})
+    if len(have) > 1:
+        return SEVERAL_MACHINES + "; ".join(have)
+    return have[0] if have else None
 
 
 def train_images_per_s(rec: dict) -> float:
@@ -158,7 +180,7 @@ def profile_frame(records: Iterable[dict]) -> pd.DataFrame:
             "precision": rec.get("precision") or PREFERRED_PRECISION,
             "device_name": device_label(rec.get("device_name") or (rec.get("env") or {}).get("device_name")),
             **row, "created_at": str(rec.get("created_at") or ""), "source": "profile",
-            "cuda_graphs": bool(rec.get("cuda_graphs")),
+            "cuda_graphs": bool(rec.get("cuda_graphs")), "latency_noisy": bool(_field(rec, ("latency", "noisy"))),
         })
     return typed_frame(pd.DataFrame(rows, columns=COST_COLUMNS))
 
@@ -188,11 +210,11 @@ def aggregate_training(train: pd.DataFrame) -> pd.DataFrame:
     if train.empty:
         cols = KEYS + ["seeds"] + [f"{m}_{s}" for m in METRICS for s in ("mean", "std")] + [
             "train_seconds_mean", "epochs_mean", "train_params", "family", "stop_reasons", "recipe",
-            "unconverged_seeds", "train_images_per_s", "train_device"]
+            "unconverged_seeds", "train_images_per_s", "train_device", "train_machine"]
         return typed_frame(pd.DataFrame(columns=cols))
     if "converged" not in train:  # frames made by hand, before the convergence rule
         train = train.assign(converged=True)
-    for col in ("train_images_per_s", "train_device"):
+    for col in ("train_images_per_s", "train_device", "train_machine"):
         if col not in train:
             train = train.assign(**{col: None})
     train = train.assign(unconverged=~train["converged"].astype(bool),
@@ -203,6 +225,7 @@ def aggregate_training(train: pd.DataFrame) -> pd.DataFrame:
         unconverged_seeds=("unconverged", "sum"),
         train_images_per_s=("train_images_per_s", "mean"),
         train_device=("train_device", "first"),
+        train_machine=("train_machine", _machines),
         **{f"{m}_{s}": (m, s) for m in METRICS for s in ("mean", "std")},
         train_seconds_mean=("train_seconds", "mean"),
         epochs_mean=("epochs_run", "mean"),
@@ -212,38 +235,6 @@ def aggregate_training(train: pd.DataFrame) -> pd.DataFrame:
     )
     out["stop_reasons"] = g["stop_reason"].apply(_stop_summary)
     return out.reset_index()
-
-
-def choose_device(costs: pd.DataFrame, device: str | None) -> tuple[str | None, pd.DataFrame]:
-    """Pick the device whose cost the table shows; returns (device label, its cost rows).
-
-    Default: cuda when any profile record is on cuda (the best hardware measured), else cpu; a
-    benchmark file picks the device only when there are no profile records, and is otherwise
-    shown on its device only with ``device`` (a warning says so).
-    ``NAME`` (not cpu/cuda) matches the device name, case-insensitively, as a substring.
-    """
-    if costs.empty:
-        if device:
-            raise BloodbenchError(f"no profile records at all, so no cost on {device}: "
-                                  f"run `bloodbench profile --all` or drop --device")
-        return None, costs
-    profiled = costs[costs["source"] == "profile"]
-    present = sorted((profiled if not profiled.empty else costs)["device"].dropna().unique())
-    if device is None:  # profile records pick the device; a benchmark file alone may
-        device = "cuda" if "cuda" in present else ("cpu" if "cpu" in present else present[0])
-        others = costs[(costs["device"] != device) & (costs["source"] != "profile")]
-        for source, g in others.groupby("source", sort=True):
-            warn(f"{str(source).removeprefix('benchmark:')} has cost on {', '.join(sorted(g['device'].unique()))}, "
-                 f"not shown: the table shows {device}, the profiled device (pass --device to choose)")
-    if device in ("cpu", "cuda"):
-        rows = costs[costs["device"] == device]
-    else:
-        rows = costs[costs["device_name"].fillna("").str.lower().str.contains(device.lower(), regex=False)]
-    if rows.empty:
-        have = ", ".join(f"{d} ({n})" for d, n in sorted(
-            costs[["device", "device_name"]].fillna("?").drop_duplicates().itertuples(index=False)))
-        raise BloodbenchError(f"no profile records on {device!r}; profiled devices: {have}")
-    return device, rows
 
 
 CONFLICT_TOLERANCE = 0.2  # relative: timings of two tools on one machine differ by less than this

@@ -18,8 +18,8 @@ from bloodbench.errors import BloodbenchError, warn
 from bloodbench.leaderboard.columns import COLUMNS, FRONTS, KEYS, typed_frame
 from bloodbench.leaderboard.ensemble import PredictionRows, prediction_notes, prediction_rows
 from bloodbench.leaderboard.frames import (
+    SEVERAL_MACHINES,
     aggregate_training,
-    choose_device,
     cost_conflicts,
     cost_frame,
     family_of,
@@ -33,7 +33,8 @@ from bloodbench.leaderboard.frames import (
     unfinished_runs,
 )
 from bloodbench.leaderboard.graphs_column import attach_graphs_p50, split_graphs
-from bloodbench.leaderboard.notes import Note, gap_notes, number_notes
+from bloodbench.leaderboard.machines import Machine, choose_machine, other_machines, warn_other_benchmarks
+from bloodbench.leaderboard.notes import Note, gap_notes, noisy_note, number_notes, plugin_note
 from bloodbench.leaderboard.table import Leaderboard
 from bloodbench.store.results import check_records, read_results
 
@@ -56,22 +57,29 @@ def _warn_benchmark_only_sections(train: pd.DataFrame, costs: pd.DataFrame) -> N
 
 def _train_throughput(merged: pd.DataFrame) -> None:
     """``train_throughput`` (images/s) and its source per row, in place: the pytest-benchmark
-    ``train_step`` entry on the cost device where there is one, else the training records."""
+    ``train_step`` entry on the table's machine where there is one, else the training records, each
+    named with the machine it ran on (a row whose seeds ran on several machines has none: not like for like)."""
     bench = merged["train_throughput"] if "train_throughput" in merged else pd.Series(math.nan, index=merged.index)
     from_records = merged["train_images_per_s"] if "train_images_per_s" in merged else bench * math.nan
-    sources = []
-    for b, r, bs, src, dev, tdev in zip(bench, from_records, merged.get("train_batch_size", bench * math.nan),
-                                         merged.get("train_source", [None] * len(merged)),
-                                         merged.get("device", [None] * len(merged)),
-                                         merged.get("train_device", [None] * len(merged))):
+    sources, values = [], []
+    for b, r, bs, src, name, tmachine in zip(bench, from_records, merged.get("train_batch_size", bench * math.nan),
+                                             merged.get("train_source", [None] * len(merged)),
+                                             merged.get("device_name", [None] * len(merged)),
+                                             merged.get("train_machine", [None] * len(merged))):
+        several = isinstance(tmachine, str) and tmachine.startswith(SEVERAL_MACHINES)
         if pd.notna(b):
-            sources.append(f"pytest-benchmark {str(src).removeprefix('benchmark:')} train_step, {dev}, "
-                           f"batch {int(bs)}" if pd.notna(bs) else f"pytest-benchmark train_step, {dev}")
-        elif pd.notna(r):
-            sources.append(f"training records on {tdev or 'an unrecorded device'} (train images ÷ median epoch seconds, validation included)")
+            sources.append(f"pytest-benchmark {str(src).removeprefix('benchmark:')} train_step on {name}, "
+                           f"batch {int(bs)}" if pd.notna(bs) else f"pytest-benchmark train_step on {name}")
+            values.append(b)
+        elif pd.notna(r) and not several:
+            sources.append(f"training records on {tmachine or 'an unrecorded machine'} "
+                           "(train images ÷ median epoch seconds, validation included)")
+            values.append(r)
         else:
-            sources.append(None)
-    merged["train_throughput"] = bench.where(bench.notna(), from_records)
+            sources.append(f"not shown: seeds trained on {tmachine.removeprefix(SEVERAL_MACHINES)}" if several
+                           and pd.notna(r) else None)
+            values.append(math.nan)
+    merged["train_throughput"] = pd.Series(values, index=merged.index, dtype=float)
     merged["train_throughput_source"] = sources
 
 
@@ -84,9 +92,10 @@ class _Selection:
     picked: pd.DataFrame        # the chosen recipe's runs, before the filters
     train: pd.DataFrame         # ... after them
     costs: pd.DataFrame         # eager cost rows that pass the filters, every device
-    graphs: pd.DataFrame        # CUDA-graphs cost rows (their own column)
-    device: str | None
-    on_device: pd.DataFrame     # the shown device's cost rows
+    graphs: pd.DataFrame        # CUDA-graphs cost rows of the shown machine (their own column)
+    machine: Machine | None     # the one machine (device name, precision) of every cost cell
+    others: list[Machine]       # the other machines measured: tables of their own
+    on_device: pd.DataFrame     # the shown machine's cost rows
     chosen: pd.DataFrame        # one cost row per key on it
     conflicts: dict[tuple, str]
     keep: Callable[[pd.DataFrame], pd.DataFrame]
@@ -122,12 +131,15 @@ def _select(train_records: list[dict], profile_records: list[dict], benchmark_js
         raise BloodbenchError(f"no finished training or profile records match {what or 'anything'}"
                               + (": drop a filter" if what else ""))
     _warn_benchmark_only_sections(train, costs)
-    device, on_device = choose_device(costs, device)
-    chosen = select_costs(on_device, precision)
-    if precision and not costs.empty and chosen.empty:
-        raise BloodbenchError(f"no {precision} profile records on {device}: "
-                              f"have {', '.join(sorted(on_device['precision'].unique()))}")
-    return _Selection(train_records, runs, picked, train, costs, graphs, device, on_device, chosen,
+    machine, on_device = choose_machine(costs, device, precision)
+    others = other_machines(costs, machine)
+    warn_other_benchmarks(others, machine)
+    chosen = select_costs(on_device)
+    if machine is None or graphs.empty:
+        graphs = graphs.iloc[0:0]
+    else:  # the launch-free figure of the same machine and precision only
+        graphs = graphs[(graphs["device_name"] == machine.name) & (graphs["precision"] == machine.precision)]
+    return _Selection(train_records, runs, picked, train, costs, graphs, machine, others, on_device, chosen,
                       cost_conflicts(on_device, chosen), keep)
 
 
@@ -137,7 +149,7 @@ def _merge(sel: _Selection, precision: str | None, results_root: str | os.PathLi
     # train images/s from a train_step benchmark on the shown device, even where a profile gives the cost
     cols = KEYS + ["train_throughput", "train_batch_size", "source"]
     trained = sel.on_device[sel.on_device["train_throughput"].notna()] if not sel.on_device.empty else sel.on_device
-    trained = select_costs(trained, precision)[cols] if not trained.empty else pd.DataFrame(columns=cols)
+    trained = select_costs(trained)[cols] if not trained.empty else pd.DataFrame(columns=cols)
     chosen = sel.chosen.drop(columns=["train_throughput", "train_batch_size"], errors="ignore")
     chosen = chosen.merge(typed_frame(trained.rename(columns={"source": "train_source"})), on=KEYS, how="left")
     merged = aggregate_training(sel.train).merge(chosen, on=KEYS, how="outer", suffixes=("", "_cost"))
@@ -191,7 +203,10 @@ def _notes(merged: pd.DataFrame, sel: _Selection, precision: str | None,
     unconverged: dict[tuple, list] = {}
     for r in sel.train[~sel.train["converged"].astype(bool)].itertuples(index=False) if not sel.train.empty else ():
         unconverged.setdefault((r.model, r.dataset, int(r.size)), []).append(r.seed)
-    notes = gap_notes(merged, sel.device, precision, sel.keep(typed_frame(pending)), unconverged, sel.conflicts)
+    shown = f"{sel.machine.name} {sel.machine.precision}" if sel.machine is not None else None
+    notes = gap_notes(merged, shown, sel.keep(typed_frame(pending)), unconverged, sel.conflicts)
+    notes.append(noisy_note(merged, sel.train))
+    notes.append(plugin_note(merged, sel.train_records))
     return notes + (prediction_notes(merged, predictions) if predictions is not None else [])
 
 
@@ -203,9 +218,10 @@ def _annotate(merged: pd.DataFrame, sel: _Selection, precision: str | None, sort
     merged = merged.sort_values(["dataset", "size", sort_col, "model"], ascending=[True, True, ascending, True],
                                 na_position="last", kind="stable").reset_index(drop=True)
     footnotes, markers = number_notes(_notes(merged, sel, precision, predictions), merged)
-    names = sorted(sel.chosen["device_name"].dropna().unique()) if not sel.chosen.empty else []
+    m = sel.machine
     extra = attach_graphs_p50(merged, sel.graphs, KEYS)
-    return Leaderboard(merged[COLUMNS + extra], sel.device, names, precision, footnotes, markers, predictions)
+    return Leaderboard(merged[COLUMNS + extra], m.device if m else None, [m.name] if m else [],
+                       m.precision if m else precision, footnotes, markers, predictions, others=sel.others)
 
 
 def assemble_leaderboard(

@@ -14,7 +14,8 @@ from typing import Sequence
 import pandas as pd
 
 from bloodbench.leaderboard.columns import KEYS
-from bloodbench.store.verdicts import CONVERGENCE_RULE, LEARNED_NOTHING_RULE
+from bloodbench.store.results import model_info
+from bloodbench.store.verdicts import LEARNED_NOTHING_RULE, NOT_CONVERGED
 
 SUPERSCRIPTS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
 UNCONVERGED_MARK = "†"
@@ -63,12 +64,12 @@ def _seeds(seeds: Sequence) -> str:
     return "seed" + ("s" if len(seeds) > 1 else "") + " " + ", ".join(str(x) for x in seeds)
 
 
-def gap_notes(merged: pd.DataFrame, device: str | None, precision: str | None, pending: pd.DataFrame,
+def gap_notes(merged: pd.DataFrame, machine: str | None, pending: pd.DataFrame,
               unconverged: dict[tuple, list] | None = None,
               conflicts: dict[tuple, str] | None = None) -> list[Note]:
     """Name every gap so an empty cell is never mistaken for a zero, nor a diverged seed forgotten.
 
-    ``pending``: seeds not averaged in (unfinished, another recipe, learned nothing) as status,
+    ``machine``: the table's machine and precision, None without cost. ``pending``: seeds not averaged in (unfinished, another recipe, learned nothing) as status,
     model, dataset, size, seeds rows. ``unconverged``: averaged seeds that had not converged,
     marked † (see :mod:`bloodbench.store.verdicts`). ``conflicts``: what another cost source said
     (see :func:`~bloodbench.leaderboard.frames.cost_conflicts`).
@@ -77,9 +78,8 @@ def gap_notes(merged: pd.DataFrame, device: str | None, precision: str | None, p
         return {tuple(r): "" for r in df[KEYS].itertuples(index=False)}
 
     notes = []
-    if device is not None:
-        label = f"{device}" + (f" {precision}" if precision else "")
-        notes.append(Note(f"no profile on {label} for",
+    if machine is not None:
+        notes.append(Note(f"no profile on {machine} (this table's machine) for",
                           keyed(merged[merged["cost_source"].isna() & merged["seeds"].notna()])))
     else:
         notes.append(Note("no profile records for", keyed(merged)))
@@ -92,7 +92,43 @@ def gap_notes(merged: pd.DataFrame, device: str | None, precision: str | None, p
                 "other recipe": "trained with another recipe (config) than the seeds shown",
                 "learned nothing": f"learned nothing ({LEARNED_NOTHING_RULE})"}.get(status, f"training {status}")
         notes.append(Note(f"{text}, not averaged in", keys))
-    notes.append(Note("cost measured by two sources that disagree", dict(conflicts or {})))
-    notes.append(Note(f"averages runs that had not converged ({CONVERGENCE_RULE})",
+    notes.append(Note("cost measured on this machine by two sources that disagree", dict(conflicts or {})))
+    notes.append(Note(f"averages seeds {NOT_CONVERGED}",
                       {k: _seeds(sorted(v)) for k, v in (unconverged or {}).items()}, mark=UNCONVERGED_MARK))
     return notes
+
+
+def plugin_note(merged: pd.DataFrame, records: Sequence[dict] = ()) -> Note:
+    """Rows of plug-in models (bloodbench/models/plugins.py), each with its origin: the registry's,
+    else the one its records kept."""
+    rows = {}
+    for m, d, s in merged.loc[merged["kind"] == "model", KEYS].itertuples(index=False):
+        origin = model_info(m, [r for r in records if r.get("model") == m]).get("plugin")
+        if origin:
+            rows[(m, d, int(s))] = origin
+    return Note("plug-in model, not part of bloodbench (from the package or module named)", rows)
+
+
+NOISY = ("latency measured while the machine was noisy (the profile's timing rounds disagree, or it was under "
+         "load: `noisy` in the record), so the figure may read high; rerun `bloodbench profile` on a quiet machine")
+
+
+def noisy_note(merged: pd.DataFrame, train: pd.DataFrame) -> Note:
+    """Rows whose latency comes from a ``noisy`` profile: the model rows, and the TTA and ensemble
+    rows built from them (their latency is a multiple or a sum of it)."""
+    if "latency_noisy" not in merged:
+        return Note(NOISY)
+    noisy = {(m, d, int(s)) for m, d, s, n, kind in merged[KEYS + ["latency_noisy", "kind"]].itertuples(index=False)
+             if kind == "model" and not pd.isna(n) and bool(n)}
+    model_of = dict(zip(train["run_id"], train["model"])) if not train.empty else {}
+    rows = {}
+    for r in merged.itertuples(index=False):
+        key = (r.model, r.dataset, int(r.size))
+        if key in noisy:
+            rows[key] = ""
+        elif r.kind in ("tta", "ensemble") and isinstance(r.members, list):
+            members = sorted({model_of.get(run) for run in r.members} - {None})
+            bad = [m for m in members if (m, r.dataset, int(r.size)) in noisy]
+            if bad and not pd.isna(r.latency_p50_ms):
+                rows[key] = "from " + ", ".join(bad)
+    return Note(NOISY, rows)

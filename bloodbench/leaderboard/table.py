@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -16,6 +16,7 @@ from bloodbench.leaderboard.columns import (
     INT_COLUMNS,
     LIST_COLUMNS,
     PREFERRED_PRECISION,
+    SHOWN_COLUMNS,
 )
 from bloodbench.leaderboard.graphs_column import EAGER_HEADER, GRAPHS_COLUMN, GRAPHS_HEADER, LEGEND
 from bloodbench.store.fsutil import strict_json
@@ -33,6 +34,8 @@ class Leaderboard:
     markers: dict[tuple, str] = field(default_factory=dict)
     # From saved predictions (leaderboard/ensemble.py), when built with ``results_root``.
     predictions: Any = None
+    # The other machines (and precisions) measured: each a table of its own (leaderboard/machines.py).
+    others: list = field(default_factory=list)
 
     def groups(self) -> list[tuple[tuple[str, int], pd.DataFrame]]:
         return [((d, int(s)), g) for (d, s), g in self.rows.groupby(["dataset", "size"], sort=True)]
@@ -41,8 +44,21 @@ class Leaderboard:
         if self.device is None:
             return "no profile records: cost columns are empty"
         names = "; ".join(self.device_names) or "unnamed device"
-        prec = self.precision or f"{PREFERRED_PRECISION} preferred"
-        return f"cost on {self.device}: {names} ({prec}); {self.cost_sources()}"
+        prec = self.precision or PREFERRED_PRECISION
+        return f"cost on {self.device}: {names} ({prec}), every cost cell from this one machine; {self.cost_sources()}"
+
+    def machine_name(self) -> str | None:
+        """The table's machine, for captions and plot labels."""
+        return "; ".join(self.device_names) or None
+
+    def others_note(self) -> str | None:
+        """The other machines measured, each its own table: never mixed into this one."""
+        if not self.others:
+            return None
+        parts = [f"{m.name} ({m.device} {m.precision}, {m.models} row{'s' if m.models != 1 else ''}: "
+                 f"`{m.option()}`)" for m in self.others]
+        return "Also measured, each a table of its own (figures of two machines are never compared in one " \
+               "table): " + "; ".join(parts) + "."
 
     def throughput_note(self) -> str:
         """Where each throughput peaked: the best images/s over the batch sizes measured, and which batch
@@ -65,7 +81,8 @@ class Leaderboard:
         by_source = rows.groupby("train_throughput_source", sort=True)["model"]
         if by_source.ngroups == 1:
             return f"from {rows['train_throughput_source'].iloc[0]}"
-        return "from " + "; ".join(f"{src} for {', '.join(sorted(g))}" for src, g in by_source)
+        return "from " + "; ".join(f"{src} for {', '.join(sorted(g))}" for src, g in by_source) + \
+            " (rows from different machines do not compare)"
 
     def cost_sources(self) -> str:
         """Which rows' cost came from pytest-benchmark JSON and which from profile records: a benchmark
@@ -94,6 +111,10 @@ class Leaderboard:
         for col in INT_COLUMNS:
             df[col] = pd.to_numeric(df[col]).round().astype("Int64")
         return df
+
+    def to_frame(self) -> pd.DataFrame:
+        """The rows of the CSV and JSON output as a DataFrame (the Python API's ``bloodbench.leaderboard()``)."""
+        return self._plain().reset_index(drop=True)
 
     def to_records(self) -> list[dict[str, Any]]:
         """Rows as plain Python values (NaN/NA -> None, numpy scalars -> int/float/bool), for JSON."""
@@ -138,15 +159,18 @@ class Leaderboard:
                        [fmt(v, ".3f") for v in rows[GRAPHS_COLUMN]])
         return out
 
-    def group_markdown(self, rows: pd.DataFrame) -> str:
+    def group_markdown(self, rows: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
         table = self.display_frame(rows)
+        if columns is not None:
+            table = table[["model"] + shown_headers(table.columns, columns)]
         return md_table(table.to_numpy().tolist(), list(table.columns))
 
-    def to_markdown(self, heading_level: int = 3) -> str:
+    def to_markdown(self, heading_level: int = 3, columns: Sequence[str] | None = None) -> str:
+        """The table with its caption and legend; ``columns``: short names (SHOWN_COLUMNS) to show, default all."""
         parts = [f"_{self.device_label()}_", ""]
         hashes = "#" * heading_level
         for (dataset, size), g in self.groups():
-            parts += [f"{hashes} {dataset}, {size}×{size} px", "", self.group_markdown(g), ""]
+            parts += [f"{hashes} {dataset}, {size}×{size} px", "", self.group_markdown(g, columns), ""]
         parts += self.legend()
         return "\n".join(parts).rstrip() + "\n"
 
@@ -154,22 +178,34 @@ class Leaderboard:
         lines = [
             "Accuracy, F1 and AUC: test split, mean ± sample std over seeds. MACs: multiply-accumulates per "
             f"image (fvcore); FLOPs = 2 × MACs. Latency: batch 1; throughput: {self.throughput_note()}.",
-            f"Train (img/s): training images per second, {self.train_throughput_note()}.",
+            f"Train (img/s): training images per second, {self.train_throughput_note()}. Train time: wall clock of "
+            "training (validation included) on the machine that trained the row's seeds.",
             "Pareto: ✓ = not dominated on (accuracy ↑, cost ↓) among the rows of the same dataset and size; "
             "\"by X\" names a model that is at least as accurate and as cheap, and better on one; "
             "blank = a value is missing.",
         ]
         if GRAPHS_COLUMN in self.rows:
             lines.append(LEGEND)
+        if self.others_note():
+            lines.append(self.others_note())
         if self.footnotes:
             lines += [""] + [f"{f}  " for f in self.footnotes]
         return lines
 
-    def render(self, fmt: str = "markdown") -> str:
+    def render(self, fmt: str = "markdown", columns: Sequence[str] | None = None) -> str:
         if fmt == "json":
             return self.to_json() + "\n"
         if fmt == "csv":
             return self.to_csv()
         if fmt == "markdown":
-            return self.to_markdown()
+            return self.to_markdown(columns=columns)
         raise BloodbenchError(f"unknown format {fmt!r}: use {', '.join(FORMATS)}")
+
+
+def shown_headers(headers: Sequence[str], columns: Sequence[str]) -> list[str]:
+    """The markdown headers of the short column names, in the table's order; an unknown name is one error line."""
+    unknown = [c for c in columns if c not in SHOWN_COLUMNS]
+    if unknown:
+        raise BloodbenchError(f"unknown column(s) {', '.join(unknown)}: use {', '.join(SHOWN_COLUMNS)} or all")
+    wanted = {h for c in columns for h in SHOWN_COLUMNS[c]}
+    return [h for h in headers if h in wanted]

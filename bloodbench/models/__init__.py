@@ -11,6 +11,7 @@ from bloodbench.models import (  # noqa: F401,E402  (import for side effect)
     baseline,
     encoder,
     inception,
+    plugins,
     resnet,
     torchvision_refs,
     vgg,

@@ -7,6 +7,8 @@ byte-identical files (no clock, sorted iteration, stable PNGs), so a diff of
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 from collections import defaultdict
@@ -18,26 +20,23 @@ import pandas as pd
 
 from bloodbench.errors import BloodbenchError
 from bloodbench.explain.files import OUTPUT_FILES as EXPLAIN_FILES
-from bloodbench.formatting import (
-    fmt,
-    fmt_count,
-    machine_cpu_name,
-    machine_gpu_name,
-    md_table,
-    mean_std,
-)
+from bloodbench.formatting import fmt, fmt_count, md_table, mean_std
 from bloodbench.leaderboard import (
     Leaderboard,
     aggregate_training,
     assemble_leaderboard,
     cost_frame,
+    pareto_front,
     read_benchmark_json,
     train_frame,
 )
 from bloodbench.leaderboard.graphs_column import setting_label
 from bloodbench.report import plots
+from bloodbench.report.environment import environment_table
 from bloodbench.report.pick import pick_section
+from bloodbench.report.recipe import recipe_section
 from bloodbench.report.walltime import time_by_model
+from bloodbench.report.weights_card import weights_section
 from bloodbench.store.fsutil import atomic_write_bytes, output_dir
 from bloodbench.store.results import model_info, read_results
 from bloodbench.store.schema import is_finished
@@ -82,55 +81,12 @@ class _Writer:
 
 
 # --------------------------------------------------------------------------------------
-# environment
-# --------------------------------------------------------------------------------------
-def _uniq(values) -> str:
-    vals = sorted({str(v) for v in values if v not in (None, "")})
-    return ", ".join(vals) if vals else "—"
-
-
-def environment_table(records: list[dict], benchmarks: list[dict]) -> str:
-    envs = [r.get("env") or {} for r in records]
-    gpus = [e.get("device_name") for e in envs if e.get("device") == "cuda"]
-    gpus += [r.get("device_name") for r in records if r.get("kind") == "profile" and r.get("device") == "cuda"]
-    cpus = [e.get("cpu_name") for e in envs]
-    commits = [e.get("git_commit") for e in envs]
-    for b in benchmarks:
-        mi = b.get("machine_info") or {}
-        envs.append({"torch": mi.get("torch"), "cuda": mi.get("cuda"), "cudnn": mi.get("cudnn"),
-                     "python": mi.get("python_version"), "cpu_threads": mi.get("torch_threads")})
-        cpus.append(machine_cpu_name(mi))
-        gpus.append(machine_gpu_name(mi))
-        commits.append((b.get("commit_info") or {}).get("id"))
-        for bench in b.get("benchmarks", []):
-            extra = bench.get("extra_info") or {}
-            if extra.get("device") == "cuda":
-                gpus.append(extra.get("device_name"))
-    dates = sorted(str(r.get("created_at"))[:10] for r in records if r.get("created_at"))
-    dates += sorted(str(b.get("datetime"))[:10] for b in benchmarks if b.get("datetime"))
-    dates = sorted(dates)
-    rows = [
-        ["GPU", _uniq(gpus)],
-        ["CPU", _uniq(cpus)],
-        ["CPU threads", _uniq(e.get("cpu_threads") for e in envs)],
-        ["torch", _uniq(e.get("torch") for e in envs)],
-        ["CUDA / cuDNN", f"{_uniq(e.get('cuda') for e in envs)} / {_uniq(e.get('cudnn') for e in envs)}"],
-        ["Python", _uniq(e.get("python") for e in envs)],
-        ["platform", _uniq(e.get("platform") for e in envs)],
-        ["bloodbench", _uniq(e.get("bloodbench") for e in envs)],
-        ["git commits", _uniq(commits)],
-        ["records dated", f"{dates[0]} … {dates[-1]}" if dates else "—"],
-    ]
-    return md_table(rows, ["", "measured on"])
-
-
-# --------------------------------------------------------------------------------------
 # model cards
 # --------------------------------------------------------------------------------------
-def model_meta(name: str, records: list[dict]) -> dict[str, str]:
-    """Description and origin from the registry, else from the records' copy of it."""
+def model_meta(name: str, records: list[dict]) -> dict[str, str | None]:
+    """Description and origin (and a plug-in's source) from the registry, else from the records' copy of it."""
     info = model_info(name, records)
-    return {k: info.get(k) or "—" for k in ("family", "description", "origin")}
+    return {**{k: info.get(k) or "—" for k in ("family", "description", "origin")}, "plugin": info.get("plugin")}
 
 
 def _explain_links(out: Path, name: str) -> list[str]:
@@ -146,8 +102,10 @@ def _explain_links(out: Path, name: str) -> list[str]:
 def _cost_tables(profiles: pd.DataFrame) -> list[str]:
     rows = []
     for r in profiles.sort_values(["device", "precision", "source", "created_at"], kind="stable").itertuples():
+        noisy = getattr(r, "latency_noisy", None)
+        noisy = False if noisy is None or pd.isna(noisy) else bool(noisy)
         rows.append([r.device, r.device_name or "", setting_label(r.precision, getattr(r, "cuda_graphs", False)),
-                     fmt(r.latency_p50_ms, ".3f"),
+                     fmt(r.latency_p50_ms, ".3f") + (" (noisy)" if noisy and pd.notna(r.latency_p50_ms) else ""),
                      fmt(r.latency_p90_ms, ".3f"), fmt(r.latency_p99_ms, ".3f"), fmt(r.throughput, ",.0f"),
                      fmt(r.throughput_batch_size, ".0f"), fmt(r.peak_memory_mb, ".1f"), r.source, str(r.created_at)[:10]])
     if not rows:
@@ -155,8 +113,9 @@ def _cost_tables(profiles: pd.DataFrame) -> list[str]:
     return [md_table(rows, ["device", "device name", "precision", "p50 latency (ms)", "p90 latency (ms)",
                             "p99 latency (ms)", "peak throughput (img/s)", "at batch", "peak mem (MiB)", "source",
                             "date"]), "",
-            "Latency: batch 1, per image. Throughput: best images/s over the batch sizes tried, reached at the "
-            "batch size given.", ""]
+            "Latency: batch 1, per image; (noisy): the profile's timing rounds disagreed or the machine was "
+            "loaded, so the figure may read high. Throughput: best images/s over the batch sizes tried, reached at "
+            "the batch size given. Each row is one machine's: compare rows of one machine only.", ""]
 
 
 def _top_modules(profile_recs: list[dict]) -> list[str]:
@@ -184,7 +143,8 @@ def model_card(name: str, train_recs: list[dict], profile_recs: list[dict], cost
                w: _Writer) -> None:
     meta = model_meta(name, train_recs + profile_recs)
     lines = [f"# {name}", "", f"[← leaderboard](../README.md)", "",
-             md_table([["family", meta["family"]], ["description", meta["description"]], ["origin", meta["origin"]]],
+             md_table([["family", meta["family"]], ["description", meta["description"]], ["origin", meta["origin"]]]
+                      + ([["plug-in", f"from {meta['plugin']}, not part of bloodbench"]] if meta["plugin"] else []),
                       ["", ""]), ""]
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in train_recs:
@@ -219,6 +179,7 @@ def model_card(name: str, train_recs: list[dict], profile_recs: list[dict], cost
             lines += ["### Training", "", md_table(rows, ["seed", "status", "converged", "test acc (%)", "F1 macro", "AUC",
                                                           "acc 95% CI (%)", "epochs", "best epoch", "stop reason",
                                                           "train time (s)"]), ""]
+            lines += recipe_section(runs)
         else:
             lines += ["_Not trained yet: `bloodbench train " + name + "`._", ""]
         hist = [(r.get("seed"), r.get("history")) for r in done if r.get("history")]
@@ -253,6 +214,7 @@ def model_card(name: str, train_recs: list[dict], profile_recs: list[dict], cost
         group_costs = costs[(costs["model"] == name) & (costs["dataset"] == dataset) & (costs["size"] == size)] \
             if not costs.empty else costs
         lines += ["### Cost", ""] + _top_modules(mine) + _cost_tables(group_costs)
+    lines += weights_section(name, train_recs)
     explain = _explain_links(out, name)
     if explain:
         lines += ["## Explanations", ""] + [x for link in explain for x in (link, "")]
@@ -262,7 +224,23 @@ def model_card(name: str, train_recs: list[dict], profile_recs: list[dict], cost
 # --------------------------------------------------------------------------------------
 # README
 # --------------------------------------------------------------------------------------
-def _plots_for_group(board: Leaderboard, extra_boards: dict[str, Leaderboard], dataset: str, size: int,
+def machine_slug(name: str | None) -> str:
+    """A machine's name in a file name: "Intel(R) Xeon(R) Processor (2 threads)" -> "intel-r-xeon-r-processor-2-threads"."""
+    return re.sub(r"[^a-z0-9]+", "-", str(name or "unnamed").lower()).strip("-")
+
+
+def machine_boards(board: Leaderboard, build) -> dict[str, Leaderboard]:
+    """The table's own machine and each other machine measured (at the table's precision where it has it),
+    each its own board: ``build(device_name, precision)`` makes one. Their warnings were said for the table."""
+    boards = {board.machine_name(): board} if board.machine_name() else {}
+    for m in sorted(board.others, key=lambda m: (m.name, m.precision != board.precision, -m.models)):
+        if m.name not in boards:
+            with contextlib.redirect_stderr(io.StringIO()):
+                boards[m.name] = build(m.name, m.precision)
+    return boards
+
+
+def _plots_for_group(board: Leaderboard, machines: dict[str, Leaderboard], dataset: str, size: int,
                      w: _Writer) -> list[str]:
     rows = board.rows[(board.rows["dataset"] == dataset) & (board.rows["size"] == size)]
     title = f"{dataset} {size}×{size}"
@@ -272,17 +250,17 @@ def _plots_for_group(board: Leaderboard, extra_boards: dict[str, Leaderboard], d
                                  title=f"{title}: test accuracy vs MACs")
     rel = w.figure(f"plots/{_slug('acc_vs_macs', dataset, size)}.png", fig)
     lines.append(f"![accuracy vs MACs]({rel})")
-    for device, b in sorted(extra_boards.items()):
+    for name, b in machines.items():  # one plot per machine: latencies of two machines never share axes
         drows = b.rows[(b.rows["dataset"] == dataset) & (b.rows["size"] == size)]
-        if drows["latency_p50_ms"].notna().sum() == 0:
+        if drows["latency_p50_ms"].notna().sum() < 2:
             continue
-        names = "; ".join(b.device_names)
         fig = plots.scatter_tradeoff(drows, "latency_p50_ms", front="pareto_latency",
-                                     xlabel=f"p50 latency, batch 1 (ms, log scale) on {names}",
-                                     title=f"{title}: test accuracy vs latency ({device})")
-        rel = w.figure(f"plots/{_slug('acc_vs_latency', dataset, size, device)}.png", fig)
-        lines.append(f"![accuracy vs latency on {device}]({rel})")
-    fig = plots.scatter_tradeoff(rows, "params", xscale=1e-6, front=None,
+                                     xlabel=f"p50 latency, batch 1 (ms, log scale), {b.precision}",
+                                     title=f"{title}: test accuracy vs latency on {name}")
+        rel = w.figure(f"plots/{_slug('acc_vs_latency', dataset, size, b.device, machine_slug(name))}.png", fig)
+        lines.append(f"![accuracy vs latency on {name}]({rel})")
+    on_front, _ = pareto_front(rows, "params")
+    fig = plots.scatter_tradeoff(rows.assign(pareto_params=on_front), "params", xscale=1e-6, front="pareto_params",
                                  xlabel="parameters (millions, log scale)",
                                  title=f"{title}: test accuracy vs parameters")
     rel = w.figure(f"plots/{_slug('acc_vs_params', dataset, size)}.png", fig)
@@ -344,11 +322,8 @@ def write_report(results: str | os.PathLike | None = None, out: str | os.PathLik
     board = assemble_leaderboard(train_recs, profile_recs, benchmark_json=benchmark_json, device=device,
                               precision=precision, results_root=root)
     costs = cost_frame(profile_recs, benchmark_json)
-    devices = sorted(costs["device"].dropna().unique()) if not costs.empty else []
-    # the shown board already is its own device's: built again it would repeat every warning
-    per_device = {d: board if d == board.device else assemble_leaderboard(
-        train_recs, profile_recs, benchmark_json=benchmark_json, device=d, precision=precision, results_root=root)
-        for d in devices}
+    per_machine = machine_boards(board, lambda name, prec: assemble_leaderboard(
+        train_recs, profile_recs, benchmark_json=benchmark_json, device=name, precision=prec, results_root=root))
 
     out = output_dir(out)
     w = _Writer(out)
@@ -369,15 +344,15 @@ def write_report(results: str | os.PathLike | None = None, out: str | os.PathLik
         board.to_markdown(heading_level=3).rstrip(),
         "",
     ]
-    if len(per_device) > 1:
-        lines += ["Cost on the other devices: "
-                  + ", ".join(f"`bloodbench leaderboard --device {d}`" for d in devices if d != board.device)
-                  + " (plots below).", ""]
-    lines += pick_section(board)
+    for m in board.others:  # a benchmark file from another machine: its own table, never mixed into the main one
+        if any(src.startswith("benchmark:") for src in m.sources) and m.name in per_machine:
+            lines += [f"### Cost on {m.name} (from --benchmark-json)", "",
+                      per_machine[m.name].to_markdown(heading_level=4).rstrip(), ""]
+    lines += pick_section(board, per_machine)
     lines += ["## Plots", ""]
     for dataset, size in sorted((d, int(s)) for d, s in board.rows[["dataset", "size"]].drop_duplicates()
                                 .itertuples(index=False)):
-        lines += [f"### {dataset}, {size}×{size} px", ""] + _plots_for_group(board, per_device, dataset, size, w)
+        lines += [f"### {dataset}, {size}×{size} px", ""] + _plots_for_group(board, per_machine, dataset, size, w)
     lines += ["Filled markers are on the Pareto front (dashed step line): no other model is both at least as "
               "accurate and at least as cheap. Error bars: std of test accuracy over seeds.", ""]
 
@@ -387,7 +362,8 @@ def write_report(results: str | os.PathLike | None = None, out: str | os.PathLik
         mp = [r for r in profile_recs if r["model"] == name]
         model_card(name, mt, mp, costs[costs["model"] == name] if not costs.empty else costs, out, w)
         meta = model_meta(name, mt + mp)
-        card_rows.append([f"[{name}](models/{_slug(name)}.md)", meta["family"], meta["description"]])
+        card_rows.append([f"[{name}](models/{_slug(name)}.md)", meta["family"],
+                          meta["description"] + (f" (plug-in from {meta['plugin']})" if meta["plugin"] else "")])
     lines += ["## Models", "", md_table(card_rows, ["model", "family", "description"]), ""]
     lines += ["## Environment", "", environment_table(train_recs + profile_recs, benchmarks), ""]
     lines += _compute_time(train_recs, profile_recs)

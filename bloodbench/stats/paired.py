@@ -4,7 +4,7 @@ At 3,421 test images one image is 0.03 points, so the top rows often differ by n
 Both tests pair the rows image by image:
 
 - McNemar's exact test (statsmodels) for two single runs: only the discordant images count.
-- A paired bootstrap (scipy) of the accuracy difference for rows averaged over seeds: each
+- A paired bootstrap (``metrics.percentile_ci``, the project's one bootstrap) of the accuracy difference for rows averaged over seeds: each
   image carries its correctness averaged over the row's seeds, and images are resampled.
 
 A row is *tied* with the best when it is not significantly worse: McNemar p ≥ 0.05 for two
@@ -16,11 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
 
-LEVEL = 0.95
-N_RESAMPLES = 2000
+from bloodbench.stats.metrics import LEVEL, N_RESAMPLES, percentile_ci
 
 
 def mcnemar_exact(correct_a, correct_b) -> float:
@@ -32,9 +30,7 @@ def mcnemar_exact(correct_a, correct_b) -> float:
 
 def accuracy_ci(correct, level: float = LEVEL, n_resamples: int = N_RESAMPLES, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap CI over images of a row's accuracy; ``correct``: (N,) per-image correctness in [0, 1]."""
-    res = stats.bootstrap((np.asarray(correct, float),), np.mean, confidence_level=level, n_resamples=n_resamples,
-                          method="percentile", vectorized=True, batch=200, random_state=seed)
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return percentile_ci((np.asarray(correct, float),), np.mean, level=level, n_resamples=n_resamples, seed=seed)
 
 
 def _mean_diff(a, b, axis=-1):
@@ -59,10 +55,7 @@ def paired_comparison(correct_best, correct_row, *, single_runs: bool = False, l
     if np.array_equal(best, row):
         ci = (0.0, 0.0)
     else:
-        res = stats.bootstrap((best, row), _mean_diff, paired=True, confidence_level=level,
-                              n_resamples=n_resamples, method="percentile", vectorized=True, batch=200,
-                              random_state=seed)
-        ci = (float(res.confidence_interval.low), float(res.confidence_interval.high))
+        ci = percentile_ci((best, row), _mean_diff, paired=True, level=level, n_resamples=n_resamples, seed=seed)
     p = mcnemar_exact(best > 0.5, row > 0.5) if single_runs else None
     tied = p >= 1 - level if p is not None else ci[0] <= 0.0
     return PairedResult(diff, ci, p, bool(tied))

@@ -32,6 +32,7 @@ KIND_KEYS = {
     "latency_agreement": COMMON_KEYS + ("threads", "ours_p50_ms", "timer_median_ms", "ratio", "ratio_bounds"),
     "train_setting": COMMON_KEYS + ("setting", "channels_last", "compiled", "threads", "step_ms", "ratio",
                                     "compile_s", "epoch_s", "epoch_ratio"),
+    "export_latency": COMMON_KEYS + ("format", "threads", "eager_p50_ms", "exported_p50_ms", "ratio"),
 }
 #: What benchmarks/conftest.py adds to pytest-benchmark's ``machine_info``.
 MACHINE_KEYS = ("torch", "torch_threads", "bb_device", "bb_full", "git_commit")

@@ -26,6 +26,9 @@ CHANCE_FACTOR = 1.5
 
 CONVERGENCE_RULE = ("rule: stopped early on patience, or the last 20 % of epochs gained ≤ 0.1 point of val "
                     "accuracy over the best before them, over ≥ 5 epochs")
+#: What an unconverged run did, in the words of the footnote that marks it (the rule above, negated).
+NOT_CONVERGED = ("not converged: neither stopped early on patience nor plateaued (its last 20 % of epochs still "
+                 "gained more than 0.1 point of val accuracy over the best before them, or it ran < 5 epochs)")
 LEARNED_NOTHING_RULE = "val accuracy ≤ 1.5 × the majority-class rate"
 
 

@@ -99,7 +99,8 @@ def run_job(job, ctx: Context) -> dict[str, Any]:
                 try:
                     rec = trainer.fit()
                     status = (f"{rec['stop_reason']} after {rec['epochs_run']} epochs, "
-                              f"test acc {rec['test']['acc']:.4f}")
+                              f"test acc {100 * rec['test']['acc']:.2f} %"
+                              + (", learned nothing" if rec.get("learned_nothing") else ""))
                 except TrainingDiverged as exc:  # recorded as diverged: a result, not a failure
                     status = f"diverged: {exc}"
             else:

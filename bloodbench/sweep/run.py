@@ -80,6 +80,36 @@ def plan(models: Sequence[str], seeds: Sequence[int], dataset: str, size: int, r
     return jobs
 
 
+def pending_reason(store: ResultsStore, job: Job, dataset: str, size: int) -> str:
+    """Why a pending job is to run: never run, or what changed since the record there is."""
+    if job.done:
+        return ""
+    same = [r for r in store.iter_records(job.kind) if r.get("model") == job.model and r.get("dataset") == dataset
+            and r.get("size") == size]
+    if job.kind == "train":
+        mine = [r for r in same if r.get("seed") == job.seed]
+        if any(r.get("run_id") == job.run_id for r in mine):
+            return "its last run did not finish: resumes from last.pt where there is one"
+        if mine:
+            return "recipe changed since the last run of this seed (a new run id; the old record stays)"
+        return "not trained yet"
+    mine = [r for r in same if (r.get("device") or (r.get("config") or {}).get("device")) == job.device
+            and not (r.get("config") or {}).get("cuda_graphs")]
+    if not mine:
+        return "not profiled yet"
+    if not job.run_id.endswith("-on-the-workers-gpu"):
+        want = ProfileConfig.build(dataset=dataset, size=size, device=torch.device(job.device)).as_dict()
+        for rec in sorted(mine, key=lambda r: str(r.get("created_at")), reverse=True):
+            have = rec.get("config") or {}
+            if have.get("device_name") != want["device_name"]:
+                continue
+            changed = sorted(k for k in want if k in have and have[k] != want[k]) + \
+                sorted(k for k in want if k not in have)
+            return f"settings changed since the last profile ({', '.join(changed) or 'its config'})"
+        return f"no profile on this machine ({want['device_name']}) yet; other machines have one"
+    return "no profile on the workers' GPU yet"
+
+
 def past_job_seconds(results: str | None) -> dict[tuple[str, str], float]:
     """Mean seconds per (kind, model) from earlier run logs, training records filling the gaps."""
     store = ResultsStore(results)
@@ -183,9 +213,11 @@ def estimate_seconds(jobs: Sequence[Job], past: dict[tuple[str, str], float],
 
 
 def about(seconds: float) -> str:
-    """``about 12 h 31 min``: a duration, not a clock time."""
+    """``about 12 h 31 min``: a duration, not a clock time (``12:30:56`` reads as one)."""
     minutes = round(seconds / 60)
-    return f"about {minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"about {max(1, minutes)} min"
+    if minutes >= 60:
+        return f"about {minutes // 60} h {minutes % 60} min" if minutes % 60 else f"about {minutes // 60} h"
+    return f"about {max(1, minutes)} min"
 
 
 def progress_bar(estimates: Sequence[float], progress: bool = True) -> tqdm:

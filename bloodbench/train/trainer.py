@@ -43,7 +43,7 @@ from bloodbench.models import create_model
 from bloodbench.runtime.backend import backend_flags
 from bloodbench.runtime.envinfo import resolve_device, seed_everything
 from bloodbench.runtime.precision import check_precision
-from bloodbench.stats.metrics import classification_metrics
+from bloodbench.stats.metrics import N_RESAMPLES, classification_metrics
 from bloodbench.store.results import ResultsStore, utc_now
 from bloodbench.store.schema import check_written
 from bloodbench.store.verdicts import annotate
@@ -105,7 +105,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, results: str | None = None, data_dir: str | None = None,
                  verify: bool = True, progress: bool = True, data: MedMNISTData | None = None,
-                 n_boot: int = 1000) -> None:
+                 n_boot: int = N_RESAMPLES) -> None:
         self.cfg = cfg
         self.n_boot = n_boot
         self.store = ResultsStore(results)
@@ -259,7 +259,7 @@ class Trainer:
         save_checkpoint(self.run_dir / "last.pt", state)
         if self.progress:
             tqdm.write(f"{cfg.model} s{cfg.seed} epoch {epoch + 1}/{cfg.epochs}: loss {train_loss:.4f} "
-                       f"acc {train_acc:.4f} | val loss {val_loss:.4f} acc {val_m['acc']:.4f} "
+                       f"acc {100 * train_acc:.2f} % | val loss {val_loss:.4f} acc {100 * val_m['acc']:.2f} % "
                        f"auc {val_m['auc']:.4f} | {seconds:.1f}s")
         return row, None
 
