@@ -385,7 +385,7 @@ def test_a_cost_cache_with_the_right_key_but_bad_rows_is_a_miss(tmp_path, capsys
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"key": key, "rows": rows}))
     rc, out, err = run_cli(capsys, "models", "--format", "json")
-    assert rc == 0 and err == "" and strict_loads(out) == [GOOD_ROW]  # recomputed, then stored
+    assert rc == 0 and err == "" and strict_loads(out) == [{**GOOD_ROW, "plugin": None}]  # recomputed, then stored
     assert json.loads(path.read_text())["rows"] == [GOOD_ROW]
 
 
