@@ -108,7 +108,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         how = measured[1] if measured else "past job times"
         return f"{estimates[id(j)] / 3600:.2f} h ({how})"
 
-    print(md_table([[j.kind, j.model, j.seed, j.device, "done" if j.done else "pending", estimate(j)] for j in jobs],
+    def state(j) -> str:
+        return "done" if j.done else "pending" + (f" ({j.note})" if j.note else "")
+
+    print(md_table([[j.kind, j.model, j.seed, j.device, state(j), estimate(j)] for j in jobs],
                    ["job", "model", "seed", "device", "state", "estimate"]))
     pending = len(todo)
     eta = sum(estimates.values())
@@ -148,6 +151,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     elsewhere = [j for j in ran if j["status"].startswith("running elsewhere")]
     if elsewhere:
         print(f"{len(elsewhere)} job(s) are running in another worker; `bloodbench run --status` shows them")
+    put_off = [j for j in ran if j.get("deferred") or j["status"].startswith("noisy")]
+    if put_off:
+        print(f"{len(put_off)} profile(s) to redo on a quieter machine (busy or noisy now); they stay pending: "
+              f"run the same command again later")
     if not args.no_report:
         from bloodbench.report import write_report
 

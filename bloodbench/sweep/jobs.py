@@ -18,7 +18,11 @@ import submitit
 
 from bloodbench.errors import BloodbenchError
 from bloodbench.store.results import ResultsStore
+from bloodbench.store.verdicts import is_noisy
 from bloodbench.sweep import claims
+
+#: Seconds a profile job waits for a busy machine to calm down before it is deferred to a later run.
+QUIET_WAIT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class Context:
     verify: bool = True
     threads: int | None = None  # torch CPU threads per worker, so N workers x threads <= cores
     progress: bool = True  # per-epoch lines; a worker's log is no terminal, so no bars there
+    quiet_wait_s: float | None = QUIET_WAIT_S  # profiles: wait this long for a quiet machine; None: never check
 
 
 @functools.lru_cache(maxsize=1)
@@ -51,8 +56,19 @@ def job_config(job, ctx: Context):
 
 
 def recorded(store: ResultsStore, kind: str, run_id: str) -> bool:
-    """A profile record, or a train record that is finished (or diverged: rerunning would diverge again)."""
-    return store.finished(kind, run_id, or_diverged=True) is not None
+    """A quiet profile record (a noisy one is to be redone), or a train record that is finished (or diverged:
+    rerunning would diverge again)."""
+    rec = store.finished(kind, run_id, or_diverged=True)
+    return rec is not None and not (kind == "profile" and is_noisy(rec))
+
+
+def quiet_enough(profile_cfg, ctx: Context) -> str | None:
+    """None when the machine is quiet enough to time on (waiting up to ``ctx.quiet_wait_s``), else why not."""
+    if ctx.quiet_wait_s is None:
+        return None
+    from bloodbench.profile import noise
+
+    return noise.wait_until_quiet(profile_cfg.threads or 1, ctx.quiet_wait_s)
 
 
 def run_job(job, ctx: Context) -> dict[str, Any]:
@@ -102,9 +118,14 @@ def run_job(job, ctx: Context) -> dict[str, Any]:
                               f"test acc {rec['test']['acc']:.4f}")
                 except TrainingDiverged as exc:  # recorded as diverged: a result, not a failure
                     status = f"diverged: {exc}"
+            elif (busy := quiet_enough(profile_cfg, ctx)) is not None:  # timed beside other work: not now
+                claims.write_failure(store.root, job.run_id, {"job": job.label(), "deferred": busy,
+                                                              "error": f"deferred: {busy}"})
+                return {**entry, "status": f"deferred: {busy}; run again when the machine is quieter",
+                        "deferred": busy}
             else:
-                profile_model(job.model, profile_cfg, results=store.root)
-                status = "ok"
+                rec = profile_model(job.model, profile_cfg, results=store.root)
+                status = f"noisy: {'; '.join(rec['latency']['noise_reasons'])}" if is_noisy(rec) else "ok"
         finally:
             entry["seconds"] = round(time.perf_counter() - t0, 2)
     claims.clear_failure(store.root, job.run_id)
