@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -28,7 +29,7 @@ from tqdm.auto import tqdm
 
 import bloodbench
 from bloodbench.errors import BloodbenchError
-from bloodbench.store.fsutil import atomic_write_text
+from bloodbench.store.fsutil import NoSpace, atomic_write_text
 from bloodbench.store.results import utc_now
 from bloodbench.sweep import claims
 from bloodbench.sweep.jobs import Context, JobTask
@@ -198,7 +199,10 @@ def _collect(sj, job: Job, attempt: int, retries: int, root: Path) -> dict[str, 
     log = str(sj.paths.stdout)
     try:
         return {**sj.result(), "log": log}
-    except FailedJobError:  # raised in the job after its in-process retries, which left a failure file
+    except FailedJobError as exc:  # raised in the job after its in-process retries, which left a failure file
+        full = re.search(r"NoSpace: (no space left on [^\n]*)", str(exc))
+        if full:  # the disk is full: every job after it would fail the same way, so the sweep stops
+            raise NoSpace(full.group(1)) from None
         error = (claims.list_failures(root).get(job.run_id) or {}).get("error", "see its log")
         return failure_entry(job, f"failed: {error}", log=log)
     except UncompletedJobError:

@@ -7,6 +7,7 @@ made on a cluster is the same as one made here. Module-level on purpose: submiti
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import time
@@ -17,6 +18,7 @@ from typing import Any
 import submitit
 
 from bloodbench.errors import BloodbenchError
+from bloodbench.store.fsutil import NoSpace, no_space
 from bloodbench.store.results import ResultsStore
 from bloodbench.store.verdicts import is_noisy
 from bloodbench.sweep import claims
@@ -155,23 +157,38 @@ class JobTask(submitit.helpers.Checkpointable):
         return run_with_retries(job, ctx, self.retries, log=_log_path())
 
 
+def retryable(exc: BaseException) -> bool:
+    """Whether another attempt may get past ``exc``: not bad input (:class:`BloodbenchError`), not a full or
+    read-only disk, not a permission refused; a crash, a lost node or a CUDA hiccup may."""
+    if isinstance(exc, BloodbenchError) or no_space(exc) is not None:
+        return False
+    return not (isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM))
+
+
 def run_with_retries(job, ctx: Context, retries: int, log: str | None = None) -> dict[str, Any]:
     """Attempt a job up to ``1 + retries`` times; after the last failure leave ``failures/<run_id>.json``.
 
-    A :class:`BloodbenchError` (bad input: a missing file, an unknown option) is not retried,
-    since the next attempt would meet it again.
+    An error a retry cannot fix (:func:`retryable`: bad input, a full disk, a permission) ends the job at
+    once; a full disk is raised as :class:`NoSpace`, which ends the whole sweep.
     """
     for attempt in range(retries + 1):
         try:
             return run_job(job, ctx)
         except Exception as exc:
-            last = attempt == retries or isinstance(exc, BloodbenchError)
+            again = retryable(exc) and attempt < retries
             print(f"{job.label()}: attempt {attempt + 1} of {retries + 1} failed: {type(exc).__name__}: {exc}"
-                  + ("" if last else "; retrying (training resumes from its last checkpoint)"), flush=True)
-            if last:
-                claims.write_failure(ResultsStore(ctx.results).root, job.run_id, {
-                    "job": job.label(), "attempts": attempt + 1, "error": f"{type(exc).__name__}: {exc}",
-                    "traceback": traceback.format_exc(limit=8), "log": log})
+                  + ("; retrying (training resumes from its last checkpoint)" if again else
+                     "" if attempt == retries else "; not retried: another attempt would meet it again"), flush=True)
+            if not again:
+                full = no_space(exc)
+                try:
+                    claims.write_failure(ResultsStore(ctx.results).root, job.run_id, {
+                        "job": job.label(), "attempts": attempt + 1, "error": f"{type(full or exc).__name__}: {full or exc}",
+                        "retryable": retryable(exc), "traceback": traceback.format_exc(limit=8), "log": log})
+                except NoSpace:
+                    pass  # no room for the failure file either: the error line says it all
+                if full is not None and full is not exc:
+                    raise full from None
                 raise
             traceback.print_exc()
     raise AssertionError("unreachable")

@@ -20,7 +20,7 @@ from bloodbench.config import ProfileConfig, TrainConfig, recipe_hash
 from bloodbench.errors import BloodbenchError
 from bloodbench.models import get_model_info, list_models
 from bloodbench.runtime.envinfo import device_kind, environment
-from bloodbench.store.fsutil import atomic_write_text
+from bloodbench.store.fsutil import NoSpace, atomic_write_text
 from bloodbench.store.results import ResultsStore, utc_now
 from bloodbench.store.schema import is_finished
 from bloodbench.store.verdicts import profile_noise
@@ -273,6 +273,9 @@ class InProcess:
             log.bar.set_postfix_str(f"job {i + 1}/{len(log.pending)}: {job.label()}")
             try:
                 entry = run_with_retries(job, ctx, self.retries)
+            except NoSpace:  # every job after it would meet the full disk too: the sweep stops, with one line
+                log.close()
+                raise
             except Exception as exc:  # reported and recorded under failures/; the sweep goes on
                 entry = failure_entry(job, f"failed: {type(exc).__name__}: {exc}")
             log.record(job, entry)
