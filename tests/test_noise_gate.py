@@ -14,7 +14,12 @@ from bloodbench.profile import noise, record
 from bloodbench.profile.record import profile_model
 from bloodbench.remote.importer import settle
 from bloodbench.store.results import ResultsStore
-from bloodbench.store.verdicts import is_noisy, load_problem, profile_choice, profile_noise
+from bloodbench.store.verdicts import (
+    is_noisy,
+    load_problem,
+    profile_choice,
+    profile_noise,
+)
 from bloodbench.sweep import claims, jobs, run
 
 

@@ -9,7 +9,14 @@ from __future__ import annotations
 import argparse
 import os
 
-from bloodbench.commands.common import add_data_options, add_results_option, comma_list, int_list, positive_int
+from bloodbench.choices import sbatch_flag, slurm_value
+from bloodbench.commands.common import (
+    add_data_options,
+    add_results_option,
+    comma_list,
+    int_list,
+    positive_int,
+)
 from bloodbench.errors import BloodbenchError
 
 
@@ -21,7 +28,22 @@ def _key_value(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE (an sbatch flag without its dashes), got {text!r}")
-    return key.strip().lstrip("-").replace("-", "_"), value.strip()
+    try:
+        return sbatch_flag(key.strip(), value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _slurm_option(key: str):
+    """argparse type of a Slurm option: the rule its --slurm-config value meets too."""
+    def check(text: str):
+        try:
+            return slurm_value(key, text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    check.__name__ = key  # argparse names the type in some messages
+    return check
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,17 +72,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "1 on CPU runs in this process)")
     e.add_argument("--retries", type=_non_negative, default=2,
                    help="attempts after a failure or pre-emption, resuming from the last checkpoint (default: 2)")
-    e.add_argument("--time", type=positive_int, default=None, help="time limit per job in minutes "
+    e.add_argument("--time", type=_slurm_option("time"), default=None, help="time limit per job in minutes "
                    "(slurm default 120; local: none)")
     s = p.add_argument_group("slurm (defaults < --slurm-config < these options)")
     s.add_argument("--slurm-config", default=None, help="TOML or JSON file with partition, account, gpus_per_task, "
                    "cpus_per_task, mem, time, array_parallelism, additional_parameters")
-    s.add_argument("--partition", default=None)
-    s.add_argument("--account", default=None)
-    s.add_argument("--gpus-per-task", type=_non_negative, default=None, help="default 1")
-    s.add_argument("--cpus-per-task", type=positive_int, default=None, help="default 8")
-    s.add_argument("--mem", default=None, help="memory per task, e.g. 32G (default)")
-    s.add_argument("--array-parallelism", type=positive_int, default=None,
+    s.add_argument("--partition", type=_slurm_option("partition"), default=None)
+    s.add_argument("--account", type=_slurm_option("account"), default=None)
+    s.add_argument("--gpus-per-task", type=_slurm_option("gpus_per_task"), default=None, help="default 1")
+    s.add_argument("--cpus-per-task", type=_slurm_option("cpus_per_task"), default=None, help="default 8")
+    s.add_argument("--mem", type=_slurm_option("mem"), default=None, help="memory per task, e.g. 32G (default)")
+    s.add_argument("--array-parallelism", type=_slurm_option("array_parallelism"), default=None,
                    help="tasks of the array running at once (default 16)")
     s.add_argument("--sbatch", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="extra sbatch flag, e.g. --sbatch qos=high --sbatch constraint=a100 (repeatable)")

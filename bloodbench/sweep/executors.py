@@ -28,6 +28,7 @@ from submitit.core.utils import FailedJobError, UncompletedJobError
 from tqdm.auto import tqdm
 
 import bloodbench
+from bloodbench.choices import sbatch_flag, slurm_value
 from bloodbench.errors import BloodbenchError
 from bloodbench.store.fsutil import NoSpace, atomic_write_text
 from bloodbench.store.results import utc_now
@@ -219,12 +220,16 @@ SLURM_KEYS = ("partition", "account", "gpus_per_task", "cpus_per_task", "mem", "
 
 
 def load_slurm_config(path: str) -> dict[str, Any]:
-    """A small TOML or JSON file with any of ``SLURM_KEYS`` (``additional_parameters``: extra sbatch flags)."""
+    """A small TOML or JSON file with any of ``SLURM_KEYS`` (``additional_parameters``: extra sbatch flags),
+    every value checked as its flag is (:func:`bloodbench.choices.slurm_value`): one error line otherwise."""
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_bytes().decode("utf-8")
     except OSError as exc:
         raise BloodbenchError(f"--slurm-config {path}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise BloodbenchError(f"--slurm-config {path} is not a text file (not UTF-8): give a TOML or JSON file, "
+                              f"see docs/CLUSTER.md for an example") from None
     try:
         if p.suffix == ".json":
             data = json.loads(text)
@@ -235,19 +240,35 @@ def load_slurm_config(path: str) -> dict[str, Any]:
                 import tomli as tomllib
 
             data = tomllib.loads(text)
-    except ValueError as exc:
-        raise BloodbenchError(f"--slurm-config {path} is not valid {p.suffix.lstrip('.') or 'TOML'} ({exc}): "
-                              f"see docs/CLUSTER.md for an example") from None
-    data = data.get("slurm", data)
-    unknown = sorted(set(data) - set(SLURM_KEYS))
+    except (ValueError, RecursionError) as exc:
+        raise BloodbenchError(f"--slurm-config {path} is not valid {p.suffix.lstrip('.') or 'TOML'} "
+                              f"({str(exc)[:80]}): see docs/CLUSTER.md for an example") from None
+    data = data.get("slurm", data) if isinstance(data, dict) else data
+    if not isinstance(data, dict):
+        raise BloodbenchError(f"--slurm-config {path}: expected a table of Slurm options, got "
+                              f"{type(data).__name__}: see docs/CLUSTER.md for an example")
+    unknown = sorted(k if k.isprintable() else repr(k) for k in map(str, set(data) - set(SLURM_KEYS)))
     if unknown:
-        raise BloodbenchError(f"--slurm-config {path}: unknown key(s) {', '.join(unknown)}; "
+        raise BloodbenchError(f"--slurm-config {path}: unknown key(s) {', '.join(unknown)[:200]}; "
                               f"known: {', '.join(SLURM_KEYS)}")
-    return data
+    return {key: _checked(path, key, value) for key, value in data.items()}
+
+
+def _checked(path: str, key: str, value: Any) -> Any:
+    """One value of a config file, checked by the flags' own rule."""
+    try:
+        if key != "additional_parameters":
+            return slurm_value(key, value)
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a table of sbatch flags, got {type(value).__name__}")
+        return dict(sbatch_flag(k, v) for k, v in value.items())
+    except ValueError as exc:
+        raise BloodbenchError(f"--slurm-config {path}: {key}: {exc}") from None
 
 
 def slurm_parameters(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """sbatch parameters in submitit's Slurm names: defaults < config file < command-line options."""
+    """sbatch parameters in submitit's Slurm names: defaults < config file < command-line options (both
+    checked by the same rules before they get here)."""
     params: dict[str, Any] = {"job_name": "bloodbench", "gpus_per_task": 1, "cpus_per_task": 8, "mem": "32G",
                               "time": 120, "array_parallelism": 16}
     params.update(config)
