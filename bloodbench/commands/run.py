@@ -14,7 +14,7 @@ from bloodbench.commands.common import (
     add_data_options,
     add_results_option,
     comma_list,
-    int_list,
+    seed_list,
     positive_int,
 )
 from bloodbench.errors import BloodbenchError
@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_options(p)
     add_results_option(p)
     p.add_argument("--models", default="all", help="comma-separated registry names (default: all)")
-    p.add_argument("--seeds", type=int_list, default=[0, 1, 2], help="comma-separated seeds (default: 0,1,2)")
+    p.add_argument("--seeds", type=seed_list, default=[0, 1, 2], help="comma-separated seeds (default: 0,1,2)")
     p.add_argument("--device", default="auto", help="training device: auto, cpu or cuda "
                    "(with --executor slurm, auto means cuda when tasks get GPUs)")
     p.add_argument("--profile-devices", default=None,
@@ -113,6 +113,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if params is not None and device == "auto":  # decided by the tasks' allocation, not by the login node
         device = "cuda" if params.get("gpus_per_task") else "cpu"
     devices = comma_list(args.profile_devices) or (["cpu", "cuda"] if device == "cuda" else run.default_devices())
+    if params is None and not args.status:  # jobs that run here need the device here: no GPU is one line, now
+        from bloodbench.runtime.envinfo import resolve_device
+
+        for dev in dict.fromkeys([device, *([] if args.no_profile else devices)]):
+            resolve_device(dev)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("limit_train", args.limit_train)) if v is not None}
     jobs = run.plan(models, args.seeds, args.dataset, args.size, args.results, devices, device,
                     train_options=overrides, profile=not args.no_profile)

@@ -9,6 +9,7 @@ claims, the records and the run log. Each sweep leaves a ``submissions/<time>-<h
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -21,7 +22,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import submitit
 from submitit.core.utils import FailedJobError, UncompletedJobError
@@ -187,12 +188,31 @@ def _stop(running: dict, grace_s: float = 10.0) -> None:
 def _submit_local(root: Path, job: Job, gpu: int | None, ctx: Context, retries: int, timeout_min: int | None,
                   subs: Submissions, attempt: int):
     """One job in its own process, its log under ``logs/<run_id>/``, GPU ``gpu`` its only visible one."""
-    ex = submitit.LocalExecutor(folder=root / "logs" / job.run_id)
+    folder = root / "logs" / job.run_id
+    ex = submitit.LocalExecutor(folder=folder)
     ex.update_parameters(timeout_min=timeout_min or LOCAL_TIMEOUT_MIN, stderr_to_stdout=True,
                          gpus_per_node=0 if gpu is None else 1, visible_gpus=() if gpu is None else (gpu,))
-    sj = ex.submit(JobTask(retries), job, ctx)
+    with _stderr_to(folder / "controller.log"):
+        sj = ex.submit(JobTask(retries), job, ctx)
     subs.add(job, sj.job_id, str(sj.paths.stdout), attempt)
     return sj
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """The stderr (fd 2) that processes started inside inherit: ``path``. submitit's local controller prints a
+    ``KeyboardInterrupt`` traceback when Ctrl-C stops it; there, not on the terminal, where the one
+    ``error: interrupted`` line is all the user sees."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved, fd = os.dup(2), os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+    try:
+        os.dup2(fd, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(fd)
 
 
 def _collect(sj, job: Job, attempt: int, retries: int, root: Path) -> dict[str, Any] | None:
