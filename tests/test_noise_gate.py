@@ -4,6 +4,7 @@ only on a machine quiet enough (else the profile stays pending, with the reason)
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 from records_factory import profile_record, write_store
@@ -165,3 +166,23 @@ def test_the_quiet_check_waits_then_gives_the_reason(monkeypatch):
 def test_runnable_now_reads_the_threads_running_now():
     now = noise.runnable_now(samples=2, every_s=0.0)
     assert now >= 0 if Path("/proc/loadavg").is_file() else now is None
+
+
+def test_profile_missing_measures_a_noisy_record_again(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(record, "machine_load", lambda: {"load_avg_1m": 0.0, "cpu_count": 64})
+    monkeypatch.setattr(record, "noise_reasons", lambda latency: [])
+    argv = ["profile", "baseline_cnn", "--device", "cpu", "--batch-sizes", "1", "--warmup", "1", "--iters", "2",
+            "--rounds", "2", "--round-s", "0", "--warmup-s", "0", "--threads", "1", "--results", str(tmp_path),
+            "--missing"]
+    assert main(argv) == 0
+    (path,) = (tmp_path / "profile").glob("*.json")
+    rec = json.loads(path.read_text())
+    rec["latency"].update(load_avg_1m=99.0, noise_reasons=["machine is loaded (1-min load average 99.00 > 64 cores)"],
+                          noisy=True)
+    path.write_text(json.dumps(rec))
+    capsys.readouterr()
+    assert main(argv) == 0  # the noisy record is not "done": measured again, and the quiet one replaces it
+    assert "already profiled" not in capsys.readouterr().out
+    assert json.loads(path.read_text())["latency"]["noisy"] is False
+    assert main(argv) == 0
+    assert "already profiled in this setting, skipped: baseline_cnn" in capsys.readouterr().out
