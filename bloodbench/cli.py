@@ -72,6 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `bloodbench leaderboard | head`: the reader left, that is not our error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as exc:  # a write outside the atomic helper on a full disk: the same one line
+        from bloodbench.store.fsutil import no_space
+
+        full = no_space(exc)
+        if full is None:
+            raise
+        print(f"error: {full}", file=sys.stderr)
+        return full.exit_code
     return int(rc or 0)
 
 

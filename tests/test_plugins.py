@@ -133,7 +133,7 @@ def test_a_plugin_model_goes_through_train_profile_leaderboard_report_explain_an
         plugin_dir, capsys, tmp_path, real_data_dir, one_thread):
     results, opts = tmp_path / "results", ["--plugin", "bbplug_script"]
     tiny = ["--epochs", "2", "--limit-train", "4096", "--data-dir", real_data_dir]
-    rc, out, err = run_cli(capsys, *opts, "train", "script_net", *tiny, "--quiet", "--results", results)
+    rc, out, err = run_cli(capsys, *opts, "train", "script_net", *tiny, "--quiet", "--json", "--results", results)
     assert rc == 0, err
     summary = json.loads(out)
     assert summary["run_id"].startswith("script_net-bloodmnist-28-s0-") and 0 < summary["test_acc"] <= 1

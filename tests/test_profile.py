@@ -208,7 +208,7 @@ def test_profile_records_out_of_memory_instead_of_crashing(tmp_path, monkeypatch
     rec = profile_model("baseline_cnn", cfg, results=tmp_path)
     assert rec["oom_stages"] == ["memory", "latency"]
     assert rec["peak_memory_mb"] is None and rec["peak_memory_method"] is None
-    lat = {k: v for k, v in rec["latency"].items() if k not in ("load_avg_1m", "cpu_count")}
+    lat = {k: v for k, v in rec["latency"].items() if k not in LOAD_KEYS}
     assert lat == {**dict.fromkeys(LATENCY_KEYS), "batch_size": 4, "threads": 1}
     assert rec["macs"] > 0 and rec["throughput"][0]["images_per_s"] > 0
     assert ResultsStore(tmp_path).records("profile")[0]["oom_stages"] == ["memory", "latency"]

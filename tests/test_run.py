@@ -11,7 +11,18 @@ from bloodbench.sweep import run
 TINY = {"model_kwargs": {"widths": [8, 16]}, "limit_train": 128, "epochs": 1, "batch_size": 64}
 
 
-def test_run_trains_profiles_then_skips(tmp_path, real_data_dir):
+def quiet_machine(monkeypatch) -> None:
+    """A machine with nothing else on it: the sweep's profile is neither put off nor judged noisy."""
+    from bloodbench.profile import noise, record
+
+    monkeypatch.setattr(noise, "runnable_now", lambda *a, **k: 0.0)
+    monkeypatch.setattr(noise, "machine_load", lambda: {"load_avg_1m": 0.0, "cpu_count": 64})
+    monkeypatch.setattr(record, "machine_load", lambda: {"load_avg_1m": 0.0, "cpu_count": 64})
+    monkeypatch.setattr(record, "noise_reasons", lambda latency: [])
+
+
+def test_run_trains_profiles_then_skips(tmp_path, real_data_dir, monkeypatch):
+    quiet_machine(monkeypatch)
     jobs = run.plan(["baseline_cnn"], [0, 1], "bloodmnist", 28, str(tmp_path), ["cpu"], "cpu", TINY)
     assert [(j.kind, j.seed, j.done) for j in jobs] == [("train", 0, False), ("train", 1, False),
                                                         ("profile", None, False)]

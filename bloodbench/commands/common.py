@@ -63,6 +63,26 @@ def int_list(text: str, minimum: int | None = None) -> list[int]:
     return values
 
 
+#: numpy's and torch's seeds are unsigned 32-bit integers.
+SEED_MAX = 2**32 - 1
+
+
+def seed(text: str) -> int:
+    """argparse type: a training seed, 0..2**32-1 (numpy refuses others, with a traceback)."""
+    value = _number(int, text)
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"expected a seed in 0..{SEED_MAX} (2**32-1), got {value}")
+    return value
+
+
+def seed_list(text: str) -> list[int]:
+    """argparse type: comma-separated seeds, each 0..2**32-1."""
+    values = int_list(text)
+    for value in values:
+        seed(str(value))
+    return values
+
+
 def positive_int_list(text: str) -> list[int]:
     """argparse type: comma-separated integers >= 1, at least one."""
     return int_list(text, minimum=1)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from bloodbench.commands.common import add_dataset_options, add_format_option, add_results_option
+from bloodbench.commands.common import add_dataset_options, add_format_option, add_results_option, seed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="test metrics of a finished run (from its saved predictions)")
     p.add_argument("model")
-    p.add_argument("--seed", type=int, default=None, help="default: every finished seed")
+    p.add_argument("--seed", type=seed, default=None, help="default: every finished seed")
     add_dataset_options(p)
     add_results_option(p)
     add_format_option(p)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bloodbench.commands.common import add_data_options, add_results_option
+from bloodbench.commands.common import add_data_options, add_results_option, seed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("explain", help="Grad-CAM, confused classes and calibration of a trained model")
     p.add_argument("model", metavar="MODEL", help="registered model name (see `bloodbench models`)")
-    p.add_argument("--seed", type=int, default=None, help="training seed (default: the lowest finished one)")
+    p.add_argument("--seed", type=seed, default=None, help="training seed (default: the lowest finished one)")
     p.add_argument("--n", type=int, default=16, help="images per Grad-CAM grid (default: 16)")
     p.add_argument("--class", dest="class_name", default=None, metavar="NAME",
                    help="only examples of this true class (case-insensitive prefix, e.g. 'neut')")

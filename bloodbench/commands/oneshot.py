@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bloodbench.commands.common import add_results_option, comma_list, positive_int
+from bloodbench.commands.common import add_results_option, comma_list, positive_int, seed_list
 from bloodbench.errors import BloodbenchError
 
 
@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the same steps on CPU with tiny settings, into a scratch results folder unless --results")
     p.add_argument("--jobs", type=positive_int, default=None, help="trainings side by side (default: 8 on a GPU, 2 rehearsing)")
     p.add_argument("--train-models", default=None, help="comma-separated training order (default: costliest on CPU first)")
-    p.add_argument("--seeds", default="0,1,2", help="training seeds (default: 0,1,2)")
+    p.add_argument("--seeds", type=lambda t: ",".join(map(str, seed_list(t))), default="0,1,2", help="training seeds (default: 0,1,2)")
     p.add_argument("--skip", default=None, help="comma-separated steps not to run, e.g. cuda-tests,epoch-benchmark "
                    "(steps: profile-fp32, profile-bf16, profile-graphs, profile-agreement, cuda-tests, "
                    "epoch-benchmark, train)")

@@ -48,7 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trace-dir", default=None, help="trace folder (default: reports/traces)")
     p.add_argument("--no-save", dest="save", action="store_false", help="print only, write no record")
     p.add_argument("--missing", action="store_true",
-                   help="skip models that already have a record of this very setting (a resumed or repeated sweep)")
+                   help="skip models that already have a quiet record of this very setting (a resumed or repeated "
+                        "sweep; a noisy one is measured again)")
     add_results_option(p)
     p.set_defaults(func=cmd_profile)
 
@@ -106,8 +107,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
         batch_sizes=args.batch_sizes, warmup=args.warmup, iters=args.iters, threads=args.threads,
         rounds=args.rounds, warmup_s=args.warmup_s, cuda_graphs=args.cuda_graphs, tf32=args.tf32,
         round_s=args.round_s)
-    if args.missing:
-        done = [n for n in names if store.record_path("profile", config.run_id(n)).is_file()]
+    if args.missing:  # a noisy record is not done: it is measured again, and a quiet one replaces it
+        from bloodbench.store.verdicts import is_noisy
+
+        done = [n for n in names if (rec := store.get("profile", config.run_id(n))) is not None and not is_noisy(rec)]
         names = [n for n in names if n not in done]
         if done:
             print(f"already profiled in this setting, skipped: {', '.join(done)}")

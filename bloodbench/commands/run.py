@@ -9,7 +9,14 @@ from __future__ import annotations
 import argparse
 import os
 
-from bloodbench.commands.common import add_data_options, add_results_option, comma_list, int_list, positive_int
+from bloodbench.choices import sbatch_flag, slurm_value
+from bloodbench.commands.common import (
+    add_data_options,
+    add_results_option,
+    comma_list,
+    seed_list,
+    positive_int,
+)
 from bloodbench.errors import BloodbenchError
 
 
@@ -21,7 +28,22 @@ def _key_value(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE (an sbatch flag without its dashes), got {text!r}")
-    return key.strip().lstrip("-").replace("-", "_"), value.strip()
+    try:
+        return sbatch_flag(key.strip(), value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _slurm_option(key: str):
+    """argparse type of a Slurm option: the rule its --slurm-config value meets too."""
+    def check(text: str):
+        try:
+            return slurm_value(key, text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    check.__name__ = key  # argparse names the type in some messages
+    return check
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_options(p)
     add_results_option(p)
     p.add_argument("--models", default="all", help="comma-separated registry names (default: all)")
-    p.add_argument("--seeds", type=int_list, default=[0, 1, 2], help="comma-separated seeds (default: 0,1,2)")
+    p.add_argument("--seeds", type=seed_list, default=[0, 1, 2], help="comma-separated seeds (default: 0,1,2)")
     p.add_argument("--device", default="auto", help="training device: auto, cpu or cuda "
                    "(with --executor slurm, auto means cuda when tasks get GPUs)")
     p.add_argument("--profile-devices", default=None,
@@ -50,17 +72,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "1 on CPU runs in this process)")
     e.add_argument("--retries", type=_non_negative, default=2,
                    help="attempts after a failure or pre-emption, resuming from the last checkpoint (default: 2)")
-    e.add_argument("--time", type=positive_int, default=None, help="time limit per job in minutes "
+    e.add_argument("--time", type=_slurm_option("time"), default=None, help="time limit per job in minutes "
                    "(slurm default 120; local: none)")
     s = p.add_argument_group("slurm (defaults < --slurm-config < these options)")
     s.add_argument("--slurm-config", default=None, help="TOML or JSON file with partition, account, gpus_per_task, "
                    "cpus_per_task, mem, time, array_parallelism, additional_parameters")
-    s.add_argument("--partition", default=None)
-    s.add_argument("--account", default=None)
-    s.add_argument("--gpus-per-task", type=_non_negative, default=None, help="default 1")
-    s.add_argument("--cpus-per-task", type=positive_int, default=None, help="default 8")
-    s.add_argument("--mem", default=None, help="memory per task, e.g. 32G (default)")
-    s.add_argument("--array-parallelism", type=positive_int, default=None,
+    s.add_argument("--partition", type=_slurm_option("partition"), default=None)
+    s.add_argument("--account", type=_slurm_option("account"), default=None)
+    s.add_argument("--gpus-per-task", type=_slurm_option("gpus_per_task"), default=None, help="default 1")
+    s.add_argument("--cpus-per-task", type=_slurm_option("cpus_per_task"), default=None, help="default 8")
+    s.add_argument("--mem", type=_slurm_option("mem"), default=None, help="memory per task, e.g. 32G (default)")
+    s.add_argument("--array-parallelism", type=_slurm_option("array_parallelism"), default=None,
                    help="tasks of the array running at once (default 16)")
     s.add_argument("--sbatch", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="extra sbatch flag, e.g. --sbatch qos=high --sbatch constraint=a100 (repeatable)")
@@ -91,6 +113,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if params is not None and device == "auto":  # decided by the tasks' allocation, not by the login node
         device = "cuda" if params.get("gpus_per_task") else "cpu"
     devices = comma_list(args.profile_devices) or (["cpu", "cuda"] if device == "cuda" else run.default_devices())
+    if params is None and not args.status:  # jobs that run here need the device here: no GPU is one line, now
+        from bloodbench.runtime.envinfo import resolve_device
+
+        for dev in dict.fromkeys([device, *([] if args.no_profile else devices)]):
+            resolve_device(dev)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("limit_train", args.limit_train)) if v is not None}
     jobs = run.plan(models, args.seeds, args.dataset, args.size, args.results, devices, device,
                     train_options=overrides, profile=not args.no_profile)
@@ -110,10 +137,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from bloodbench.store.results import ResultsStore
 
-    reasons = ResultsStore(args.results)
-    print(md_table([[j.kind, j.model, j.seed, j.device, "done" if j.done else "pending",
-                     run.pending_reason(reasons, j, args.dataset, args.size), estimate(j)] for j in jobs],
-                   ["job", "model", "seed", "device", "state", "why pending", "estimate"]))
+    store = ResultsStore(args.results)
+
+    def why(j) -> str:
+        return "" if j.done else (j.note or run.pending_reason(store, j, args.dataset, args.size))
+
+    print(md_table([[j.kind, j.model, j.seed, j.device, "done" if j.done else "pending", why(j), estimate(j)]
+                    for j in jobs], ["job", "model", "seed", "device", "state", "why pending", "estimate"]))
     pending = len(todo)
     eta = sum(estimates.values())
     print(f"{pending} of {len(jobs)} jobs pending" + (f": {run.about(eta)} of this machine, one after another "
@@ -152,6 +182,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     elsewhere = [j for j in ran if j["status"].startswith("running elsewhere")]
     if elsewhere:
         print(f"{len(elsewhere)} job(s) are running in another worker; `bloodbench run --status` shows them")
+    put_off = [j for j in ran if j.get("deferred") or j["status"].startswith("noisy")]
+    if put_off:
+        print(f"{len(put_off)} profile(s) to redo on a quieter machine (busy or noisy now); they stay pending: "
+              f"run the same command again later")
     if not args.no_report:
         from bloodbench.report import write_report
 

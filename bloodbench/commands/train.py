@@ -7,7 +7,7 @@ import sys
 
 from bloodbench.choices import CLASS_WEIGHTING, MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES
 from bloodbench.commands.common import (add_data_options, add_results_option, fraction, nonnegative_float,
-                                       positive_float, positive_int)
+                                       positive_float, positive_int, seed)
 
 
 def _grad_clip(value: str) -> float:
@@ -19,7 +19,7 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     add_data_options(p)
     add_results_option(p)
     g = p.add_argument_group("recipe (default: the model's registry recipe)")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=seed, default=0)
     g.add_argument("--epochs", type=positive_int, default=None, help="maximum epochs (early stopping may end sooner)")
     g.add_argument("--patience", type=positive_int, default=None,
                    help="epochs without validation improvement before stopping")

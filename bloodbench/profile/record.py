@@ -21,7 +21,7 @@ from bloodbench.profile.counting import cost_breakdown
 from bloodbench.profile.gpu_state import gpu_state
 from bloodbench.profile.graphs import check_cuda_graphs
 from bloodbench.profile.memory import peak_forward_memory
-from bloodbench.profile.noise import latency_warnings, machine_load
+from bloodbench.profile.noise import latency_warnings, machine_load, noise_reasons
 from bloodbench.profile.timing import (
     check_precision,
     compiled_call,
@@ -68,8 +68,9 @@ def profile_model(name: str, config: ProfileConfig, results: str | Path | None =
 
     Backend flags (cudnn autotune on, TF32 as ``tf32``, the CPU threads) are set for the
     profile, recorded in ``backend`` and restored afterwards. Latency is ``rounds`` rounds of
-    ``iters`` calls after ``warmup_s`` s of warm-up; noisy rounds or a loaded machine print a
-    ``warning:`` on stderr. ``cuda_graphs`` times graph replays (CUDA only).
+    ``iters`` calls after ``warmup_s`` s of warm-up; noisy rounds or a loaded machine mark the record
+    ``latency.noisy`` (``noise_reasons`` says why) and print a ``warning:`` on stderr; the store keeps
+    a quiet record of the setting over a noisy one. ``cuda_graphs`` times graph replays (CUDA only).
     """
     info = get_model_info(name)  # unknown model: BloodbenchError before any work
     c = config
@@ -108,6 +109,8 @@ def profile_model(name: str, config: ProfileConfig, results: str | Path | None =
         env = {**environment(dev), **gpu}
     latency = lat.as_dict() if lat is not None else _latency_after_oom(c.batch_size, backend["threads"])
     latency = {**{k: latency.get(k) for k in LATENCY_KEYS}, **load}
+    latency["noise_reasons"] = noise_reasons(latency)  # noisy rounds or a busy machine: not to be trusted
+    latency["noisy"] = bool(latency["noise_reasons"]) if latency["p50_ms"] is not None else None  # no figure
     for warning in latency_warnings(latency):
         print(f"warning: {name}: {warning}", file=sys.stderr)
     oom_stages = [stage for stage, oom in (("memory", memory_oom), ("latency", latency_oom),

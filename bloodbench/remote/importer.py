@@ -26,6 +26,7 @@ from bloodbench.errors import BloodbenchError
 from bloodbench.store.fsutil import atomic_write_bytes
 from bloodbench.store.predictions import LEGACY_KEYS, PREDICTION_FILES, load_predictions, plain_name
 from bloodbench.store.results import ResultsStore, config_hash, read_json, record_problem
+from bloodbench.store.verdicts import profile_choice
 
 STATUSES = ("imported", "duplicate", "conflict", "refused")
 #: Summary rows, in order: records, cut-off trainings, sweep time logs, tar members refused on sight.
@@ -253,12 +254,6 @@ def differing_keys(a: dict, b: dict, limit: int = 4) -> str:
     return ", ".join(keys[:limit]) + (", ..." if len(keys) > limit else "")
 
 
-def _spread(profile: dict) -> float:
-    """Max / min of a profile's round p50s: which of two measurements of one setting to keep (lower)."""
-    spread = (profile.get("latency") or {}).get("rounds_spread")
-    return spread if isinstance(spread, (int, float)) else float("inf")
-
-
 def settle(kind: str, run_id: str, incoming: dict, local: Any, copies: list[tuple[Path, Path]]) -> Item:
     """New, duplicate or conflict: what becomes of an incoming record given the local one (or None)."""
     if local is None:
@@ -271,9 +266,10 @@ def settle(kind: str, run_id: str, incoming: dict, local: Any, copies: list[tupl
     if kind == "train" and local.get("status") != "finished" and incoming.get("status") == "finished":
         return Item(kind, run_id, "conflict", f"replaced the local record (status {local.get('status')!r}) "
                                               f"with the incoming finished one", copies)
-    if kind == "profile" and _spread(incoming) < _spread(local):  # a re-measurement whose rounds agree better
-        return Item(kind, run_id, "conflict", f"replaced the local record (round spread {_spread(local):.3f}) "
-                                              f"with the incoming one ({_spread(incoming):.3f})", copies)
+    if kind == "profile":  # the store's own rule: quiet over noisy, then the rounds that agree better
+        take, why = profile_choice(incoming, local, tie="spread")
+        if take is not None:
+            return Item(kind, run_id, "conflict", why, copies if take else [])
     return Item(kind, run_id, "conflict", f"kept the local record; the incoming one differs in "
                                           f"{differing_keys(local, incoming)}")
 

@@ -32,7 +32,8 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BloodbenchError(f"--device {device} asked for, but CUDA is not available here: use --device cpu or auto")
+        raise BloodbenchError(f"--device {device} asked for, but there is no GPU here (CUDA is not available): "
+                              f"use --device cpu or auto")
     if device != "cpu" and not device.startswith("cuda"):
         raise BloodbenchError(f"unknown device {device!r}: use auto, cpu or cuda")
     return torch.device(device)

@@ -1,8 +1,10 @@
 """Crash-safe file writes with the umask's mode, shared by the data cache, the results store and the reports,
-and a write probe for a folder before any work."""
+and a write probe for a folder before any work. A full filesystem (or quota, or a read-only one) is one
+:class:`NoSpace` line, and the file being replaced stays as it was."""
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -33,28 +35,57 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+#: errno values no retry fixes: the filesystem is full, over quota, or read-only.
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+class NoSpace(BloodbenchError):
+    """A write failed for want of room (or of a writable filesystem); a retry would meet it again."""
+
+
+def no_space(exc: BaseException, path: str | os.PathLike | None = None) -> NoSpace | None:
+    """``exc`` as one :class:`NoSpace` line naming ``path`` (else the file the OS named), or None when it is
+    another error."""
+    if isinstance(exc, NoSpace):
+        return exc
+    if not isinstance(exc, OSError) or exc.errno not in NO_SPACE:
+        return None
+    where = path or exc.filename or "the output filesystem"
+    return NoSpace(f"no space left on {where} ({exc.strerror or os.strerror(exc.errno)}): free some space or "
+                   f"write elsewhere, then run the same command again; files already written are intact")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, rename over ``path``, fsync the folder.
 
     A crash at any point leaves either the old file or the new one, never a torn one. The
     file gets the mode a plain ``open`` would give (0666 less the umask), not mkstemp's 0600.
+    A full (or read-only) filesystem raises :class:`NoSpace`, the old file intact.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fchmod(f.fileno(), 0o666 & ~current_umask())
-            os.fsync(f.fileno())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchmod(fd, 0o666 & ~current_umask())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
         fsync_dir(path.parent)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    except BaseException as exc:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        full = no_space(exc, path.parent)
+        if full is not None:
+            raise full from None
         raise
 
 
@@ -79,6 +110,8 @@ def ensure_writable_dir(path: str | os.PathLike, what: str, hint: str) -> Path:
     except FileExistsError:
         raise BloodbenchError(f"cannot write to {what} {path}: it is a file; {hint}") from None
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise no_space(exc, path) from None
         raise BloodbenchError(f"cannot write to {what} {path}: {exc.strerror or exc}; {hint}") from None
     return path
 

@@ -28,7 +28,7 @@ import pandas as pd
 from bloodbench.errors import BloodbenchError, warn
 from bloodbench.store.fsutil import atomic_write_text, ensure_writable_dir, strict_json
 from bloodbench.store.schema import KINDS, SCHEMA_VERSION, field_problem, is_finished, registered_models
-from bloodbench.store.verdicts import annotate
+from bloodbench.store.verdicts import annotate, profile_choice
 
 RESULTS_ENV = "BLOODBENCH_RESULTS"
 DEFAULT_RESULTS = Path("reports") / "results"
@@ -173,11 +173,21 @@ class ResultsStore:
 
     # -- write -------------------------------------------------------------------------
     def write(self, record: dict[str, Any]) -> Path:
-        """Atomically write ``record`` (needs ``kind`` and ``run_id``); returns its path."""
+        """Atomically write ``record`` (needs ``kind`` and ``run_id``); returns its path.
+
+        A noisy profile record does not replace a quiet one of its setting (:func:`profile_choice`):
+        that one stays, with a warning.
+        """
         kind, run_id = record["kind"], record["run_id"]
         record.setdefault("schema", SCHEMA_VERSION)
         record.setdefault("written_at", utc_now())
         path = self.record_path(kind, run_id)
+        if kind == "profile" and path.is_file():
+            local = self._read(path)
+            take, why = profile_choice(record, local) if record_problem(local, kind) is None else (True, "")
+            if not take:
+                warn(f"profile {run_id}: {why}: profile again on a quiet machine")
+                return path
         atomic_write_text(path, strict_json(record, indent=1, sort_keys=True, default=_json_default) + "\n")
         return path
 

@@ -85,7 +85,7 @@ METRICS_KEYS = ("acc", "auc", "f1_macro", "precision_macro", "recall_macro", "f1
 #: The latency block a profile's timing writes (``profile/timing.py``), then the machine's load.
 LATENCY_KEYS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "n", "batch_size", "threads", "rounds",
                 "rounds_p50_ms", "rounds_spread", "noisy", "warmup_s", "cuda_graphs", "method")
-LOAD_KEYS = ("load_avg_1m", "cpu_count")
+LOAD_KEYS = ("load_avg_1m", "cpu_count", "noise_reasons")  # noise_reasons: why ``noisy`` (rounds, load)
 
 
 #: The range of every figure a reader may average or show, by kind: dotted path (``*``: each item of

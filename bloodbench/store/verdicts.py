@@ -12,6 +12,10 @@
   the store but left out of every average.
 
 Validation only: neither verdict looks at the test split. Docs: docs/ARCHITECTURE.md.
+
+And one verdict on a profile record, ``noisy`` (:func:`profile_noise`): its latency rounds disagree, or the
+machine was busier than its cores allow (:func:`load_problem`). A noisy profile never replaces a quiet
+one of the same setting (:func:`profile_choice`: the store's writer and ``results import`` alike).
 """
 
 from __future__ import annotations
@@ -91,3 +95,85 @@ def annotate(rec: dict) -> dict:
     if "learned_nothing" not in rec:
         rec["learned_nothing"] = learned_nothing(rec)
     return rec
+
+
+# -- a profile's noise ------------------------------------------------------------------------
+#: Cores' worth of load background work (daemons, the shell, the load average's own lag) may add before a
+#: machine counts as busy.
+LOAD_SLACK = 0.5
+
+
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None
+
+
+def load_problem(load: Any, cpu_count: Any, threads: Any = None, includes_own: bool = True) -> str | None:
+    """Why the machine is (was) too busy to time on, or None: other work's load plus the profiler's own
+    threads (``threads``, at least 1) above its cores (:data:`LOAD_SLACK` allowed).
+
+    ``includes_own``: ``load`` was read during or right after the profile, so up to ``threads`` of it is the
+    profiler itself (what a record holds); otherwise it is what the other work alone puts on the machine
+    (the check before a profile starts).
+    """
+    load, cores, own = _number(load), _number(cpu_count), _number(threads)
+    if load is None or not cores or cores < 1:
+        return None
+    own = max(1.0, own or 1.0)
+    others = max(0.0, load - own) if includes_own else load
+    if others + own <= cores + LOAD_SLACK:
+        return None
+    if includes_own:
+        return f"machine is loaded (1-min load average {load:.2f} > {cores:.0f} cores)"
+    return (f"machine is busy (load {load:.2f} from other work + {own:.0f} profiler thread(s) > "
+            f"{cores:.0f} cores)")
+
+
+def profile_noise(rec: Any) -> list[str]:
+    """Why a profile record's latency is not to be trusted, [] when it is quiet.
+
+    Records written since ``latency.noise_reasons`` exists carry the reasons; an older one is judged
+    from its figures: ``latency.noisy`` (its rounds disagreed). The load it recorded is judged in both.
+    """
+    lat = rec.get("latency") if isinstance(rec, dict) else None
+    if not isinstance(lat, dict):
+        return []
+    reasons = lat.get("noise_reasons")
+    out = [str(r) for r in reasons] if isinstance(reasons, list) else []
+    if lat.get("noisy") is True and not out:
+        spread = _number(lat.get("rounds_spread"))
+        out.append("latency rounds disagree" + (f" (max/min of the round p50s {spread:.2f})" if spread else ""))
+    load = load_problem(lat.get("load_avg_1m"), lat.get("cpu_count"), lat.get("threads"))
+    if load and load not in out:  # judged again: a hand-edited ``noisy: false`` does not hide a busy machine
+        out.append(load)
+    return out
+
+
+def is_noisy(rec: Any) -> bool:
+    return bool(profile_noise(rec))
+
+
+def _spread(rec: dict) -> float:
+    spread = _number((rec.get("latency") or {}).get("rounds_spread")) if isinstance(rec.get("latency"), dict) else None
+    return spread if spread is not None else math.inf
+
+
+def profile_choice(incoming: dict, local: dict, tie: str = "newer") -> tuple[bool | None, str]:
+    """Of two profile records of one setting, whether the store takes ``incoming`` over ``local``, and why.
+
+    The one rule of ``ResultsStore.write`` and ``results import``: a quiet record beats a noisy one
+    (:func:`profile_noise`); between two of a kind ``tie`` decides: ``"newer"`` (the writer: a new
+    measurement replaces the old) or ``"spread"`` (the importer: the rounds that agree better, lower
+    ``rounds_spread``; None when the incoming one is no better, left to the caller).
+    """
+    new, old = profile_noise(incoming), profile_noise(local)
+    if new and not old:
+        return False, f"kept the quiet local record; the incoming one is noisy ({'; '.join(new)})"
+    if old and not new:
+        return True, f"replaced the noisy local record ({'; '.join(old)}) with the quiet incoming one"
+    if tie == "newer":
+        return True, "a new measurement of the setting"
+    if _spread(incoming) < _spread(local):
+        return True, (f"replaced the local record (round spread {_spread(local):.3f}) "
+                      f"with the incoming one ({_spread(incoming):.3f})")
+    return None, ""

@@ -4,8 +4,9 @@
 wins even on NFS v3+ and Lustre. It names its owner (host, pid, start time); a background
 thread touches it every ``HEARTBEAT_S`` so other hosts can tell a live owner from a dead one.
 A claim is stale when its owner's pid is gone on this host, or, from another host, when its
-heartbeat is older than ``STALE_AFTER_S``; a stale claim is taken over by renaming it away
-(only one renamer wins) and creating a new one, and the take-over is reported.
+heartbeat is older than ``STALE_AFTER_S``, or when it is empty or unreadable for longer than
+``UNREADABLE_GRACE_S`` (its writer died mid-write, e.g. on a full disk); a stale claim is taken over
+by renaming it away (only one renamer wins) and creating a new one, and the take-over is reported.
 Taking over goes through a short ``.<run_id>.takeover`` lock, so two workers that both find
 the same stale claim cannot both replace it.
 """
@@ -22,11 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bloodbench.store.fsutil import atomic_write_text
+from bloodbench.store.fsutil import atomic_write_text, no_space
 from bloodbench.store.results import utc_now
 
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 600.0  # 20 missed heartbeats: a host under load can stall, a dead one stays silent
+UNREADABLE_GRACE_S = 10.0  # an empty claim file older than this was never finished (its writer died)
 
 
 def claims_dir(root: str | os.PathLike) -> Path:
@@ -57,14 +59,28 @@ def _pid_alive(pid: int) -> bool:
 
 
 def read_claim(path: Path) -> dict[str, Any] | None:
-    """The claim's owner, with ``heartbeat_age_s``; None if there is no claim (or it vanished)."""
+    """The claim's owner, with ``heartbeat_age_s``; None if there is no claim (or it vanished).
+
+    A claim that is empty, not JSON or not an object is ``unreadable``: one being written right now
+    (for :data:`UNREADABLE_GRACE_S`), else a worker that died writing it (a full disk): stale.
+    """
     try:
-        owner = json.loads(path.read_text())
-        owner["heartbeat_age_s"] = max(0.0, time.time() - path.stat().st_mtime)
+        age = max(0.0, time.time() - path.stat().st_mtime)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError):  # being written right now: treat as live and fresh
-        return {"host": "?", "pid": -1, "heartbeat_age_s": 0.0}
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError:  # no read permission: unreadable as well
+        text = b""
+    try:
+        owner = json.loads(text)
+    except ValueError:
+        owner = None
+    if not isinstance(owner, dict):
+        return {"host": "?", "pid": -1, "heartbeat_age_s": age, "unreadable": True}
+    owner["heartbeat_age_s"] = age
     return owner
 
 
@@ -77,6 +93,9 @@ def slurm_task() -> str | None:
 
 def stale_reason(owner: dict[str, Any], stale_after_s: float = STALE_AFTER_S) -> str | None:
     """Why the owner is presumed dead, or None while it looks alive."""
+    if owner.get("unreadable"):
+        return (f"the claim file is empty or unreadable ({owner['heartbeat_age_s']:.0f}s old): its worker died "
+                f"writing it" if owner["heartbeat_age_s"] > UNREADABLE_GRACE_S else None)
     if owner.get("slurm_task") and owner["slurm_task"] == slurm_task():
         return f"Slurm task {owner['slurm_task']} was requeued (pre-empted or timed out) and is back"
     if owner.get("host") == host() and isinstance(owner.get("pid"), int) and owner["pid"] > 0:
@@ -159,8 +178,15 @@ def acquire(root: str | os.PathLike, run_id: str, info: dict[str, Any] | None = 
                 os.close(lock_fd)
                 lock.unlink(missing_ok=True)
             continue
-        with os.fdopen(fd, "w") as f:
-            json.dump(owner, f, indent=1)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(owner, f, indent=1)
+        except BaseException as exc:  # a full disk: leave no empty claim behind to block the run
+            path.unlink(missing_ok=True)
+            full = no_space(exc, path.parent)
+            if full is not None:
+                raise full from None
+            raise
         claim = Claim(path, owner, took_over)
         if heartbeat_s:
             claim.start_heartbeat(heartbeat_s)

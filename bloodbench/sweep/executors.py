@@ -9,9 +9,11 @@ claims, the records and the run log. Each sweep leaves a ``submissions/<time>-<h
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -20,15 +22,16 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import submitit
 from submitit.core.utils import FailedJobError, UncompletedJobError
 from tqdm.auto import tqdm
 
 import bloodbench
+from bloodbench.choices import sbatch_flag, slurm_value
 from bloodbench.errors import BloodbenchError
-from bloodbench.store.fsutil import atomic_write_text
+from bloodbench.store.fsutil import NoSpace, atomic_write_text
 from bloodbench.store.results import utc_now
 from bloodbench.sweep import claims
 from bloodbench.sweep.jobs import Context, JobTask
@@ -185,12 +188,31 @@ def _stop(running: dict, grace_s: float = 10.0) -> None:
 def _submit_local(root: Path, job: Job, gpu: int | None, ctx: Context, retries: int, timeout_min: int | None,
                   subs: Submissions, attempt: int):
     """One job in its own process, its log under ``logs/<run_id>/``, GPU ``gpu`` its only visible one."""
-    ex = submitit.LocalExecutor(folder=root / "logs" / job.run_id)
+    folder = root / "logs" / job.run_id
+    ex = submitit.LocalExecutor(folder=folder)
     ex.update_parameters(timeout_min=timeout_min or LOCAL_TIMEOUT_MIN, stderr_to_stdout=True,
                          gpus_per_node=0 if gpu is None else 1, visible_gpus=() if gpu is None else (gpu,))
-    sj = ex.submit(JobTask(retries), job, ctx)
+    with _stderr_to(folder / "controller.log"):
+        sj = ex.submit(JobTask(retries), job, ctx)
     subs.add(job, sj.job_id, str(sj.paths.stdout), attempt)
     return sj
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """The stderr (fd 2) that processes started inside inherit: ``path``. submitit's local controller prints a
+    ``KeyboardInterrupt`` traceback when Ctrl-C stops it; there, not on the terminal, where the one
+    ``error: interrupted`` line is all the user sees."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved, fd = os.dup(2), os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+    try:
+        os.dup2(fd, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(fd)
 
 
 def _collect(sj, job: Job, attempt: int, retries: int, root: Path) -> dict[str, Any] | None:
@@ -198,7 +220,10 @@ def _collect(sj, job: Job, attempt: int, retries: int, root: Path) -> dict[str, 
     log = str(sj.paths.stdout)
     try:
         return {**sj.result(), "log": log}
-    except FailedJobError:  # raised in the job after its in-process retries, which left a failure file
+    except FailedJobError as exc:  # raised in the job after its in-process retries, which left a failure file
+        full = re.search(r"NoSpace: (no space left on [^\n]*)", str(exc))
+        if full:  # the disk is full: every job after it would fail the same way, so the sweep stops
+            raise NoSpace(full.group(1)) from None
         error = (claims.list_failures(root).get(job.run_id) or {}).get("error", "see its log")
         return failure_entry(job, f"failed: {error}", log=log)
     except UncompletedJobError:
@@ -215,12 +240,16 @@ SLURM_KEYS = ("partition", "account", "gpus_per_task", "cpus_per_task", "mem", "
 
 
 def load_slurm_config(path: str) -> dict[str, Any]:
-    """A small TOML or JSON file with any of ``SLURM_KEYS`` (``additional_parameters``: extra sbatch flags)."""
+    """A small TOML or JSON file with any of ``SLURM_KEYS`` (``additional_parameters``: extra sbatch flags),
+    every value checked as its flag is (:func:`bloodbench.choices.slurm_value`): one error line otherwise."""
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_bytes().decode("utf-8")
     except OSError as exc:
         raise BloodbenchError(f"--slurm-config {path}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise BloodbenchError(f"--slurm-config {path} is not a text file (not UTF-8): give a TOML or JSON file, "
+                              f"see docs/CLUSTER.md for an example") from None
     try:
         if p.suffix == ".json":
             data = json.loads(text)
@@ -231,19 +260,35 @@ def load_slurm_config(path: str) -> dict[str, Any]:
                 import tomli as tomllib
 
             data = tomllib.loads(text)
-    except ValueError as exc:
-        raise BloodbenchError(f"--slurm-config {path} is not valid {p.suffix.lstrip('.') or 'TOML'} ({exc}): "
-                              f"see docs/CLUSTER.md for an example") from None
-    data = data.get("slurm", data)
-    unknown = sorted(set(data) - set(SLURM_KEYS))
+    except (ValueError, RecursionError) as exc:
+        raise BloodbenchError(f"--slurm-config {path} is not valid {p.suffix.lstrip('.') or 'TOML'} "
+                              f"({str(exc)[:80]}): see docs/CLUSTER.md for an example") from None
+    data = data.get("slurm", data) if isinstance(data, dict) else data
+    if not isinstance(data, dict):
+        raise BloodbenchError(f"--slurm-config {path}: expected a table of Slurm options, got "
+                              f"{type(data).__name__}: see docs/CLUSTER.md for an example")
+    unknown = sorted(k if k.isprintable() else repr(k) for k in map(str, set(data) - set(SLURM_KEYS)))
     if unknown:
-        raise BloodbenchError(f"--slurm-config {path}: unknown key(s) {', '.join(unknown)}; "
+        raise BloodbenchError(f"--slurm-config {path}: unknown key(s) {', '.join(unknown)[:200]}; "
                               f"known: {', '.join(SLURM_KEYS)}")
-    return data
+    return {key: _checked(path, key, value) for key, value in data.items()}
+
+
+def _checked(path: str, key: str, value: Any) -> Any:
+    """One value of a config file, checked by the flags' own rule."""
+    try:
+        if key != "additional_parameters":
+            return slurm_value(key, value)
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a table of sbatch flags, got {type(value).__name__}")
+        return dict(sbatch_flag(k, v) for k, v in value.items())
+    except ValueError as exc:
+        raise BloodbenchError(f"--slurm-config {path}: {key}: {exc}") from None
 
 
 def slurm_parameters(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """sbatch parameters in submitit's Slurm names: defaults < config file < command-line options."""
+    """sbatch parameters in submitit's Slurm names: defaults < config file < command-line options (both
+    checked by the same rules before they get here)."""
     params: dict[str, Any] = {"job_name": "bloodbench", "gpus_per_task": 1, "cpus_per_task": 8, "mem": "32G",
                               "time": 120, "array_parallelism": 16}
     params.update(config)

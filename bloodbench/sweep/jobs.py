@@ -7,6 +7,7 @@ made on a cluster is the same as one made here. Module-level on purpose: submiti
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import time
@@ -17,8 +18,13 @@ from typing import Any
 import submitit
 
 from bloodbench.errors import BloodbenchError
+from bloodbench.store.fsutil import NoSpace, no_space
 from bloodbench.store.results import ResultsStore
+from bloodbench.store.verdicts import is_noisy
 from bloodbench.sweep import claims
+
+#: Seconds a profile job waits for a busy machine to calm down before it is deferred to a later run.
+QUIET_WAIT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,7 @@ class Context:
     verify: bool = True
     threads: int | None = None  # torch CPU threads per worker, so N workers x threads <= cores
     progress: bool = True  # per-epoch lines; a worker's log is no terminal, so no bars there
+    quiet_wait_s: float | None = QUIET_WAIT_S  # profiles: wait this long for a quiet machine; None: never check
 
 
 @functools.lru_cache(maxsize=1)
@@ -51,8 +58,19 @@ def job_config(job, ctx: Context):
 
 
 def recorded(store: ResultsStore, kind: str, run_id: str) -> bool:
-    """A profile record, or a train record that is finished (or diverged: rerunning would diverge again)."""
-    return store.finished(kind, run_id, or_diverged=True) is not None
+    """A quiet profile record (a noisy one is to be redone), or a train record that is finished (or diverged:
+    rerunning would diverge again)."""
+    rec = store.finished(kind, run_id, or_diverged=True)
+    return rec is not None and not (kind == "profile" and is_noisy(rec))
+
+
+def quiet_enough(profile_cfg, ctx: Context) -> str | None:
+    """None when the machine is quiet enough to time on (waiting up to ``ctx.quiet_wait_s``), else why not."""
+    if ctx.quiet_wait_s is None:
+        return None
+    from bloodbench.profile import noise
+
+    return noise.wait_until_quiet(profile_cfg.threads or 1, ctx.quiet_wait_s)
 
 
 def run_job(job, ctx: Context) -> dict[str, Any]:
@@ -103,9 +121,14 @@ def run_job(job, ctx: Context) -> dict[str, Any]:
                               + (", learned nothing" if rec.get("learned_nothing") else ""))
                 except TrainingDiverged as exc:  # recorded as diverged: a result, not a failure
                     status = f"diverged: {exc}"
+            elif (busy := quiet_enough(profile_cfg, ctx)) is not None:  # timed beside other work: not now
+                claims.write_failure(store.root, job.run_id, {"job": job.label(), "deferred": busy,
+                                                              "error": f"deferred: {busy}"})
+                return {**entry, "status": f"deferred: {busy}; run again when the machine is quieter",
+                        "deferred": busy}
             else:
-                profile_model(job.model, profile_cfg, results=store.root)
-                status = "ok"
+                rec = profile_model(job.model, profile_cfg, results=store.root)
+                status = f"noisy: {'; '.join(rec['latency']['noise_reasons'])}" if is_noisy(rec) else "ok"
         finally:
             entry["seconds"] = round(time.perf_counter() - t0, 2)
     claims.clear_failure(store.root, job.run_id)
@@ -135,23 +158,38 @@ class JobTask(submitit.helpers.Checkpointable):
         return run_with_retries(job, ctx, self.retries, log=_log_path())
 
 
+def retryable(exc: BaseException) -> bool:
+    """Whether another attempt may get past ``exc``: not bad input (:class:`BloodbenchError`), not a full or
+    read-only disk, not a permission refused; a crash, a lost node or a CUDA hiccup may."""
+    if isinstance(exc, BloodbenchError) or no_space(exc) is not None:
+        return False
+    return not (isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM))
+
+
 def run_with_retries(job, ctx: Context, retries: int, log: str | None = None) -> dict[str, Any]:
     """Attempt a job up to ``1 + retries`` times; after the last failure leave ``failures/<run_id>.json``.
 
-    A :class:`BloodbenchError` (bad input: a missing file, an unknown option) is not retried,
-    since the next attempt would meet it again.
+    An error a retry cannot fix (:func:`retryable`: bad input, a full disk, a permission) ends the job at
+    once; a full disk is raised as :class:`NoSpace`, which ends the whole sweep.
     """
     for attempt in range(retries + 1):
         try:
             return run_job(job, ctx)
         except Exception as exc:
-            last = attempt == retries or isinstance(exc, BloodbenchError)
+            again = retryable(exc) and attempt < retries
             print(f"{job.label()}: attempt {attempt + 1} of {retries + 1} failed: {type(exc).__name__}: {exc}"
-                  + ("" if last else "; retrying (training resumes from its last checkpoint)"), flush=True)
-            if last:
-                claims.write_failure(ResultsStore(ctx.results).root, job.run_id, {
-                    "job": job.label(), "attempts": attempt + 1, "error": f"{type(exc).__name__}: {exc}",
-                    "traceback": traceback.format_exc(limit=8), "log": log})
+                  + ("; retrying (training resumes from its last checkpoint)" if again else
+                     "" if attempt == retries else "; not retried: another attempt would meet it again"), flush=True)
+            if not again:
+                full = no_space(exc)
+                try:
+                    claims.write_failure(ResultsStore(ctx.results).root, job.run_id, {
+                        "job": job.label(), "attempts": attempt + 1, "error": f"{type(full or exc).__name__}: {full or exc}",
+                        "retryable": retryable(exc), "traceback": traceback.format_exc(limit=8), "log": log})
+                except NoSpace:
+                    pass  # no room for the failure file either: the error line says it all
+                if full is not None and full is not exc:
+                    raise full from None
                 raise
             traceback.print_exc()
     raise AssertionError("unreachable")

@@ -20,10 +20,11 @@ from bloodbench.config import ProfileConfig, TrainConfig, recipe_hash
 from bloodbench.errors import BloodbenchError
 from bloodbench.models import get_model_info, list_models
 from bloodbench.runtime.envinfo import device_kind, environment
-from bloodbench.store.fsutil import atomic_write_text
+from bloodbench.store.fsutil import NoSpace, atomic_write_text
 from bloodbench.store.results import ResultsStore, utc_now
 from bloodbench.store.schema import is_finished
-from bloodbench.sweep.claims import file_stamp
+from bloodbench.store.verdicts import profile_noise
+from bloodbench.sweep.claims import file_stamp, list_failures
 
 if TYPE_CHECKING:
     from bloodbench.sweep.jobs import Context
@@ -40,6 +41,7 @@ class Job:
     options: dict[str, Any] = field(default_factory=dict)
     recipe: str = ""  # train jobs: recipe_hash, to estimate from runs of the same recipe
     precision: str = ""  # train jobs: what their epoch time depends on most, beside the model and device
+    note: str = ""  # a pending profile to redo: why (its record is noisy, or a busy machine deferred it)
 
     def label(self) -> str:
         return f"{self.kind} {self.model}" + (f" seed {self.seed}" if self.seed is not None else f" on {self.device}")
@@ -76,7 +78,8 @@ def plan(models: Sequence[str], seeds: Sequence[int], dataset: str, size: int, r
                                     f"{name}-{dataset}-{size}-cuda-fp32-on-the-workers-gpu"))
                     continue
                 rid = ProfileConfig.build(dataset=dataset, size=size, device=torch.device(dev)).run_id(name)
-                jobs.append(Job("profile", name, None, dev, recorded(store, "profile", rid), rid))
+                done = recorded(store, "profile", rid)
+                jobs.append(Job("profile", name, None, dev, done, rid, note="" if done else redo_note(store, rid)))
     return jobs
 
 
@@ -108,6 +111,15 @@ def pending_reason(store: ResultsStore, job: Job, dataset: str, size: int) -> st
             return f"settings changed since the last profile ({', '.join(changed) or 'its config'})"
         return f"no profile on this machine ({want['device_name']}) yet; other machines have one"
     return "no profile on the workers' GPU yet"
+
+
+def redo_note(store: ResultsStore, run_id: str) -> str:
+    """Why a profile is (still) to do, where there is more to say than that it never ran."""
+    noise = profile_noise(store.get("profile", run_id))
+    if noise:
+        return f"redo on a quiet machine: the recorded profile is noisy ({'; '.join(noise)})"
+    deferred = (list_failures(store.root).get(run_id) or {}).get("deferred")
+    return f"deferred: {deferred}" if deferred else ""
 
 
 def past_job_seconds(results: str | None) -> dict[tuple[str, str], float]:
@@ -293,6 +305,9 @@ class InProcess:
             log.bar.set_postfix_str(f"job {i + 1}/{len(log.pending)}: {job.label()}")
             try:
                 entry = run_with_retries(job, ctx, self.retries)
+            except NoSpace:  # every job after it would meet the full disk too: the sweep stops, with one line
+                log.close()
+                raise
             except Exception as exc:  # reported and recorded under failures/; the sweep goes on
                 entry = failure_entry(job, f"failed: {type(exc).__name__}: {exc}")
             log.record(job, entry)

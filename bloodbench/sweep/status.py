@@ -45,11 +45,15 @@ def job_states(jobs: Sequence[Job], results: str | None) -> list[dict[str, Any]]
             row["state"] = "stale claim" if claim["stale"] else "running"
             row["where"] = f"{claim.get('host')} pid {claim.get('pid')}"
             row["detail"] = claim["stale"] or f"heartbeat {claim['heartbeat_age_s']:.0f}s ago"
+        elif fail is not None and fail.get("deferred"):  # a profile a busy machine put off: still to do
+            row.update(state="pending", detail=f"deferred: {fail['deferred']}")
         elif fail is not None:
             row.update(state="failed", detail=fail.get("error", ""), log=fail.get("log") or row["log"])
         elif sub.get("executor") == "slurm":  # a local sweep's job without claim or record was cut short
             row["state"] = "submitted"
             row["detail"] = _slurm_state(sub) or ""
+        if row["state"] == "pending" and j.note and not row["detail"]:
+            row["detail"] = j.note
         if sub and not row["where"]:
             row["where"] = f"{sub.get('executor')} job {sub.get('job_id')}"
         rows.append(row)
