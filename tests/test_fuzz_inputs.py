@@ -34,31 +34,32 @@ def _strict(text: str):
     return json.loads(text, parse_constant=refuse)
 
 
-def _bench_entry(model: str, kind: str, batch: int, p50: float, ips: float) -> dict:
+def _bench_entry(model: str, kind: str, batch: int, p50: float, ips: float, machine: str) -> dict:
     return {"name": f"test_{kind}[{model}-bs{batch}]", "stats": {"median": p50 / 1e3},
             "extra_info": {"kind": kind, "model": model, "dataset": "bloodmnist", "size": 28, "in_channels": 3,
-                           "num_classes": 8, "device": "cpu", "device_name": "Xeon", "precision": "fp32",
+                           "num_classes": 8, "device": "cpu", "device_name": machine, "precision": "fp32",
                            "batch_size": batch, "params": 400_000, "macs": 12_000_000, "flops": 24_000_000,
                            "p50_ms": p50, "p90_ms": p50 * 1.1, "p99_ms": p50 * 1.2, "images_per_s": ips}}
 
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory):
-    """A copy of part of the committed store (two models' runs, one model's CPU profiles) and a
+    """A copy of part of the committed store (two models' runs, one model's CPU profile) and a
     benchmark file that gives the other model's cost."""
     root = tmp_path_factory.mktemp("fuzz") / "pristine"
     for model in MODELS:
         for run in sorted((REPO_RESULTS / "train").glob(f"{model}-*")):
             shutil.copytree(run, root / "train" / run.name, ignore=shutil.ignore_patterns("*.pt"))
     (root / "profile").mkdir()
-    for path in sorted((REPO_RESULTS / "profile").glob("baseline_cnn-*-cpu-*.json")):
-        shutil.copy(path, root / "profile" / path.name)
+    path = sorted((REPO_RESULTS / "profile").glob("baseline_cnn-*-cpu-fp32-*.json"))[0]
+    shutil.copy(path, root / "profile" / path.name)
+    machine = json.loads(path.read_text())["device_name"]  # the benchmark joins that machine's table
     bench = {"machine_info": {"torch": "2", "torch_threads": 2, "bb_device": "cpu", "bb_full": False,
                               "git_commit": "x", "gpu": None},
              "datetime": "2026-01-01T00:00:00", "benchmarks": [
-                 _bench_entry("encoder_cnn", "inference", 1, 2.0, 500.0),
-                 _bench_entry("encoder_cnn", "inference", 64, 40.0, 1600.0),
-                 _bench_entry("encoder_cnn", "train_step", 32, 80.0, 400.0)]}
+                 _bench_entry("encoder_cnn", "inference", 1, 2.0, 500.0, machine),
+                 _bench_entry("encoder_cnn", "inference", 64, 40.0, 1600.0, machine),
+                 _bench_entry("encoder_cnn", "train_step", 32, 80.0, 400.0, machine)]}
     (root.parent / "bench.json").write_text(json.dumps(bench))
     return root
 
