@@ -135,9 +135,18 @@ def test_a_record_of_an_unregistered_or_spaced_name_adds_no_row(store, capsys, n
 
 def test_a_model_registered_at_runtime_is_a_model(tmp_path, capsys):
     """A plug-in registers its model when it is imported: the live registry, not a fixed list, decides."""
+    from torch import nn
+
+    from bloodbench.models import register_model
+
+    @register_model("my_plugin_net", family="plug", description="d", origin="o")
+    def build(in_channels=3, num_classes=8):  # defined here, outside bloodbench: a plug-in
+        return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes))
+
     write_store(tmp_path, [train_record("my_plugin_net", 0, 0.9)])
     board = load_leaderboard(tmp_path)
     assert [r["model"] for r in board.to_records()] == ["my_plugin_net"]
+    assert "plug-in model, not part of bloodbench" in board.to_markdown()
     from bloodbench.models import _api
 
     del _api._REGISTRY["my_plugin_net"]  # the plug-in not loaded: its record is refused, with a warning
