@@ -83,7 +83,8 @@ def test_ctrl_c_on_a_parallel_sweep_is_one_line_without_worker_tracebacks(tmp_pa
     """SIGINT to the whole process group (what Ctrl-C in a terminal does) once both workers train."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "BLOODBENCH_DATA_DIR": str(real_data_dir)}
     proc = subprocess.Popen([sys.executable, "-m", "bloodbench", "run", "--models", "baseline_cnn", "--seeds", "0,1",
-                             "--epochs", "50", "--no-profile", "--no-report", "--device", "cpu", "--jobs", "2",
+                             "--epochs", "50", "--limit-train", "512", "--no-profile", "--no-report", "--device", "cpu",
+                             "--jobs", "2",
                              "--results", str(tmp_path)], env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -126,7 +126,7 @@ def test_run_defers_a_profile_on_a_busy_machine_and_it_stays_pending_with_the_re
     argv = ["run", "--models", "baseline_cnn", "--seeds", "0", "--profile-devices", "cpu", "--device", "cpu",
             "--results", str(tmp_path)]
     assert main([*argv, "--dry-run"]) == 0
-    assert "| pending (deferred: machine is busy (load 3.00" in capsys.readouterr().out
+    assert "| pending | deferred: machine is busy (load 3.00" in capsys.readouterr().out
     assert main([*argv, "--status"]) == 0
     status = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| profile"))
     assert "| pending |" in status and "deferred: machine is busy" in status
@@ -150,7 +150,7 @@ def test_a_noisy_record_stays_to_do_and_run_says_so(tmp_path, capsys):
                           "(machine is loaded (1-min load average 8.00 > 4 cores))")
     assert main(["run", "--models", "baseline_cnn", "--seeds", "0", "--profile-devices", "cpu", "--device", "cpu",
                  "--results", str(tmp_path), "--dry-run"]) == 0
-    assert "| pending (redo on a quiet machine: the recorded profile is noisy" in capsys.readouterr().out
+    assert "| pending | redo on a quiet machine: the recorded profile is noisy" in capsys.readouterr().out
 
 
 def test_the_quiet_check_waits_then_gives_the_reason(monkeypatch):
