@@ -94,3 +94,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """``bloodbench ARGV`` in this process: exit code, stdout, stderr (a bad option's SystemExit included)."""
+    from bloodbench.cli import main
+
+    try:
+        rc = main([str(a) for a in argv])
+    except SystemExit as exc:
+        rc = exc.code
+    out = capsys.readouterr()
+    return rc, out.out, out.err

@@ -196,3 +196,19 @@ def write_benchmark_json(path: Path, entries: list[dict[str, Any]], when: str = 
     }
     path.write_text(json.dumps(data, indent=1))
     return path
+
+
+def row(board, model: str) -> dict:
+    """One model's row of a built leaderboard."""
+    return next(rec for rec in board.to_records() if rec["model"] == model)
+
+
+THREE_SEEDS_ACCS = (0.9676, 0.9691, 0.9662)
+
+
+def three_seed_store(root: Path) -> Path:
+    """Model ``m``: three finished seeds (``THREE_SEEDS_ACCS``) and a CPU profile."""
+    recs = [train_record("m", s, acc) for s, acc in enumerate(THREE_SEEDS_ACCS)]
+    recs.append(profile_record("m", device="cpu", macs=21_000_000, p50=22.0, throughput=126))
+    write_store(root, recs)
+    return root

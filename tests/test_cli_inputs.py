@@ -11,18 +11,7 @@ import time
 
 import pytest
 import torch
-
-from bloodbench.cli import main
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    """Exit code, stdout, stderr; a bad option (argparse's SystemExit) included."""
-    try:
-        rc = main([str(a) for a in argv])
-    except SystemExit as exc:
-        rc = exc.code
-    out = capsys.readouterr()
-    return rc, out.out, out.err
+from conftest import run_cli
 
 
 @pytest.mark.parametrize("argv", [

@@ -10,10 +10,10 @@ import os
 import time
 
 import pytest
+from conftest import run_cli
 from records_factory import profile_record, train_record, write_store
 from submitit.core.utils import FailedJobError
 
-from bloodbench.cli import main
 from bloodbench.errors import BloodbenchError
 from bloodbench.store import fsutil
 from bloodbench.store.fsutil import NoSpace, atomic_write_bytes
@@ -31,10 +31,6 @@ def fill_disk(monkeypatch, call: str = "write", code: int = errno.ENOSPC) -> Non
     monkeypatch.setattr(os, call, full)
 
 
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    rc = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def one_error_line(err: str) -> str:

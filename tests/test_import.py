@@ -11,18 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 from records_factory import profile_record, train_record, write_store
 
-from bloodbench.cli import main
 from bloodbench.config import TrainConfig
 from bloodbench.store.predictions import save_predictions
 from bloodbench.store.results import ResultsStore
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    rc = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def real_train_record(seed: int, acc: float, **options) -> dict:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import run_cli
 from records_factory import benchmark_entry, profile_record, train_record, write_benchmark_json, write_store
 
 from bloodbench.cli import main
@@ -54,10 +55,6 @@ def results(tmp_path):
     return tmp_path / "results"
 
 
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def by_model(board) -> dict[str, dict]:

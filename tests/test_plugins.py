@@ -8,13 +8,12 @@ from __future__ import annotations
 import json
 import re
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from bloodbench.choices import PLUGIN_GROUP, PLUGINS_ENV
-from bloodbench.cli import main
 from bloodbench.commands import models as models_cmd
 from bloodbench.models import _api, get_model_info, list_models, plugins
 
@@ -67,10 +66,6 @@ def plugin_dir(tmp_path, monkeypatch):
         sys.modules.pop(name, None)
 
 
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    rc = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def test_an_entry_point_adds_its_models_marked_with_the_distribution(plugin_dir, capsys):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import run_cli
 
 from bloodbench.choices import slurm_value
-from bloodbench.cli import main
 
 BASE = ["run", "--models", "baseline_cnn", "--seeds", "0", "--no-profile", "--executor", "slurm", "--dry-run"]
 
@@ -18,14 +18,6 @@ def no_slurm(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))  # --dry-run needs no sbatch
 
 
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    """Exit code, stdout, stderr; a bad option (argparse's SystemExit) included."""
-    try:
-        rc = main([str(a) for a in argv])
-    except SystemExit as exc:
-        rc = exc.code
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def one_line(err: str) -> str:

@@ -13,34 +13,32 @@ import stat
 
 import numpy as np
 import pytest
-from records_factory import benchmark_entry, profile_record, train_record, write_benchmark_json, write_store
+from conftest import run_cli
+from records_factory import (
+    THREE_SEEDS_ACCS,
+    benchmark_entry,
+    profile_record,
+    row,
+    three_seed_store,
+    train_record,
+    write_benchmark_json,
+    write_store,
+)
 
-from bloodbench.cli import main
 from bloodbench.leaderboard import load_leaderboard
 from bloodbench.store import verdicts
 from bloodbench.store.fsutil import atomic_write_bytes
 from bloodbench.store.predictions import load_predictions, save_predictions
 from bloodbench.store.results import ResultsStore
 
-ACCS = (0.9676, 0.9691, 0.9662)
+ACCS = THREE_SEEDS_ACCS
 
 
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    rc = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
-
-
-def row(board, model: str) -> dict:
-    return next(r for r in board.to_records() if r["model"] == model)
 
 
 @pytest.fixture
 def store(tmp_path):
-    recs = [train_record("m", s, acc) for s, acc in enumerate(ACCS)]
-    recs.append(profile_record("m", device="cpu", macs=21_000_000, p50=22.0, throughput=126))
-    write_store(tmp_path / "r", recs)
-    return tmp_path / "r"
+    return three_seed_store(tmp_path / "r")
 
 
 # -- records ---------------------------------------------------------------------------
@@ -267,7 +265,7 @@ def test_unwritable_results_is_one_error_before_any_work(tmp_path, capsys, monke
 def test_unwritable_leaderboard_output_is_one_error(store, tmp_path, capsys, case):
     target = _unwritable(tmp_path, case)
     rc, out, err = run_cli(capsys, "leaderboard", "--results", store, "-o", f"{target}/board.md")
-    assert rc == 2 and out == "" and err.count("\n") == 1 and err.startswith(f"error: cannot write to output folder")
+    assert rc == 2 and out == "" and err.count("\n") == 1 and err.startswith("error: cannot write to output folder")
 
 
 def test_a_torn_predictions_file_is_one_error_naming_it(store, capsys):

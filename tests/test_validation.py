@@ -10,28 +10,27 @@ import os
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from records_factory import (
+    THREE_SEEDS_ACCS,
     benchmark_entry,
     plugin_model,
     profile_record,
+    row,
+    three_seed_store,
     train_record,
     write_benchmark_json,
     write_store,
 )
 
-from bloodbench.cli import main
 from bloodbench.leaderboard import load_leaderboard
 from bloodbench.store import cache
 from bloodbench.store.fsutil import strict_json
 from bloodbench.store.results import ResultsStore
 
-ACCS = (0.9676, 0.9691, 0.9662)
+ACCS = THREE_SEEDS_ACCS
 
 
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    rc = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def strict_loads(text: str):
@@ -41,16 +40,9 @@ def strict_loads(text: str):
     return json.loads(text, parse_constant=refuse)
 
 
-def row(board, model: str) -> dict:
-    return next(r for r in board.to_records() if r["model"] == model)
-
-
 @pytest.fixture
 def store(tmp_path):
-    recs = [train_record("m", s, acc) for s, acc in enumerate(ACCS)]
-    recs.append(profile_record("m", device="cpu", macs=21_000_000, p50=22.0, throughput=126))
-    write_store(tmp_path / "r", recs)
-    return tmp_path / "r"
+    return three_seed_store(tmp_path / "r")
 
 
 def _edit(path, change) -> None:
