@@ -13,6 +13,7 @@ import pytest
 from records_factory import train_record
 
 from bloodbench.cli import main
+from bloodbench.errors import BloodbenchError
 from bloodbench.store.results import ResultsStore
 from bloodbench.sweep import claims, executors, jobs, run
 
@@ -258,8 +259,21 @@ def test_run_exits_non_zero_with_one_line_naming_the_failed_jobs(tmp_path, capsy
                "--results", str(tmp_path), "--retries", "1"])
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert rc == 1
-    assert err.startswith("error: 1 of 1 jobs failed after 2 attempts: train baseline_cnn seed 0; details under")
+    assert err.startswith("error: 1 of 1 jobs failed: train baseline_cnn seed 0 (after 2 attempts); details under")
     assert len(claims.list_failures(tmp_path)) == 1
+
+
+def test_a_job_a_retry_cannot_fix_is_said_not_retried_with_its_error(tmp_path, capsys, monkeypatch):
+    def bad_input(job, ctx):
+        raise BloodbenchError("the recipe asks for something impossible")
+
+    monkeypatch.setattr(jobs, "run_job", bad_input)
+    rc = main(["run", "--models", "baseline_cnn", "--seeds", "0", "--no-profile", "--no-report", "--device", "cpu",
+               "--results", str(tmp_path), "--retries", "2"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert rc == 1 and "after 3 attempts" not in err
+    assert ("train baseline_cnn seed 0 (not retried, another attempt would meet it again: BloodbenchError: "
+            "the recipe asks for something impossible)") in err
 
 
 def test_local_dry_run_says_how_many_run_at_once(tmp_path, capsys, monkeypatch):

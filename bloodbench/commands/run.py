@@ -193,10 +193,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"report: {len(written)} files regenerated under reports/")
     failed = [j for j in log["jobs"] if j.get("failed")]
     if failed:
-        where = "; ".join(f"{j['kind']} {j['model']}" + (f" seed {j['seed']}" if j["seed"] is not None else "")
-                          + (f" (log: {j['log']})" if j.get("log") else "") for j in failed)
-        err = BloodbenchError(f"{len(failed)} of {len(log['jobs'])} jobs failed after {args.retries + 1} attempts: "
-                              f"{where}; details under {root / 'failures'}, rerun the same command to retry them")
+        from bloodbench.sweep.claims import list_failures
+
+        failures = list_failures(root)
+
+        def what(j) -> str:
+            f = failures.get(j.get("run_id")) or {}
+            how = (f"not retried, another attempt would meet it again: {f.get('error')}"
+                   if f.get("retryable") is False else f"after {f.get('attempts', args.retries + 1)} attempts")
+            return (f"{j['kind']} {j['model']}" + (f" seed {j['seed']}" if j["seed"] is not None else "")
+                    + f" ({how}" + (f"; log: {j['log']}" if j.get("log") else "") + ")")
+
+        err = BloodbenchError(f"{len(failed)} of {len(log['jobs'])} jobs failed: {'; '.join(map(what, failed))}; "
+                              f"details under {root / 'failures'}; fix what the error says, or rerun the same command "
+                              f"to retry them")
         err.exit_code = 1
         raise err
     return 0
