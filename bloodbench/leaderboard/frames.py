@@ -25,6 +25,7 @@ from bloodbench.leaderboard.columns import (
     typed_frame,
 )
 from bloodbench.leaderboard.ingest import benchmark_frame
+from bloodbench.leaderboard.train_source import SEVERAL_MACHINES, one_setting, recipe_setting, sweep_load
 from bloodbench.store.benchjson import number_or_nan
 from bloodbench.store.results import model_info
 from bloodbench.store.schema import is_finished
@@ -55,10 +56,12 @@ def finished_runs_frame(records: Iterable[dict]) -> pd.DataFrame:
             "stop_reason": rec.get("stop_reason"), "params": number_or_nan(rec.get("params")),
             "converged": bool(rec.get("converged", True)), "train_images_per_s": train_images_per_s(rec),
             "train_device": (rec.get("env") or {}).get("device"), "train_machine": train_machine(rec),
+            "train_setting": recipe_setting(rec), "train_load": sweep_load(rec)[0], "train_cpus": sweep_load(rec)[1],
             "created_at": str(rec.get("created_at") or ""),
         })
     cols = KEYS + ["seed", "run_id", "family", "recipe", *METRICS, "train_seconds", "epochs_run", "stop_reason",
-                   "params", "converged", "train_images_per_s", "train_device", "train_machine", "created_at"]
+                   "params", "converged", "train_images_per_s", "train_device", "train_machine", "train_setting",
+                   "train_load", "train_cpus", "created_at"]
     return typed_frame(pd.DataFrame(rows, columns=cols))
 
 
@@ -90,9 +93,6 @@ def other_recipe_runs(runs: pd.DataFrame, kept: pd.DataFrame) -> dict[tuple[str,
     for r in runs[~runs["run_id"].isin(set(kept["run_id"]))].itertuples(index=False):
         out.setdefault(("other recipe", r.model, r.dataset, int(r.size)), set()).add(r.seed)
     return {k: sorted(v) for k, v in sorted(out.items())}
-
-
-SEVERAL_MACHINES = "several machines: "
 
 
 def train_machine(rec: dict) -> str | None:
@@ -210,15 +210,16 @@ def aggregate_training(train: pd.DataFrame) -> pd.DataFrame:
     if train.empty:
         cols = KEYS + ["seeds"] + [f"{m}_{s}" for m in METRICS for s in ("mean", "std")] + [
             "train_seconds_mean", "epochs_mean", "train_params", "family", "stop_reasons", "recipe",
-            "unconverged_seeds", "train_images_per_s", "train_device", "train_machine"]
+            "unconverged_seeds", "train_images_per_s", "train_device", "train_machine", "train_setting",
+            "train_load_mean", "train_cpu_count"]
         return typed_frame(pd.DataFrame(columns=cols))
     if "converged" not in train:  # frames made by hand, before the convergence rule
         train = train.assign(converged=True)
-    for col in ("train_images_per_s", "train_device", "train_machine"):
+    for col in ("train_images_per_s", "train_device", "train_machine", "train_setting", "train_load", "train_cpus"):
         if col not in train:
             train = train.assign(**{col: None})
     train = train.assign(unconverged=~train["converged"].astype(bool),
-                         train_images_per_s=pd.to_numeric(train["train_images_per_s"]))
+                         **{c: pd.to_numeric(train[c]) for c in ("train_images_per_s", "train_load", "train_cpus")})
     g = train.groupby(KEYS, sort=True)
     out = g.agg(
         seeds=("acc", "count"),  # the seeds actually averaged: the count must match the mean
@@ -226,6 +227,9 @@ def aggregate_training(train: pd.DataFrame) -> pd.DataFrame:
         train_images_per_s=("train_images_per_s", "mean"),
         train_device=("train_device", "first"),
         train_machine=("train_machine", _machines),
+        train_setting=("train_setting", one_setting),
+        train_load_mean=("train_load", "mean"),  # the seeds' mean 1-minute load while they trained
+        train_cpu_count=("train_cpus", "max"),
         **{f"{m}_{s}": (m, s) for m in METRICS for s in ("mean", "std")},
         train_seconds_mean=("train_seconds", "mean"),
         epochs_mean=("epochs_run", "mean"),

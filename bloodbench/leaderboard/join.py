@@ -7,7 +7,6 @@ Records are validated once: by :func:`build_leaderboard` for records in memory, 
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
@@ -18,7 +17,6 @@ from bloodbench.errors import BloodbenchError, warn
 from bloodbench.leaderboard.columns import COLUMNS, FRONTS, KEYS, typed_frame
 from bloodbench.leaderboard.ensemble import PredictionRows, prediction_notes, prediction_rows
 from bloodbench.leaderboard.frames import (
-    SEVERAL_MACHINES,
     aggregate_training,
     cost_conflicts,
     cost_frame,
@@ -36,6 +34,7 @@ from bloodbench.leaderboard.graphs_column import attach_graphs_p50, split_graphs
 from bloodbench.leaderboard.machines import Machine, choose_machine, other_machines, warn_other_benchmarks
 from bloodbench.leaderboard.notes import Note, gap_notes, noisy_note, number_notes, plugin_note
 from bloodbench.leaderboard.table import Leaderboard
+from bloodbench.leaderboard.train_source import quiet_frame, train_throughput
 from bloodbench.store.results import check_records, read_results
 
 
@@ -55,34 +54,6 @@ def _warn_benchmark_only_sections(train: pd.DataFrame, costs: pd.DataFrame) -> N
                  f"or profile records")
 
 
-def _train_throughput(merged: pd.DataFrame) -> None:
-    """``train_throughput`` (images/s) and its source per row, in place: the pytest-benchmark
-    ``train_step`` entry on the table's machine where there is one, else the training records, each
-    named with the machine it ran on (a row whose seeds ran on several machines has none: not like for like)."""
-    bench = merged["train_throughput"] if "train_throughput" in merged else pd.Series(math.nan, index=merged.index)
-    from_records = merged["train_images_per_s"] if "train_images_per_s" in merged else bench * math.nan
-    sources, values = [], []
-    for b, r, bs, src, name, tmachine in zip(bench, from_records, merged.get("train_batch_size", bench * math.nan),
-                                             merged.get("train_source", [None] * len(merged)),
-                                             merged.get("device_name", [None] * len(merged)),
-                                             merged.get("train_machine", [None] * len(merged))):
-        several = isinstance(tmachine, str) and tmachine.startswith(SEVERAL_MACHINES)
-        if pd.notna(b):
-            sources.append(f"pytest-benchmark {str(src).removeprefix('benchmark:')} train_step on {name}, "
-                           f"batch {int(bs)}" if pd.notna(bs) else f"pytest-benchmark train_step on {name}")
-            values.append(b)
-        elif pd.notna(r) and not several:
-            sources.append(f"training records on {tmachine or 'an unrecorded machine'} "
-                           "(train images ÷ median epoch seconds, validation included)")
-            values.append(r)
-        else:
-            sources.append(f"not shown: seeds trained on {tmachine.removeprefix(SEVERAL_MACHINES)}" if several
-                           and pd.notna(r) else None)
-            values.append(math.nan)
-    merged["train_throughput"] = pd.Series(values, index=merged.index, dtype=float)
-    merged["train_throughput_source"] = sources
-
-
 @dataclass
 class _Selection:
     """What the filters and the cost choice keep: the chosen recipes' runs, and one device's cost rows."""
@@ -99,6 +70,7 @@ class _Selection:
     chosen: pd.DataFrame        # one cost row per key on it
     conflicts: dict[tuple, str]
     keep: Callable[[pd.DataFrame], pd.DataFrame]
+    benchmark_json: Sequence[str | os.PathLike] = ()
 
 
 def _filter(dataset: str | None, size: int | None, models: Sequence[str] | None) -> Callable[[pd.DataFrame], pd.DataFrame]:
@@ -140,7 +112,7 @@ def _select(train_records: list[dict], profile_records: list[dict], benchmark_js
     else:  # the launch-free figure of the same machine and precision only
         graphs = graphs[(graphs["device_name"] == machine.name) & (graphs["precision"] == machine.precision)]
     return _Selection(train_records, runs, picked, train, costs, graphs, machine, others, on_device, chosen,
-                      cost_conflicts(on_device, chosen), keep)
+                      cost_conflicts(on_device, chosen), keep, list(benchmark_json))
 
 
 def _merge(sel: _Selection, precision: str | None, results_root: str | os.PathLike | None,
@@ -162,7 +134,8 @@ def _merge(sel: _Selection, precision: str | None, results_root: str | os.PathLi
         merged[col] = merged[col].fillna(pd.Series(fallback[col].to_numpy(), index=merged.index))
     if "train_params" in merged:
         merged["params"] = merged["params"].fillna(merged["train_params"])
-    _train_throughput(merged)
+    quiet = sel.keep(quiet_frame(results_root, sel.benchmark_json))
+    train_throughput(merged, quiet, sel.machine.name if sel.machine is not None else None)
     if "family" not in merged:
         merged["family"] = None
     missing_family = merged["family"].isna()

@@ -14,7 +14,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from bloodbench.errors import BloodbenchError, warn
 from bloodbench.store.schema import registered_models
@@ -119,7 +119,7 @@ def _left_out(path: Any, reasons: list[str], count: int, total: int,
 #: An ingested entry's figures: extra_info key -> (low, low excluded). Present ones must be finite and in range.
 FIGURES = {"p50_ms": (0.0, True), "p90_ms": (0.0, False), "p99_ms": (0.0, False), "images_per_s": (0.0, True),
            "params": (0.0, False), "macs": (0.0, False), "flops": (0.0, False), "batch_size": (0.0, True),
-           "size": (0.0, True)}  # batch_size and size are integers first (one error line otherwise)
+           "size": (0.0, True), "step_ms": (0.0, True), "epoch_s": (0.0, True)}  # batch_size and size are integers first (one error line otherwise)
 
 
 def figure_problem(extra: dict, machine: dict, registry: set[str] | None) -> str | None:
@@ -144,13 +144,12 @@ def figure_problem(extra: dict, machine: dict, registry: set[str] | None) -> str
     return None
 
 
-def benchmark_entries(paths: Sequence[str | os.PathLike], device_name: Any = None) -> list[dict]:
-    """Every ingested (inference, train_step) entry of the files, one flat dict each.
-
-    ``device_name(machine_info, device)`` names the device when an entry does not. A file
-    without the suite's ``machine_info`` marks, or an entry without its kind's keys, is
-    left out with one warning line per file.
-    """
+def _checked_entries(paths: Sequence[str | os.PathLike], kinds: Sequence[str], row: Callable[..., dict | str]
+                     ) -> list[dict]:
+    """``row(path, machine_info, datetime, where, extra_info, stats)`` of each entry of ``kinds`` whose file
+    carries the suite's ``machine_info`` marks, whose ``extra_info`` has its kind's keys and whose figures pass
+    :func:`figure_problem`; ``row`` returns the flat dict, or a string: why the entry cannot be shown. Entries
+    left out are named in one warning line per file."""
     rows = []
     registry = registered_models()
     for path in paths:
@@ -169,37 +168,75 @@ def benchmark_entries(paths: Sequence[str | os.PathLike], device_name: Any = Non
             if problem:
                 foreign.append(f"{name}: {problem}")
                 continue
-            if extra["kind"] not in INGESTED_KINDS:
+            if extra["kind"] not in kinds:
                 continue
-            batch, size = _int_field(extra, "batch_size", where), _int_field(extra, "size", where)
-            problem = figure_problem(extra, machine, registry)
-            if problem:
-                invalid.append(f"{name}: {problem}")
-                continue
-            median_s = number_or_nan(stats.get("median"))
-            p50 = number_or_nan(extra.get("p50_ms"))
-            if math.isnan(p50) and not math.isnan(median_s):
-                p50 = median_s * 1e3
-            ips = number_or_nan(extra.get("images_per_s"))
-            if math.isnan(ips) and median_s > 0:
-                ips = batch / median_s
-            if any(not math.isnan(x) and not (math.isfinite(x) and x > 0) for x in (p50, ips)):
-                invalid.append(f"{name}: stats.median {stats.get('median')!r:.20}, not a finite number > 0")
-                continue
-            device = str(extra.get("device") or "cpu")
-            rows.append({
-                "kind": extra["kind"], "model": str(extra["model"]), "dataset": str(extra["dataset"]),
-                "size": size, "device": device,
-                "precision": str(extra.get("precision") or "fp32"),
-                "device_name": extra.get("device_name") or (device_name(machine, device) if device_name else None),
-                "params": number_or_nan(extra.get("params")), "macs": number_or_nan(extra.get("macs")),
-                "flops": number_or_nan(extra.get("flops")), "batch_size": batch,
-                "p50": p50, "p90": number_or_nan(extra.get("p90_ms")), "p99": number_or_nan(extra.get("p99_ms")),
-                "images_per_s": ips, "created_at": when, "source": f"benchmark:{Path(path).name}",
-            })
+            _int_field(extra, "batch_size", where), _int_field(extra, "size", where)
+            made = figure_problem(extra, machine, registry) or row(path, machine, when, where, extra, stats)
+            if isinstance(made, str):
+                invalid.append(f"{name}: {made}")
+            else:
+                rows.append(made)
         if foreign:
             _left_out(path, foreign, len(foreign), len(entries))
         if invalid:
             _left_out(path, invalid, len(invalid), len(entries), "whose figures cannot be shown",
                       "fix or remeasure them")
     return rows
+
+
+def benchmark_entries(paths: Sequence[str | os.PathLike], device_name: Any = None) -> list[dict]:
+    """Every ingested (inference, train_step) entry of the files, one flat dict each.
+
+    ``device_name(machine_info, device)`` names the device when an entry does not. A file
+    without the suite's ``machine_info`` marks, or an entry without its kind's keys, is
+    left out with one warning line per file.
+    """
+    def row(path, machine, when, where, extra, stats) -> dict | str:
+        batch, size = _int_field(extra, "batch_size", where), _int_field(extra, "size", where)
+        median_s = number_or_nan(stats.get("median"))
+        p50 = number_or_nan(extra.get("p50_ms"))
+        if math.isnan(p50) and not math.isnan(median_s):
+            p50 = median_s * 1e3
+        ips = number_or_nan(extra.get("images_per_s"))
+        if math.isnan(ips) and median_s > 0:
+            ips = batch / median_s
+        if any(not math.isnan(x) and not (math.isfinite(x) and x > 0) for x in (p50, ips)):
+            return f"stats.median {stats.get('median')!r:.20}, not a finite number > 0"
+        device = str(extra.get("device") or "cpu")
+        return {
+            "kind": extra["kind"], "model": str(extra["model"]), "dataset": str(extra["dataset"]),
+            "size": size, "device": device,
+            "precision": str(extra.get("precision") or "fp32"),
+            "device_name": extra.get("device_name") or (device_name(machine, device) if device_name else None),
+            "params": number_or_nan(extra.get("params")), "macs": number_or_nan(extra.get("macs")),
+            "flops": number_or_nan(extra.get("flops")), "batch_size": batch,
+            "p50": p50, "p90": number_or_nan(extra.get("p90_ms")), "p99": number_or_nan(extra.get("p99_ms")),
+            "images_per_s": ips, "created_at": when, "source": f"benchmark:{Path(path).name}",
+        }
+
+    return _checked_entries(paths, INGESTED_KINDS, row)
+
+
+def train_setting_entries(paths: Sequence[str | os.PathLike], device_name: Any = None) -> list[dict]:
+    """Every ``train_setting`` entry of the files (``benchmarks/test_train_settings.py``: one model's training
+    step in one setting), one flat dict each, checked as :func:`benchmark_entries` checks its kinds.
+
+    ``epoch_s`` there is the median training step × the steps of one epoch of the training split at its batch
+    (plus the compile time for a compiled setting): training steps only, on one resident synthetic batch, no
+    data pipeline and no validation. An entry without a finite ``epoch_s`` > 0 is left out.
+    """
+    def row(path, machine, when, where, extra, stats) -> dict | str:
+        epoch_s = number_or_nan(extra.get("epoch_s"))
+        if not (math.isfinite(epoch_s) and epoch_s > 0):
+            return f"epoch_s {extra.get('epoch_s')!r:.20}, not a finite number > 0"
+        device = str(extra.get("device") or "cpu")
+        return {
+            "model": str(extra["model"]), "dataset": str(extra["dataset"]),
+            "size": _int_field(extra, "size", where), "device": device,
+            "device_name": extra.get("device_name") or (device_name(machine, device) if device_name else None),
+            "precision": str(extra.get("precision") or "fp32"), "channels_last": extra.get("channels_last") is True,
+            "compiled": extra.get("compiled") is True, "batch_size": _int_field(extra, "batch_size", where),
+            "setting": str(extra.get("setting")), "epoch_s": epoch_s, "created_at": when, "path": str(path),
+        }
+
+    return _checked_entries(paths, ("train_setting",), row)
