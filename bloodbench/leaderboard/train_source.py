@@ -90,7 +90,7 @@ def quiet_frame(results_root: str | os.PathLike | None, benchmark_json: Sequence
     paths += [(Path(p), str(p), True) for p in benchmark_json if Path(p).resolve() not in seen]
     for path, label, given in paths:
         try:
-            entries = train_setting_entries([path], machine_device_name)
+            entries = train_setting_entries([path], machine_device_name, say=not given)  # given: read for cost too
         except BloodbenchError as exc:
             if given:
                 raise

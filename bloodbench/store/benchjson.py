@@ -144,12 +144,12 @@ def figure_problem(extra: dict, machine: dict, registry: set[str] | None) -> str
     return None
 
 
-def _checked_entries(paths: Sequence[str | os.PathLike], kinds: Sequence[str], row: Callable[..., dict | str]
-                     ) -> list[dict]:
+def _checked_entries(paths: Sequence[str | os.PathLike], kinds: Sequence[str], row: Callable[..., dict | str],
+                     say: bool = True) -> list[dict]:
     """``row(path, machine_info, datetime, where, extra_info, stats)`` of each entry of ``kinds`` whose file
     carries the suite's ``machine_info`` marks, whose ``extra_info`` has its kind's keys and whose figures pass
     :func:`figure_problem`; ``row`` returns the flat dict, or a string: why the entry cannot be shown. Entries
-    left out are named in one warning line per file."""
+    left out are named in one warning line per file (``say``: False where another reading of it said so)."""
     rows = []
     registry = registered_models()
     for path in paths:
@@ -158,7 +158,8 @@ def _checked_entries(paths: Sequence[str | os.PathLike], kinds: Sequence[str], r
         machine = data.get("machine_info") if isinstance(data.get("machine_info"), dict) else {}
         lacking = [k for k in MACHINE_KEYS if k not in machine]
         if lacking and entries:
-            _left_out(path, [f"machine_info lacks {', '.join(lacking)}"], len(entries), len(entries))
+            if say:
+                _left_out(path, [f"machine_info lacks {', '.join(lacking)}"], len(entries), len(entries))
             continue
         when = str(data.get("datetime") or "")
         foreign, invalid = [], []
@@ -176,7 +177,7 @@ def _checked_entries(paths: Sequence[str | os.PathLike], kinds: Sequence[str], r
                 invalid.append(f"{name}: {made}")
             else:
                 rows.append(made)
-        if foreign:
+        if foreign and say:
             _left_out(path, foreign, len(foreign), len(entries))
         if invalid:
             _left_out(path, invalid, len(invalid), len(entries), "whose figures cannot be shown",
@@ -217,13 +218,15 @@ def benchmark_entries(paths: Sequence[str | os.PathLike], device_name: Any = Non
     return _checked_entries(paths, INGESTED_KINDS, row)
 
 
-def train_setting_entries(paths: Sequence[str | os.PathLike], device_name: Any = None) -> list[dict]:
+def train_setting_entries(paths: Sequence[str | os.PathLike], device_name: Any = None, say: bool = True
+                          ) -> list[dict]:
     """Every ``train_setting`` entry of the files (``benchmarks/test_train_settings.py``: one model's training
     step in one setting), one flat dict each, checked as :func:`benchmark_entries` checks its kinds.
 
     ``epoch_s`` there is the median training step × the steps of one epoch of the training split at its batch
     (plus the compile time for a compiled setting): training steps only, on one resident synthetic batch, no
-    data pipeline and no validation. An entry without a finite ``epoch_s`` > 0 is left out.
+    data pipeline and no validation. An entry without a finite ``epoch_s`` > 0 is left out. ``say``: False
+    for a file :func:`benchmark_entries` read too, so its foreign entries are named once.
     """
     def row(path, machine, when, where, extra, stats) -> dict | str:
         epoch_s = number_or_nan(extra.get("epoch_s"))
@@ -239,4 +242,4 @@ def train_setting_entries(paths: Sequence[str | os.PathLike], device_name: Any =
             "setting": str(extra.get("setting")), "epoch_s": epoch_s, "created_at": when, "path": str(path),
         }
 
-    return _checked_entries(paths, ("train_setting",), row)
+    return _checked_entries(paths, ("train_setting",), row, say)
