@@ -13,7 +13,7 @@ one precision; the other machines measured are tables of their own.
 
 Modules: ``columns`` (the row layout), ``frames`` (records -> frames, recipes, Pareto), ``machines`` (which
 machine a table shows),
-``ingest`` (pytest-benchmark JSON), ``notes`` (every footnote, numbered in one place), ``table``
+``ingest`` (pytest-benchmark JSON), ``train_source`` (the train img/s column: quiet benchmark, else records), ``notes`` (every footnote, numbered in one place), ``table``
 (rendering), ``join`` (the build: select -> merge -> annotate), ``ensemble`` (ensemble and TTA rows).
 """
 
