@@ -85,12 +85,13 @@ def quiet_frame(results_root: str | os.PathLike | None, benchmark_json: Sequence
     from bloodbench.data import dataset_info
 
     rows = []
-    paths = [(p, _label(p, results_root), False) for p in quiet_files(results_root)]
+    given = {Path(p).resolve() for p in benchmark_json}  # read for cost too: their foreign entries were named
+    paths = [(p, _label(p, results_root), p.resolve() in given) for p in quiet_files(results_root)]
     seen = {p.resolve() for p, _, _ in paths}
     paths += [(Path(p), str(p), True) for p in benchmark_json if Path(p).resolve() not in seen]
     for path, label, given in paths:
         try:
-            entries = train_setting_entries([path], machine_device_name, say=not given)  # given: read for cost too
+            entries = train_setting_entries([path], machine_device_name, say=not given)
         except BloodbenchError as exc:
             if given:
                 raise
@@ -143,7 +144,10 @@ def train_throughput(merged: pd.DataFrame, quiet: pd.DataFrame, table_machine: s
        machines (not like for like: not shown).
     """
     n = len(merged)
-    col = lambda name: merged[name] if name in merged else pd.Series([None] * n, index=merged.index)  # noqa: E731
+
+    def col(name: str) -> pd.Series:
+        return merged[name] if name in merged else pd.Series([None] * n, index=merged.index)
+
     sources, values = [], []
     for key, b, r, bs, src, name, tmachine, setting, load, cores in zip(
             merged[KEYS].itertuples(index=False), col("train_throughput"), col("train_images_per_s"),
