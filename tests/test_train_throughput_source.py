@@ -69,11 +69,11 @@ def test_the_committed_quiet_benchmark_of_the_recipe_setting_is_shown_and_named(
     assert r["train_throughput"] == pytest.approx(_quiet_rate("baseline_cnn", "bf16_channels_last"))
     assert r["train_throughput"] != pytest.approx(1195.9)  # not the records' 11,959 images per 10 s epoch
     source = r["train_throughput_source"]
-    assert source.startswith(f"quiet benchmark (reports/benchmarks/train_settings_cpu.json, {XEON}, "
-                             "bf16+channels_last, batch 128;")
-    assert "training steps only (no data pipeline, no validation)" in source
+    assert source == f"quiet benchmark (reports/benchmarks/train_settings_cpu.json, {XEON}, bf16+channels_last, batch 128)"
     legend = board.to_markdown()
-    assert f"Train (img/s): training images per second, from {source}." in legend
+    assert f"Train (img/s): training images per second, from {source} (a quiet benchmark's rate is the training " \
+           "split's images ÷ its epoch_s, the median training step × the steps of one epoch: training steps only " \
+           "(no data pipeline, no validation))." in legend
 
 
 def test_the_quiet_figure_is_in_the_csv_and_json_of_the_cli(tmp_path, capsys):
@@ -158,3 +158,14 @@ def test_an_entry_without_a_finite_epoch_time_is_left_out(tmp_path, capsys):
     r = row(load_leaderboard(root), "baseline_cnn")
     assert r["train_throughput_source"].startswith("training records on")
     assert "epoch_s None, not a finite number > 0" in capsys.readouterr().err
+
+
+def test_the_legend_names_each_rows_source_and_defines_the_quiet_rate_once(tmp_path):
+    root = _store(tmp_path, _records() + _records("encoder_cnn", batch_size=256, load=3.0))
+    legend = load_leaderboard(root).to_markdown()
+    line = next(x for x in legend.splitlines() if x.startswith("Train (img/s):"))
+    assert (f"quiet benchmark (reports/benchmarks/train_settings_cpu.json, {XEON}, bf16+channels_last, batch 128) "
+            "for baseline_cnn" in line)
+    assert (f"training records on {XEON} (contended sweep: mean load 3.00 on 2 cores; train images ÷ median epoch "
+            "seconds, validation included) for encoder_cnn" in line)
+    assert line.count("a quiet benchmark's rate is") == 1

@@ -19,6 +19,7 @@ from bloodbench.leaderboard.columns import (
     SHOWN_COLUMNS,
 )
 from bloodbench.leaderboard.graphs_column import EAGER_HEADER, GRAPHS_COLUMN, GRAPHS_HEADER, LEGEND
+from bloodbench.leaderboard.train_source import QUIET, QUIET_RATE
 from bloodbench.store.fsutil import strict_json
 
 
@@ -79,10 +80,11 @@ class Leaderboard:
         if rows.empty:
             return "not measured"
         by_source = rows.groupby("train_throughput_source", sort=True)["model"]
+        quiet = f" ({QUIET_RATE})" if rows["train_throughput_source"].str.startswith(QUIET).any() else ""
         if by_source.ngroups == 1:
-            return f"from {rows['train_throughput_source'].iloc[0]}"
+            return f"from {rows['train_throughput_source'].iloc[0]}{quiet}"
         return "from " + "; ".join(f"{src} for {', '.join(sorted(g))}" for src, g in by_source) + \
-            " (rows from different machines do not compare)"
+            f" (rows from different machines do not compare){quiet}"
 
     def cost_sources(self) -> str:
         """Which rows' cost came from pytest-benchmark JSON and which from profile records: a benchmark

@@ -27,8 +27,10 @@ SEVERAL_MACHINES = "several machines: "
 #: The folder of committed quiet benchmarks, beside the results store (reports/benchmarks by reports/results).
 QUIET_FOLDER = "benchmarks"
 RECORDS_RATE = "train images ÷ median epoch seconds, validation included"
-QUIET_RATE = ("training-split images ÷ the benchmark's epoch_s: the median training step × the steps of one "
-              "epoch, training steps only (no data pipeline, no validation)")
+QUIET = "quiet benchmark ("
+#: What a quiet benchmark's figure is: said once in the legend (``Leaderboard.legend``).
+QUIET_RATE = ("a quiet benchmark's rate is the training split's images ÷ its epoch_s, the median training step × "
+              "the steps of one epoch: training steps only (no data pipeline, no validation)")
 
 
 def recipe_setting(rec: dict) -> tuple | None:
@@ -159,9 +161,9 @@ def train_throughput(merged: pd.DataFrame, quiet: pd.DataFrame, table_machine: s
         theirs = None if mine is not None or pd.notna(b) else _quiet_match(quiet, tuple(key), setting, [tmachine])
         if mine is not None or theirs is not None:
             q = mine if mine is not None else theirs
-            sources.append(f"quiet benchmark ({q['label']}, {q['device_name']}, "
+            sources.append(f"{QUIET}{q['label']}, {q['device_name']}, "
                            f"{setting_label(q['precision'], q['channels_last'], q['compiled'])}, "
-                           f"batch {int(q['batch_size'])}; {QUIET_RATE})")
+                           f"batch {int(q['batch_size'])})")
             values.append(float(q["images_per_s"]))
         elif pd.notna(b):
             sources.append(f"pytest-benchmark {str(src).removeprefix('benchmark:')} train_step on {name}, "
