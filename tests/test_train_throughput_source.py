@@ -71,9 +71,9 @@ def test_the_committed_quiet_benchmark_of_the_recipe_setting_is_shown_and_named(
     source = r["train_throughput_source"]
     assert source == f"quiet benchmark (reports/benchmarks/train_settings_cpu.json, {XEON}, bf16+channels_last, batch 128)"
     legend = board.to_markdown()
-    assert f"Train (img/s): training images per second, from {source} (a quiet benchmark's rate is the training " \
-           "split's images ÷ its epoch_s, the median training step × the steps of one epoch: training steps only " \
-           "(no data pipeline, no validation))." in legend
+    assert f"Train (img/s): training images per second, from {source}; a quiet benchmark's rate is the training " \
+           "split's images ÷ its epoch_s, the median training step × the steps of one epoch: training steps only, " \
+           "no data pipeline and no validation." in legend
 
 
 def test_the_quiet_figure_is_in_the_csv_and_json_of_the_cli(tmp_path, capsys):

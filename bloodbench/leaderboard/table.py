@@ -80,7 +80,7 @@ class Leaderboard:
         if rows.empty:
             return "not measured"
         by_source = rows.groupby("train_throughput_source", sort=True)["model"]
-        quiet = f" ({QUIET_RATE})" if rows["train_throughput_source"].str.startswith(QUIET).any() else ""
+        quiet = f"; {QUIET_RATE}" if rows["train_throughput_source"].str.startswith(QUIET).any() else ""
         if by_source.ngroups == 1:
             return f"from {rows['train_throughput_source'].iloc[0]}{quiet}"
         return "from " + "; ".join(f"{src} for {', '.join(sorted(g))}" for src, g in by_source) + \

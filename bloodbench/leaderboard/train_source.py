@@ -30,7 +30,7 @@ RECORDS_RATE = "train images ÷ median epoch seconds, validation included"
 QUIET = "quiet benchmark ("
 #: What a quiet benchmark's figure is: said once in the legend (``Leaderboard.legend``).
 QUIET_RATE = ("a quiet benchmark's rate is the training split's images ÷ its epoch_s, the median training step × "
-              "the steps of one epoch: training steps only (no data pipeline, no validation)")
+              "the steps of one epoch: training steps only, no data pipeline and no validation")
 
 
 def recipe_setting(rec: dict) -> tuple | None:
