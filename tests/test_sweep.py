@@ -250,27 +250,27 @@ def test_local_slots_spread_jobs_over_gpus_and_divide_cpu_threads():
     assert executors.local_slots([], 4, 2) == ([None] * 4, 1)
 
 
-def test_run_exits_non_zero_with_one_line_naming_the_failed_jobs(tmp_path, capsys, monkeypatch):
+def _sweep_failing_with(exc: Exception, retries: int, tmp_path, capsys, monkeypatch) -> tuple[int, str]:
+    """``run`` of one training job whose every attempt raises ``exc``: exit code and the last stderr line."""
     def broken(job, ctx):
-        raise RuntimeError("no luck")
+        raise exc
 
     monkeypatch.setattr(jobs, "run_job", broken)
     rc = main(["run", "--models", "baseline_cnn", "--seeds", "0", "--no-profile", "--no-report", "--device", "cpu",
-               "--results", str(tmp_path), "--retries", "1"])
-    err = capsys.readouterr().err.strip().splitlines()[-1]
+               "--results", str(tmp_path), "--retries", str(retries)])
+    return rc, capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_run_exits_non_zero_with_one_line_naming_the_failed_jobs(tmp_path, capsys, monkeypatch):
+    rc, err = _sweep_failing_with(RuntimeError("no luck"), 1, tmp_path, capsys, monkeypatch)
     assert rc == 1
     assert err.startswith("error: 1 of 1 jobs failed: train baseline_cnn seed 0 (after 2 attempts); details under")
     assert len(claims.list_failures(tmp_path)) == 1
 
 
 def test_a_job_a_retry_cannot_fix_is_said_not_retried_with_its_error(tmp_path, capsys, monkeypatch):
-    def bad_input(job, ctx):
-        raise BloodbenchError("the recipe asks for something impossible")
-
-    monkeypatch.setattr(jobs, "run_job", bad_input)
-    rc = main(["run", "--models", "baseline_cnn", "--seeds", "0", "--no-profile", "--no-report", "--device", "cpu",
-               "--results", str(tmp_path), "--retries", "2"])
-    err = capsys.readouterr().err.strip().splitlines()[-1]
+    rc, err = _sweep_failing_with(BloodbenchError("the recipe asks for something impossible"), 2, tmp_path, capsys,
+                                  monkeypatch)
     assert rc == 1 and "after 3 attempts" not in err
     assert ("train baseline_cnn seed 0 (not retried, another attempt would meet it again: BloodbenchError: "
             "the recipe asks for something impossible)") in err
