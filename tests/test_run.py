@@ -60,6 +60,47 @@ def test_run_dry_run_lists_pending_jobs(tmp_path, capsys):
     assert "6 of 6 jobs pending" in out and "resnet18" in out
 
 
+def test_plan_takes_a_quiet_benchmark_of_the_jobs_setting_on_this_machine(tmp_path, monkeypatch):
+    # a sweep's records are timed on a shared machine: the committed quiet benchmark (reports/benchmarks beside
+    # reports/results) plans an epoch where it measured the job's very setting here, the records elsewhere
+    import shutil
+
+    from conftest import REPO
+    from records_factory import profile_record, train_record, write_store
+
+    committed = REPO / "reports" / "benchmarks" / "train_settings_cpu.json"
+    bench = json.loads(committed.read_text())["benchmarks"]
+    quiet = {(b["extra_info"]["model"], b["extra_info"]["setting"]): b["extra_info"] for b in bench}
+    xeon = quiet[("vgg11", "fp32")]["device_name"]
+    root = tmp_path / "reports" / "results"
+    rec = train_record("baseline_cnn", 0, 0.97, epochs=30, device="cpu")
+    for h in rec["history"]:
+        h["epoch_seconds"] = 40.0  # a contended sweep
+    write_store(root, [rec, profile_record("baseline_cnn", macs=20_000_000, p50=1.0, throughput=1e3, device="cpu"),
+                       profile_record("vgg11", macs=100_000_000, p50=3.0, throughput=300.0, device="cpu")])
+    (tmp_path / "reports" / "benchmarks").mkdir()
+    shutil.copy(committed, tmp_path / "reports" / "benchmarks" / committed.name)
+
+    def job(setting, model="vgg11"):
+        return run.Job("train", model, 0, "cpu", recipe="r", precision="fp32", setting=setting)
+
+    monkeypatch.setattr(run, "this_machine", lambda kind: xeon if kind == "cpu" else None)
+    times = run.epoch_times(str(root))
+    nchw = ("bloodmnist", 28, False, False, 128)
+    seconds, how = times.estimate(job(nchw))
+    assert seconds == 40 * quiet[("vgg11", "fp32")]["epoch_s"] and run.QUIET_PLAN in how
+    seconds, _ = times.estimate(job(("bloodmnist", 28, True, False, 128)))
+    assert seconds == 40 * quiet[("vgg11", "channels_last")]["epoch_s"]
+    # a setting nobody benchmarked (batch 64), or a 64 px run: the records, scaled by MACs for an untrained model
+    for other in (("bloodmnist", 28, False, False, 64), ("bloodmnist", 64, False, False, 128)):
+        seconds, how = times.estimate(job(other))
+        assert seconds == 40 * 200.0 and "scaled by MACs" in how
+    # on another machine the committed benchmark says nothing of this one
+    monkeypatch.setattr(run, "this_machine", lambda kind: "AMD EPYC 9654 (2 threads)")
+    seconds, how = run.epoch_times(str(root)).estimate(job(nchw, "baseline_cnn"))
+    assert seconds == 40 * 40.0 and run.QUIET_PLAN not in how
+
+
 def test_run_unknown_model_is_one_line_error(tmp_path, capsys):
     assert main(["run", "--models", "baseline_cnn,nope", "--results", str(tmp_path), "--dry-run"]) == 2
     err = capsys.readouterr().err.strip()

@@ -20,12 +20,15 @@ import pandas as pd
 from bloodbench.errors import BloodbenchError, warn
 from bloodbench.formatting import device_label, fmt, machine_device_name
 from bloodbench.leaderboard.columns import KEYS
-from bloodbench.store.benchjson import number_or_nan, train_setting_entries
+from bloodbench.store.benchjson import (
+    QUIET_FOLDER,
+    number_or_nan,
+    quiet_files,
+    train_setting_entries,
+)
 from bloodbench.store.verdicts import load_problem
 
 SEVERAL_MACHINES = "several machines: "
-#: The folder of committed quiet benchmarks, beside the results store (reports/benchmarks by reports/results).
-QUIET_FOLDER = "benchmarks"
 RECORDS_RATE = "train images ÷ median epoch seconds, validation included"
 QUIET = "quiet benchmark ("
 #: What a quiet benchmark's figure is: said once in the legend (``Leaderboard.legend``).
@@ -60,14 +63,6 @@ def one_setting(settings: pd.Series) -> tuple | None:
 
 def setting_label(precision: str, channels_last: bool, compiled: bool) -> str:
     return precision + ("+channels_last" if channels_last else "") + ("+compile" if compiled else "")
-
-
-def quiet_files(results_root: str | os.PathLike | None) -> list[Path]:
-    """The committed quiet benchmarks: every ``*.json`` in the ``benchmarks`` folder beside the results store."""
-    if results_root is None:
-        return []
-    folder = Path(results_root).resolve().parent / QUIET_FOLDER
-    return sorted(p for p in folder.glob("*.json") if p.is_file()) if folder.is_dir() else []
 
 
 def _label(path: Path, results_root: str | os.PathLike | None) -> str:

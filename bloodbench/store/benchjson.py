@@ -218,6 +218,18 @@ def benchmark_entries(paths: Sequence[str | os.PathLike], device_name: Any = Non
     return _checked_entries(paths, INGESTED_KINDS, row)
 
 
+#: The folder of committed quiet benchmarks, beside the results store (reports/benchmarks by reports/results).
+QUIET_FOLDER = "benchmarks"
+
+
+def quiet_files(results_root: str | os.PathLike | None) -> list[Path]:
+    """The committed quiet benchmarks: every ``*.json`` in the ``benchmarks`` folder beside the results store."""
+    if results_root is None:
+        return []
+    folder = Path(results_root).resolve().parent / QUIET_FOLDER
+    return sorted(p for p in folder.glob("*.json") if p.is_file()) if folder.is_dir() else []
+
+
 def train_setting_entries(paths: Sequence[str | os.PathLike], device_name: Any = None, say: bool = True
                           ) -> list[dict]:
     """Every ``train_setting`` entry of the files (``benchmarks/test_train_settings.py``: one model's training

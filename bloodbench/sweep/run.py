@@ -18,8 +18,10 @@ from tqdm.auto import tqdm
 
 from bloodbench.config import ProfileConfig, TrainConfig, recipe_hash
 from bloodbench.errors import BloodbenchError
+from bloodbench.formatting import device_label, machine_device_name
 from bloodbench.models import get_model_info, list_models
-from bloodbench.runtime.envinfo import device_kind, environment
+from bloodbench.runtime.envinfo import device_kind, device_name, environment
+from bloodbench.store.benchjson import quiet_files, train_setting_entries
 from bloodbench.store.fsutil import NoSpace, atomic_write_text
 from bloodbench.store.results import ResultsStore, utc_now
 from bloodbench.store.schema import is_finished
@@ -42,6 +44,7 @@ class Job:
     recipe: str = ""  # train jobs: recipe_hash, to estimate from runs of the same recipe
     precision: str = ""  # train jobs: what their epoch time depends on most, beside the model and device
     note: str = ""  # a pending profile to redo: why (its record is noisy, or a busy machine deferred it)
+    setting: tuple = ()  # train jobs: (dataset, size, channels_last, compile, batch_size), for a quiet benchmark
 
     def label(self) -> str:
         return f"{self.kind} {self.model}" + (f" seed {self.seed}" if self.seed is not None else f" on {self.device}")
@@ -70,7 +73,8 @@ def plan(models: Sequence[str], seeds: Sequence[int], dataset: str, size: int, r
         for seed in seeds:
             cfg = TrainConfig.build(name, dataset=dataset, size=size, seed=seed, device=kind, **(train_options or {}))
             jobs.append(Job("train", name, seed, kind, recorded(store, "train", cfg.run_id), cfg.run_id,
-                            dict(train_options or {}), recipe_hash(cfg.as_dict()), cfg.precision))
+                            dict(train_options or {}), recipe_hash(cfg.as_dict()), cfg.precision,
+                            setting=(dataset, size, cfg.channels_last, cfg.compile, cfg.batch_size)))
         if profile:
             for dev in map(device_kind, devices):
                 if dev == "cuda" and not torch.cuda.is_available():  # planned for GPU workers elsewhere
@@ -147,9 +151,14 @@ class EpochTimes:
     epochs: dict[tuple[str, str], float]       # (model, recipe hash) -> median epochs a run took
     recipe_epochs: dict[str, float]            # recipe hash -> median epochs over its models' runs
     macs: dict[str, float] = field(default_factory=dict)  # model -> MACs per image, from profile records
+    # (model, device kind, precision, *Job.setting) -> a quiet benchmark's epoch_s on this machine
+    quiet: dict[tuple, float] = field(default_factory=dict)
 
-    def _seconds(self, model: str, device: str, precision: str) -> tuple[float, str] | None:
-        """Measured seconds per epoch, else scaled by MACs from the models measured in this setting."""
+    def _seconds(self, model: str, device: str, precision: str, setting: tuple = ()) -> tuple[float, str] | None:
+        """A quiet benchmark of the setting on this machine, else measured seconds per epoch, else scaled by
+        MACs from the models measured in this setting."""
+        if (model, device, precision, *setting) in self.quiet:
+            return self.quiet[(model, device, precision, *setting)], f"s ({QUIET_PLAN})"
         if (model, device, precision) in self.seconds:
             return self.seconds[(model, device, precision)], "s"
         per_mac = [sec / self.macs[m] for (m, dev, prec), sec in self.seconds.items()
@@ -160,7 +169,7 @@ class EpochTimes:
 
     def estimate(self, job: Job) -> tuple[float, str] | None:
         """Seconds for a training job, and how they were reckoned; None without a measured epoch."""
-        found = self._seconds(job.model, job.device, job.precision)
+        found = self._seconds(job.model, job.device, job.precision, job.setting)
         if found is None:
             return None
         sec, unit = found
@@ -172,6 +181,9 @@ class EpochTimes:
         return sec * epochs, f"{epochs:.0f} epochs ({source}) x {sec:.0f} {unit}"
 
 
+#: What a planned epoch from a quiet benchmark is: its training steps alone (validation adds about a second here).
+QUIET_PLAN = "quiet benchmark of the setting on this machine, training steps only"
+
 #: Epochs assumed for a recipe no run has finished yet (early stopping ends most runs well before the budget).
 DEFAULT_EPOCHS_GUESS = 40.0
 
@@ -182,9 +194,33 @@ def _median(values: Sequence[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
+def this_machine(kind: str) -> str | None:
+    """The name a benchmark of ``kind`` taken here would carry (the CPU with torch's threads, or the GPU)."""
+    if kind == "cuda" and not torch.cuda.is_available():
+        return None  # planned for GPU workers elsewhere
+    return device_name(kind)
+
+
+def quiet_epochs(root: Path) -> dict[tuple, float]:
+    """The newest quiet ``train_setting`` epoch_s per setting, of this machine, from the benchmarks folder beside
+    the store (``reports/benchmarks`` by ``reports/results``); a file that cannot be read plans without it."""
+    try:
+        entries = train_setting_entries(quiet_files(root), machine_device_name, say=False)
+    except BloodbenchError:
+        return {}
+    here = {kind: device_label(this_machine(kind)) for kind in ("cpu", "cuda")}
+    quiet: dict[tuple, float] = {}
+    for e in sorted(entries, key=lambda e: str(e["created_at"])):
+        if device_label(e["device_name"]) == here.get(e["device"]):
+            quiet[(e["model"], e["device"], e["precision"], e["dataset"], e["size"], e["channels_last"],
+                   e["compiled"], e["batch_size"])] = e["epoch_s"]
+    return quiet
+
+
 def epoch_times(results: str | None) -> EpochTimes:
     """Median epoch seconds per model, device kind and precision (any recipe: a setting's speed, not its length),
-    and median epochs per model and recipe, from finished training records."""
+    and median epochs per model and recipe, from finished training records; quiet benchmarks of this machine
+    where one has the job's setting (a sweep's records are timed on a shared machine)."""
     sec: dict[tuple[str, str, str], list[float]] = {}
     ep: dict[tuple[str, str], list[float]] = {}
     rec_ep: dict[str, list[float]] = {}
@@ -205,7 +241,7 @@ def epoch_times(results: str | None) -> EpochTimes:
             ep.setdefault((rec["model"], recipe), []).append(float(rec["epochs_run"]))
             rec_ep.setdefault(recipe, []).append(float(rec["epochs_run"]))
     return EpochTimes({k: _median(v) for k, v in sec.items()}, {k: _median(v) for k, v in ep.items()},
-                      {k: _median(v) for k, v in rec_ep.items()}, macs)
+                      {k: _median(v) for k, v in rec_ep.items()}, macs, quiet_epochs(store.root))
 
 
 def estimate_seconds(jobs: Sequence[Job], past: dict[tuple[str, str], float],
