@@ -8,7 +8,7 @@ The Python API (``bloodbench/api.py``): ``list_models``, ``get_model``, ``regist
 import sys
 import types
 
-__version__ = "0.1.0"
+from bloodbench._version import __version__
 
 API = ("list_models", "get_model", "register_model", "load_results", "leaderboard", "profile", "train")
 __all__ = [*API, "__version__"]

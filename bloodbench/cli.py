@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 
+from bloodbench._version import __version__
 from bloodbench.errors import BloodbenchError
 
 # Order is the order shown in --help: the pipeline, data -> ... -> report.
@@ -28,7 +29,7 @@ class OneLineParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="bloodbench", description="Accuracy-vs-cost benchmarking of blood-cell image "
                            "classifiers on MedMNIST: data -> models -> train -> profile -> leaderboard / report.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__import__('bloodbench').__version__}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                         help="import MODULE, which registers models of its own with register_model (repeatable; "
                              "also $BLOODBENCH_PLUGINS, comma-separated, and installed packages' entry points "

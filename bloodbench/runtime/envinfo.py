@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bloodbench._version import __version__
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices).
@@ -110,6 +112,6 @@ def environment(device: torch.device | str = "cpu") -> dict:
         "platform": platform.platform(),
         "hostname": platform.node(),
         "git_commit": git_commit(),
-        "bloodbench": __import__("bloodbench").__version__,
+        "bloodbench": __version__,
         "pid": os.getpid(),
     }

@@ -28,7 +28,6 @@ import submitit
 from submitit.core.utils import FailedJobError, UncompletedJobError
 from tqdm.auto import tqdm
 
-import bloodbench
 from bloodbench.choices import sbatch_flag, slurm_value
 from bloodbench.errors import BloodbenchError
 from bloodbench.store.fsutil import NoSpace, atomic_write_text
@@ -73,7 +72,7 @@ def cpu_cores() -> int:
 
 def worker_environment() -> None:
     """Workers start a fresh python: make sure it imports this very bloodbench."""
-    here = str(Path(bloodbench.__file__).resolve().parents[1])
+    here = str(Path(__file__).resolve().parents[2])  # the folder holding bloodbench/
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     if here not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join([here, *paths])
