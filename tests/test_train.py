@@ -206,18 +206,23 @@ def test_cpu_and_gpu_runs_share_one_recipe(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
     assert TrainConfig.build("encoder_cnn", device="cuda").run_id == cpu.run_id
-    # baseline_cnn and resnet18 keep the bf16 recipe they converged with, on both devices
-    bf16_cpu = TrainConfig.build("baseline_cnn", device="cpu")
-    bf16_gpu = TrainConfig.build("baseline_cnn", device="cuda")
+    # resnet18 keeps the bf16 recipe it converged with, on both devices; baseline_cnn left it for fp32
+    assert TrainConfig.build("baseline_cnn", device="cpu").precision == "fp32"
+    bf16_cpu = TrainConfig.build("resnet18", device="cpu")
+    bf16_gpu = TrainConfig.build("resnet18", device="cuda")
     assert bf16_cpu.precision == bf16_gpu.precision == "bf16" and bf16_cpu.run_id == bf16_gpu.run_id
     # a GPU without bf16 runs a bf16 recipe in fp16 (a recipe of its own); an fp32 recipe stays fp32
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
-    old_gpu = TrainConfig.build("baseline_cnn", device="cuda")
+    old_gpu = TrainConfig.build("resnet18", device="cuda")
     assert old_gpu.precision == "fp16" and old_gpu.run_id != bf16_cpu.run_id
     assert TrainConfig.build("encoder_cnn", device="cuda").precision == "fp32"
     # an explicit option beats the recipe
-    explicit = TrainConfig.build("baseline_cnn", device="cpu", precision="fp32", channels_last=False)
+    explicit = TrainConfig.build("resnet18", device="cpu", precision="fp32", channels_last=False)
     assert (explicit.precision, explicit.channels_last) == ("fp32", False) and explicit.run_id != bf16_cpu.run_id
+    # VGG trains NCHW (channels_last slows its step on the project's Xeon): a speed setting, same recipe and run id
+    vgg = TrainConfig.build("vgg11", device="cpu")
+    vgg_cl = TrainConfig.build("vgg11", device="cpu", channels_last=True)
+    assert vgg.channels_last is False and vgg.run_id == vgg_cl.run_id
 
 
 def test_early_stopping_reports_converged(tmp_path, blood):

@@ -32,7 +32,7 @@ class BaselineCNN(nn.Module):
     family="baseline",
     description="4-stage conv-BN-ReLU CNN with max-pooling, global average pooling and dropout",
     origin="seed project baseline CNN (classic LeNet/VGG-style stack)",
-    recipe={"label_smoothing": 0.05, "precision": "bf16"},  # bf16: see TrainConfig.precision
+    recipe={"label_smoothing": 0.05},  # fp32, not its earlier bf16: see TrainConfig.precision
     target_layer="features.3",
 )
 def baseline_cnn(in_channels: int = 3, num_classes: int = 8, **kwargs) -> nn.Module:
