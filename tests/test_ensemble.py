@@ -207,6 +207,22 @@ def test_tta_row_costs_eight_times_the_model_and_scores_its_tta_predictions(tmp_
                 if r["kind"] == "tta"]
 
 
+def test_an_ensemble_or_tta_row_with_an_unconverged_member_is_marked(tmp_path):
+    recs, profs = _store(tmp_path, False, tta=True)
+    climbing = next(r for r in recs if r["model"] == "b" and r["seed"] == 1)  # still gaining at its budget
+    climbing["stop_reason"] = "epoch_budget"
+    climbing["history"] = [{"epoch": i + 1, "val_acc": 0.5 + 0.04 * i} for i in range(10)]
+    board = build_leaderboard(recs, profs, results_root=tmp_path)
+    text = board.to_markdown()
+    ens = _ensembles(board)
+    with_b = {name for name, r in ens.items() if climbing["run_id"] in r["members"]}
+    assert with_b and "ensemble ≤25M MACs" in with_b
+    for name in [*ens, "a + TTA×8", "b + TTA×8", "a", "b"]:
+        marked = re.search(rf"^\| {re.escape(name)}[^|]*†", text, re.M) is not None
+        assert marked == (name in with_b or name.startswith("b")), name
+    assert "ensemble ≤25M MACs (members b seed 1)" in text and "b + TTA×8 (seed 1)" in text
+
+
 # --------------------------------------------------------------------------------------
 # statistics
 # --------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from bloodbench.leaderboard.frames import (
 )
 from bloodbench.leaderboard.graphs_column import attach_graphs_p50, split_graphs
 from bloodbench.leaderboard.machines import Machine, choose_machine, other_machines, warn_other_benchmarks
-from bloodbench.leaderboard.notes import Note, gap_notes, noisy_note, number_notes, plugin_note
+from bloodbench.leaderboard.notes import Note, gap_notes, noisy_note, number_notes, plugin_note, unconverged_rows
 from bloodbench.leaderboard.table import Leaderboard
 from bloodbench.leaderboard.train_source import quiet_frame, train_throughput
 from bloodbench.store.results import check_records, read_results
@@ -173,11 +173,9 @@ def _notes(merged: pd.DataFrame, sel: _Selection, precision: str | None,
                 **learned_nothing_runs(sel.train_records)}
     pending = pd.DataFrame([(st, m, d, sz, seeds) for (st, m, d, sz), seeds in left_out.items()],
                            columns=["status", *KEYS, "seeds"])
-    unconverged: dict[tuple, list] = {}
-    for r in sel.train[~sel.train["converged"].astype(bool)].itertuples(index=False) if not sel.train.empty else ():
-        unconverged.setdefault((r.model, r.dataset, int(r.size)), []).append(r.seed)
     shown = f"{sel.machine.name} {sel.machine.precision}" if sel.machine is not None else None
-    notes = gap_notes(merged, shown, sel.keep(typed_frame(pending)), unconverged, sel.conflicts)
+    notes = gap_notes(merged, shown, sel.keep(typed_frame(pending)), unconverged_rows(merged, sel.train),
+                      sel.conflicts)
     notes.append(noisy_note(merged, sel.train))
     notes.append(plugin_note(merged, sel.train_records))
     return notes + (prediction_notes(merged, predictions) if predictions is not None else [])

@@ -64,14 +64,37 @@ def _seeds(seeds: Sequence) -> str:
     return "seed" + ("s" if len(seeds) > 1 else "") + " " + ", ".join(str(x) for x in seeds)
 
 
+def unconverged_rows(merged: pd.DataFrame, train: pd.DataFrame) -> dict[tuple, str]:
+    """Rows that average a run that had not converged, each with those runs: a model's own seeds, a TTA row's
+    seeds, an ensemble's members by model (an ensemble is no more converged than its members)."""
+    if train.empty:
+        return {}
+    runs = train.drop_duplicates("run_id").set_index("run_id")
+    bad = runs[~runs["converged"].astype(bool)]
+    found: dict[tuple, str] = {}
+    for (m, d, s), g in bad.groupby(["model", "dataset", "size"], sort=True):
+        found[(m, d, int(s))] = _seeds(sorted(g["seed"]))
+    kinds = merged["kind"] if "kind" in merged else pd.Series(dtype=object)
+    for r in merged[kinds.isin(["tta", "ensemble"])].itertuples(index=False):
+        members = bad.loc[[rid for rid in dict.fromkeys(r.members or []) if rid in bad.index]]
+        if members.empty:
+            continue
+        if r.kind == "tta":
+            found[(r.model, r.dataset, int(r.size))] = _seeds(sorted(members["seed"]))
+        else:
+            found[(r.model, r.dataset, int(r.size))] = "members " + "; ".join(
+                f"{m} {_seeds(sorted(g['seed']))}" for m, g in members.groupby("model", sort=True))
+    return found
+
+
 def gap_notes(merged: pd.DataFrame, machine: str | None, pending: pd.DataFrame,
-              unconverged: dict[tuple, list] | None = None,
+              unconverged: dict[tuple, str] | None = None,
               conflicts: dict[tuple, str] | None = None) -> list[Note]:
     """Name every gap so an empty cell is never mistaken for a zero, nor a diverged seed forgotten.
 
     ``machine``: the table's machine and precision, None without cost. ``pending``: seeds not averaged in (unfinished, another recipe, learned nothing) as status,
-    model, dataset, size, seeds rows. ``unconverged``: averaged seeds that had not converged,
-    marked † (see :mod:`bloodbench.store.verdicts`). ``conflicts``: what another cost source said
+    model, dataset, size, seeds rows. ``unconverged``: rows averaging runs that had not converged, with
+    those runs (:func:`unconverged_rows`), marked † (see :mod:`bloodbench.store.verdicts`). ``conflicts``: what another cost source said
     (see :func:`~bloodbench.leaderboard.frames.cost_conflicts`).
     """
     def keyed(df: pd.DataFrame) -> dict[tuple, str]:
@@ -93,8 +116,8 @@ def gap_notes(merged: pd.DataFrame, machine: str | None, pending: pd.DataFrame,
                 "learned nothing": f"learned nothing ({LEARNED_NOTHING_RULE})"}.get(status, f"training {status}")
         notes.append(Note(f"{text}, not averaged in", keys))
     notes.append(Note("cost measured on this machine by two sources that disagree", dict(conflicts or {})))
-    notes.append(Note(f"averages seeds {NOT_CONVERGED}",
-                      {k: _seeds(sorted(v)) for k, v in (unconverged or {}).items()}, mark=UNCONVERGED_MARK))
+    notes.append(Note(f"averages seeds {NOT_CONVERGED}", dict(unconverged or {}),
+                      mark=UNCONVERGED_MARK))
     return notes
 
 
