@@ -50,6 +50,15 @@ def test_cost_cache_hit_returns_the_fresh_figures_and_a_new_key_recomputes(monke
     assert len(calls) == 2 and rows_64[0]["macs"] > fresh[0]["macs"]
 
 
+def test_models_table_shows_each_recipe(capsys):
+    # the recipe is the registry's, read each time: not frozen into the cost cache
+    assert main(["models", "--family", "vgg"]) == 0
+    out = capsys.readouterr().out
+    assert "recipe (beyond the defaults)" in out
+    vgg = next(line for line in out.splitlines() if line.startswith("| vgg11 "))
+    assert "lr=0.001" in vgg and "channels_last=False" in vgg
+
+
 def test_cost_cache_key_follows_model_source_package_versions_and_settings(tmp_path, monkeypatch):
     (tmp_path / "a.py").write_text("def build(): return 1\n")
     key = cache.registry_key(28, 3, 8, models_dir=tmp_path)

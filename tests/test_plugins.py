@@ -57,7 +57,9 @@ def plugin_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(plugins, "_STATE", {"started": False})
     monkeypatch.setenv(PLUGINS_ENV, "")  # recorded, so what `--plugin` adds to it is undone afterwards
     monkeypatch.delenv(PLUGINS_ENV)
-    # `bloodbench models` counts the built-in models once per cache: only the plug-ins' rows here
+    # `bloodbench models` counts the built-in models once per cache: only the plug-ins' rows here, from a
+    # cache of this test's own (another test's `models` may have filled the session's)
+    monkeypatch.setenv("BLOODBENCH_CACHE_DIR", str(tmp_path / "cache"))
     real = models_cmd.compute_model_rows
     monkeypatch.setattr(models_cmd, "compute_model_rows",
                         lambda *a, plugins=False: real(*a, plugins=True) if plugins else [])

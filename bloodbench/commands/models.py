@@ -30,7 +30,7 @@ def compute_model_rows(size: int = 28, in_channels: int = 3, num_classes: int = 
         macs = count_macs(model, (1, in_channels, size, size))
         rows.append({"name": name, "family": info.family, "params": count_params(model), "macs": macs,
                      "flops": 2 * macs, "description": info.description, "origin": info.origin,
-                     "plugin": info.plugin})
+                     "plugin": info.plugin, "recipe": dict(info.recipe)})
     return rows
 
 
@@ -40,7 +40,10 @@ def model_rows(family: str | None = None, size: int = 28, in_channels: int = 3, 
 
     rows = cached(registry_key(size, in_channels, num_classes),
                   lambda: compute_model_rows(size, in_channels, num_classes))
-    rows = [{**r, "plugin": None} for r in rows]
+    from bloodbench.models import get_model_info
+
+    # the recipe is read from the registry each time: a recipe edit does not change the counts cached
+    rows = [{**r, "plugin": None, "recipe": dict(get_model_info(r["name"]).recipe)} for r in rows]
     # Plug-ins were loaded with the registry (at CLI start-up), if there are any: their rows are
     # counted every time, not cached, since their source lies outside the cache key.
     plugins = sys.modules.get("bloodbench.models.plugins")
@@ -58,12 +61,13 @@ def cmd_models(args: argparse.Namespace) -> int:
 
         print(strict_json(rows, indent=1))
         return 0
-    table = [[r["name"], r["family"], f"{r['params'] / 1e6:.2f}", f"{r['macs'] / 1e6:.1f}", r["description"]]
-             for r in rows]
-    headers = ["model", "family", "params (M)", "MACs (M)", "description"]
+    table = [[r["name"], r["family"], f"{r['params'] / 1e6:.2f}", f"{r['macs'] / 1e6:.1f}",
+              " ".join(f"{k}={v}" for k, v in r["recipe"].items()), r["description"]] for r in rows]
+    headers = ["model", "family", "params (M)", "MACs (M)", "recipe (beyond the defaults)", "description"]
     if any(r["plugin"] for r in rows):  # where each model comes from, once plug-ins add some
         table = [t + [f"plug-in: {r['plugin']}" if r["plugin"] else "built-in"] for t, r in zip(table, rows)]
         headers.append("source")
     print(md_table(table, headers))
-    print("\nMACs: multiply-accumulates per image at 28x28x3, 8 classes (fvcore); FLOPs = 2 x MACs.")
+    print("\nMACs: multiply-accumulates per image at 28x28x3, 8 classes (fvcore); FLOPs = 2 x MACs. Recipe: what a "
+          "model's training changes from the defaults (`bloodbench train --help`; bloodbench/config.py TrainConfig).")
     return 0

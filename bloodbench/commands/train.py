@@ -41,7 +41,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     h = p.add_argument_group("execution")
     h.add_argument("--device", default="auto", help="auto, cpu or cuda")
     h.add_argument("--precision", choices=PRECISIONS, default=None,
-                   help="autocast precision (default: fp32 on CPU, bf16 on CUDA; fp16: CUDA only)")
+                   help="autocast precision (default: the recipe's, the same on every device; `bloodbench "
+                        "models` shows each recipe; fp16: CUDA only)")
     h.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="channels_last memory format (default: on for CUDA, off for CPU)")
     h.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
