@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from bloodbench.cli import main
+from bloodbench.config import TrainConfig
 from bloodbench.store.predictions import load_predictions, save_predictions
 
 REPO_RESULTS = __import__("pathlib").Path(__file__).resolve().parents[1] / "reports" / "results"
@@ -254,7 +255,8 @@ def test_report_on_invalid_inputs_writes_only_valid_figures(pristine, tmp_path, 
     assert main([*argv, str(tmp_path / "good" / "bench.json"), "--out", str(tmp_path / "without")]) == 0
     assert (tmp_path / "out" / "README.md").read_text() == (tmp_path / "without" / "README.md").read_text()
 
-    damaged = sorted(root.glob("train/baseline_cnn-*/test_predictions_tta.npz"))[-1]
+    shown = TrainConfig.build("baseline_cnn", seed=0, device="cpu").run_id  # of the recipe the table shows
+    damaged = root / "train" / shown / "test_predictions_tta.npz"
     y, s = load_predictions(damaged)
     s[0, 0] = np.nan
     save_predictions(damaged, y, s)
