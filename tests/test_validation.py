@@ -377,6 +377,7 @@ GOOD_ROW = {"name": "baseline_cnn", "family": "cnn", "params": 1, "macs": 2, "fl
                                   [{**GOOD_ROW, "macs": math.inf}], "rows", None, [[1, 2]]])
 def test_a_cost_cache_with_the_right_key_but_bad_rows_is_a_miss(tmp_path, capsys, monkeypatch, rows):
     from bloodbench.commands import models as models_cmd
+    from bloodbench.models import get_model_info
 
     monkeypatch.setenv("BLOODBENCH_CACHE_DIR", str(tmp_path / "cache"))  # not the session's: its rows are made up
 
@@ -386,7 +387,8 @@ def test_a_cost_cache_with_the_right_key_but_bad_rows_is_a_miss(tmp_path, capsys
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"key": key, "rows": rows}))
     rc, out, err = run_cli(capsys, "models", "--format", "json")
-    assert rc == 0 and err == "" and strict_loads(out) == [{**GOOD_ROW, "plugin": None}]  # recomputed, then stored
+    recipe = dict(get_model_info("baseline_cnn").recipe)  # read from the registry, never cached
+    assert rc == 0 and err == "" and strict_loads(out) == [{**GOOD_ROW, "plugin": None, "recipe": recipe}]
     assert json.loads(path.read_text())["rows"] == [GOOD_ROW]
 
 
