@@ -48,6 +48,7 @@ def finished_runs_frame(records: Iterable[dict]) -> pd.DataFrame:
         if rec.get("kind", "train") != "train" or rec.get("status") != "finished" or rec.get("learned_nothing"):
             continue  # a run that learned nothing is footnoted (learned_nothing_runs), never averaged
         test = rec.get("test") or {}
+        load, cpus = sweep_load(rec)
         rows.append({
             "model": rec["model"], "dataset": rec["dataset"], "size": int(rec["size"]),
             "seed": rec.get("seed"), "run_id": rec.get("run_id"), "family": family_of(rec), "recipe": _recipe(rec),
@@ -56,7 +57,7 @@ def finished_runs_frame(records: Iterable[dict]) -> pd.DataFrame:
             "stop_reason": rec.get("stop_reason"), "params": number_or_nan(rec.get("params")),
             "converged": bool(rec.get("converged", True)), "train_images_per_s": train_images_per_s(rec),
             "train_device": (rec.get("env") or {}).get("device"), "train_machine": train_machine(rec),
-            "train_setting": recipe_setting(rec), "train_load": sweep_load(rec)[0], "train_cpus": sweep_load(rec)[1],
+            "train_setting": recipe_setting(rec), "train_load": load, "train_cpus": cpus,
             "created_at": str(rec.get("created_at") or ""),
         })
     cols = KEYS + ["seed", "run_id", "family", "recipe", *METRICS, "train_seconds", "epochs_run", "stop_reason",

@@ -24,6 +24,7 @@ from bloodbench.store.benchjson import (
     QUIET_FOLDER,
     number_or_nan,
     quiet_files,
+    setting_key,
     train_setting_entries,
 )
 from bloodbench.store.verdicts import load_problem
@@ -110,10 +111,8 @@ def _quiet_match(quiet: pd.DataFrame, key: tuple, setting: tuple | None, machine
     if quiet.empty or setting is None:
         return None
     device, precision, channels_last, compiled, batch = setting
-    same = quiet[(quiet["model"] == key[0]) & (quiet["dataset"] == key[1]) & (quiet["size"] == int(key[2]))
-                 & (quiet["device"] == device) & (quiet["precision"] == precision)
-                 & (quiet["channels_last"] == channels_last) & (quiet["compiled"] == compiled)
-                 & (quiet["batch_size"] == batch)]
+    want = setting_key(key[0], device, precision, key[1], key[2], channels_last, compiled, batch)
+    same = quiet[[k == want for k in quiet["setting_key"]]]
     for name in machines:
         if not isinstance(name, str) or not name or name.startswith(SEVERAL_MACHINES):
             continue

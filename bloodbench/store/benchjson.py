@@ -10,6 +10,7 @@ never take over the table.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -57,7 +58,7 @@ def read_benchmark_json(path: str | os.PathLike) -> dict:
     if path.exists() and not path.is_file():  # a FIFO would block the read for good
         raise BloodbenchError(f"benchmark JSON {path} is not a regular file")
     try:
-        data = json.loads(path.read_text())
+        data = _parsed(path.read_bytes())
     except FileNotFoundError:
         raise BloodbenchError(f"benchmark JSON {path} not found: make it with "
                               f"`pytest benchmarks/ --benchmark-json {path}`") from None
@@ -71,6 +72,13 @@ def read_benchmark_json(path: str | os.PathLike) -> dict:
         if data.get(key) is not None and not isinstance(data[key], dict):
             raise BloodbenchError(f"{path} is not a pytest-benchmark JSON file ({key} is not an object)")
     return data
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed(raw: bytes) -> Any:
+    """One parse per file content: a report reads the same files for cost, for training settings and for every
+    machine's table. Callers only read what it returns."""
+    return json.loads(raw)
 
 
 def _entries(path: str | os.PathLike, data: dict) -> Iterator[tuple[str, dict, dict]]:
@@ -230,6 +238,14 @@ def quiet_files(results_root: str | os.PathLike | None) -> list[Path]:
     return sorted(p for p in folder.glob("*.json") if p.is_file()) if folder.is_dir() else []
 
 
+def setting_key(model: Any, device: Any, precision: Any, dataset: Any, size: Any, channels_last: Any,
+                compiled: Any, batch_size: Any) -> tuple:
+    """What makes two training-step measurements the same setting: the sweep's plan and the leaderboard's train
+    images/s both look quiet benchmarks up by this one key."""
+    return (str(model), str(device), str(precision), str(dataset), int(size), bool(channels_last), bool(compiled),
+            int(batch_size))
+
+
 def train_setting_entries(paths: Sequence[str | os.PathLike], device_name: Any = None, say: bool = True
                           ) -> list[dict]:
     """Every ``train_setting`` entry of the files (``benchmarks/test_train_settings.py``: one model's training
@@ -245,7 +261,7 @@ def train_setting_entries(paths: Sequence[str | os.PathLike], device_name: Any =
         if not (math.isfinite(epoch_s) and epoch_s > 0):
             return f"epoch_s {extra.get('epoch_s')!r:.20}, not a finite number > 0"
         device = str(extra.get("device") or "cpu")
-        return {
+        e = {
             "model": str(extra["model"]), "dataset": str(extra["dataset"]),
             "size": _int_field(extra, "size", where), "device": device,
             "device_name": extra.get("device_name") or (device_name(machine, device) if device_name else None),
@@ -253,5 +269,8 @@ def train_setting_entries(paths: Sequence[str | os.PathLike], device_name: Any =
             "compiled": extra.get("compiled") is True, "batch_size": _int_field(extra, "batch_size", where),
             "setting": str(extra.get("setting")), "epoch_s": epoch_s, "created_at": when, "path": str(path),
         }
+        e["setting_key"] = setting_key(e["model"], e["device"], e["precision"], e["dataset"], e["size"],
+                                       e["channels_last"], e["compiled"], e["batch_size"])
+        return e
 
     return _checked_entries(paths, ("train_setting",), row, say)

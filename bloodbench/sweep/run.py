@@ -21,7 +21,7 @@ from bloodbench.errors import BloodbenchError
 from bloodbench.formatting import device_label, machine_device_name
 from bloodbench.models import get_model_info, list_models
 from bloodbench.runtime.envinfo import device_kind, device_name, environment
-from bloodbench.store.benchjson import quiet_files, train_setting_entries
+from bloodbench.store.benchjson import quiet_files, setting_key, train_setting_entries
 from bloodbench.store.fsutil import NoSpace, atomic_write_text
 from bloodbench.store.results import ResultsStore, utc_now
 from bloodbench.store.schema import is_finished
@@ -151,14 +151,15 @@ class EpochTimes:
     epochs: dict[tuple[str, str], float]       # (model, recipe hash) -> median epochs a run took
     recipe_epochs: dict[str, float]            # recipe hash -> median epochs over its models' runs
     macs: dict[str, float] = field(default_factory=dict)  # model -> MACs per image, from profile records
-    # (model, device kind, precision, *Job.setting) -> a quiet benchmark's epoch_s on this machine
+    # setting_key(model, device kind, precision, *Job.setting) -> a quiet benchmark's epoch_s on this machine
     quiet: dict[tuple, float] = field(default_factory=dict)
 
     def _seconds(self, model: str, device: str, precision: str, setting: tuple = ()) -> tuple[float, str] | None:
         """A quiet benchmark of the setting on this machine, else measured seconds per epoch, else scaled by
         MACs from the models measured in this setting."""
-        if (model, device, precision, *setting) in self.quiet:
-            return self.quiet[(model, device, precision, *setting)], f"s ({QUIET_PLAN})"
+        key = setting_key(model, device, precision, *setting) if len(setting) == 5 else None
+        if key in self.quiet:
+            return self.quiet[key], f"s ({QUIET_PLAN})"
         if (model, device, precision) in self.seconds:
             return self.seconds[(model, device, precision)], "s"
         per_mac = [sec / self.macs[m] for (m, dev, prec), sec in self.seconds.items()
@@ -212,8 +213,7 @@ def quiet_epochs(root: Path) -> dict[tuple, float]:
     quiet: dict[tuple, float] = {}
     for e in sorted(entries, key=lambda e: str(e["created_at"])):
         if device_label(e["device_name"]) == here.get(e["device"]):
-            quiet[(e["model"], e["device"], e["precision"], e["dataset"], e["size"], e["channels_last"],
-                   e["compiled"], e["batch_size"])] = e["epoch_s"]
+            quiet[e["setting_key"]] = e["epoch_s"]
     return quiet
 
 
