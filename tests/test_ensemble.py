@@ -11,8 +11,9 @@ from records_factory import profile_record, train_record
 
 from bloodbench.formatting import device_label
 from bloodbench.leaderboard import build_leaderboard, load_leaderboard
-from bloodbench.leaderboard.ensemble import caruana_select, topk_by_val_acc, weighted_average
+from bloodbench.leaderboard.ensemble import GREEDY, caruana_select, topk_by_val_acc, weighted_average
 from bloodbench.stats.paired import accuracy_ci, mcnemar_exact, paired_comparison
+from bloodbench.stats.temperature import fit_temperature, scale_temperature
 from bloodbench.store.predictions import load_predictions, save_predictions
 from bloodbench.store.results import REPO_RESULTS, ResultsStore
 
@@ -29,15 +30,23 @@ def test_ensemble_row_accuracy_is_recomputed_from_its_members_saved_predictions(
     store = ResultsStore(REPO_RESULTS)
     for row in ensembles:
         weights = row["weights"] or [None] * len(row["members"])
+        temps = row["temperatures"] or [None] * len(row["members"])
         by_seed: dict[int, list] = {}
-        for run_id, w in zip(row["members"], weights):
+        for run_id, w, t in zip(row["members"], weights, temps):
             seed = int(re.search(r"-s(\d+)-", run_id).group(1))
-            by_seed.setdefault(seed, []).append((load_predictions(store.run_dir(run_id) / "test_predictions.npz"), w))
+            y, score = load_predictions(store.run_dir(run_id) / "test_predictions.npz")
+            if t is not None:  # each member's temperature is its val log-loss optimum
+                y_val, val = load_predictions(store.run_dir(run_id) / "val_predictions.npz")
+                assert t == pytest.approx(fit_temperature(y_val, val))
+                nll = [-np.log(scale_temperature(val, t * f)[np.arange(len(y_val)), y_val]).mean() for f in (0.98, 1, 1.02)]
+                assert nll[1] <= min(nll[0], nll[2])
+                score = scale_temperature(score, t)
+            by_seed.setdefault(seed, []).append((y, score, w))
         accs = []
         for members in by_seed.values():
-            y = members[0][0][0]
-            w = [1 / len(members) if w is None else w for _, w in members]
-            p = sum(wi * s.astype(np.float64) for (((_, s), _), wi) in zip(members, w))
+            y = members[0][0]
+            w = [1 / len(members) if w is None else w for _, _, w in members]
+            p = sum(wi * s.astype(np.float64) for ((_, s, _), wi) in zip(members, w))
             accs.append(np.mean(p.argmax(1) == y))
         assert row["seeds"] == len(by_seed) and len(row["members"]) >= 2 * len(by_seed)
         assert abs(np.mean(accs) - row["acc_mean"]) < 1e-9
@@ -82,7 +91,7 @@ def test_committed_report_says_how_ensembles_were_chosen_and_offers_latency_budg
     assert ("test-only members" in readme and "recorded val acc" in readme) == bool(test_only), sorted(test_only)
     assert "greedy forward selection" in readme
     if not test_only:
-        assert "greedy val log-loss" in readme
+        assert GREEDY in readme and "temperature-scaled" in readme
 
 
 # --------------------------------------------------------------------------------------
@@ -118,6 +127,21 @@ def test_greedy_selection_with_replacement_on_hand_made_val_scores():
     assert caruana_select([good, good], y, metric="acc") == [1, 0]  # no gain from a second pick: stays small
     with pytest.raises(ValueError):
         caruana_select([mid], y, metric="f1")
+
+
+def test_temperature_scaling_lets_the_more_accurate_but_less_confident_run_win_the_selection():
+    """Raw log-loss rewards confidence: a 90 % run sure of itself beats a 95 % run that hedges (as label
+    smoothing makes a run hedge). Scaled to its val temperature first, the more accurate run leads."""
+    n = 400
+    y = np.arange(n) % N_CLASSES
+    sure = _scores(y, np.arange(n) % 10 != 0, conf=0.97)
+    hedging = _scores(y, np.arange(n) % 20 != 1, conf=0.4)
+    raw = caruana_select([sure, hedging], y)
+    assert raw[0] > raw[1]
+    temps = [fit_temperature(y, p) for p in (sure, hedging)]
+    assert temps[0] > 1 > temps[1]
+    scaled = caruana_select([scale_temperature(p, t) for p, t in zip((sure, hedging), temps)], y)
+    assert scaled[1] > scaled[0]
 
 
 def test_fallback_ranks_by_recorded_val_accuracy_within_the_budget():
@@ -176,8 +200,9 @@ def test_ensemble_selection_never_reads_test(tmp_path, val):
         board = build_leaderboard(recs, profs, results_root=root)
         ens = _ensembles(board)
         assert ens, "no ensemble row"
-        chosen.append({k: (sorted(r["members"]), r["weights"]) for k, r in ens.items()})
-        assert {r["recipe"] for r in ens.values()} == ({"greedy val log-loss"} if val else {"top-3 recorded val acc"})
+        chosen.append({k: (r["members"], r["weights"], r["temperatures"]) for k, r in ens.items()})
+        assert all((r["temperatures"] is not None) is val for r in ens.values())  # no val: nothing to fit on
+        assert {r["recipe"] for r in ens.values()} == ({GREEDY} if val else {"top-3 recorded val acc"})
         assert ("test-only members" in board.to_markdown()) is (not val)
     assert chosen[0] == chosen[1]  # test labels and scores that would change the choice did not
 

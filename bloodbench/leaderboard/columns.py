@@ -42,9 +42,10 @@ COLUMNS = [
     "train_throughput", "train_throughput_source",
     "device", "device_name", "precision", "cost_source", "latency_noisy",
     "pareto", "pareto_macs", "dominated_by_macs", "pareto_latency", "dominated_by_latency",
-    "members", "weights",
+    "members", "weights", "temperatures",
 ]
-LIST_COLUMNS = ("members", "weights")  # ensemble and TTA rows: run_ids, and weights where unequal
+# ensemble and TTA rows: run_ids, weights where unequal, and each member's val temperature
+LIST_COLUMNS = ("members", "weights", "temperatures")
 INT_COLUMNS = ("size", "seeds", "unconverged_seeds", "params", "macs", "flops", "throughput_batch_size")
 
 # Friendly names accepted by --sort, and which direction is "better" for each column.

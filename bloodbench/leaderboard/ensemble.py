@@ -2,7 +2,10 @@
 
 Ensembles follow Caruana et al. (2004): greedy forward selection *with replacement* on the
 **validation** predictions, optionally under a MACs budget; a member's weight is how often it
-was picked over the number of picks. Test predictions are only averaged afterwards.
+was picked over the number of picks. Before the selection each member is temperature-scaled on
+val (``stats/temperature.py``): one temperature per run, fit by val log-loss, so that recipes with
+different label smoothing compete on accuracy rather than on confidence. Test predictions are
+only scaled by the same temperatures and averaged afterwards.
 
 Runs recorded before val predictions were saved have only test probabilities. They are
 test-only members, and their selection falls back to the validation accuracy in the record:
@@ -31,9 +34,11 @@ from bloodbench.leaderboard.columns import METRICS
 from bloodbench.leaderboard.notes import Note
 from bloodbench.leaderboard.saved import RunPredictions, check_same_images, load_run_predictions
 from bloodbench.stats.metrics import classification_metrics
+from bloodbench.stats.temperature import fit_temperature, scale_temperature
 from bloodbench.store.predictions import TTA_VIEWS
 
 ROUNDS = 25
+GREEDY = "greedy val log-loss, temperature-scaled on val"
 FALLBACK_K = 3
 #: MAC budgets per image, largest first: ensembles are selected under each, and the report's
 #: "Which model should I pick" names the best row under each (report/pick.py).
@@ -112,7 +117,14 @@ class SeedEnsemble:
     members: list[str]          # run_ids
     counts: list[int]
     models: list[str]
-    method: str                 # "greedy val log-loss" | "top-k recorded val acc"
+    method: str                 # GREEDY | "top-k recorded val acc"
+    temperatures: list[float] | None = None   # per member, fit on val (None: the fallback, unscaled)
+
+    def test_scores(self, preds: dict[str, RunPredictions]) -> list[np.ndarray]:
+        """The members' test probabilities, each scaled by its val temperature where there is one."""
+        if not self.temperatures:
+            return [preds[rid].test[1] for rid in self.members]
+        return [scale_temperature(preds[rid].test[1], t) for rid, t in zip(self.members, self.temperatures)]
 
 
 @dataclass
@@ -152,17 +164,20 @@ def select_seed_ensemble(runs: list[RunPredictions], macs: dict[str, float], bud
     if len(runs) < 2:
         return None
     costs = [macs.get(r.model, math.nan) for r in runs]
+    temps = None
     if all(r.val is not None for r in runs):
-        counts = caruana_select([r.val[1] for r in runs], runs[0].val[0], costs=costs, budget=budget)
-        method = "greedy val log-loss"
+        temps = [fit_temperature(*r.val) for r in runs]
+        counts = caruana_select([scale_temperature(r.val[1], t) for r, t in zip(runs, temps)], runs[0].val[0],
+                                costs=costs, budget=budget)
+        method = GREEDY
     else:
         counts = topk_by_val_acc([r.val_acc for r in runs], costs=costs, budget=budget)
         method = f"top-{FALLBACK_K} recorded val acc"
-    picked = [(r, c) for r, c in zip(runs, counts) if c]
+    picked = [i for i, c in enumerate(counts) if c]
     if len(picked) < 2:
         return None
-    return SeedEnsemble(runs[0].seed, [r.run_id for r, _ in picked], [c for _, c in picked],
-                        [r.model for r, _ in picked], method)
+    return SeedEnsemble(runs[0].seed, [runs[i].run_id for i in picked], [counts[i] for i in picked],
+                        [runs[i].model for i in picked], method, [temps[i] for i in picked] if temps else None)
 
 
 def prediction_rows(train: pd.DataFrame, records: list[dict], root: str | Path | None,
@@ -222,8 +237,7 @@ def prediction_rows(train: pd.DataFrame, records: list[dict], root: str | Path |
             name = budget_name(budget)
             per_seed, correct = [], []
             for e in ens:
-                scores = [preds[rid].test[1] for rid in e.members]
-                p = weighted_average(scores, e.counts)
+                p = weighted_average(e.test_scores(preds), e.counts)
                 y = preds[e.members[0]].test[0]
                 per_seed.append(_metrics(y, p))
                 correct.append(p.argmax(1) == y)
@@ -235,12 +249,14 @@ def prediction_rows(train: pd.DataFrame, records: list[dict], root: str | Path |
             sums = _costliest(per_seed_cost)
             members = [rid for e in ens for rid in e.members]
             weights = [c / sum(e.counts) for e in ens for c in e.counts]
+            scaled = all(e.temperatures for e in ens)
             equal = all(len(set(e.counts)) == 1 for e in ens)
             train_s = [sum(float(g.set_index("run_id").loc[rid, "train_seconds"]) for rid in e.members) for e in ens]
             rows.append({**base, "model": name, "family": "ensemble", "kind": "ensemble", "seeds": len(ens),
                          **_summary(per_seed), **sums, "train_seconds_mean": float(np.mean(train_s)),
                          "cost_source": "sum of members", "recipe": "; ".join(sorted({e.method for e in ens})),
-                         "members": members, "weights": None if equal else weights})
+                         "members": members, "weights": None if equal else weights,
+                         "temperatures": [t for e in ens for t in e.temperatures] if scaled else None})
     out.rows = pd.DataFrame(rows)
     return out
 
@@ -283,7 +299,9 @@ def prediction_notes(rows: pd.DataFrame, preds: PredictionRows) -> list[Note]:
     texts = [
         ("ensemble: one per seed from that seed's runs, test probabilities averaged with weights = pick counts / "
          "picks, mean ± std over seeds; members picked on validation by greedy forward selection with "
-         "replacement (Caruana et al., 2004), under the MACs budget named; params, MACs and FLOPs: sum over "
+         "replacement (Caruana et al., 2004), under the MACs budget named, each run first temperature-scaled "
+         "(one temperature per run, fit by val log-loss; Guo et al., 2017) so that recipes with different label "
+         "smoothing compete on accuracy, not confidence; params, MACs and FLOPs: sum over "
          "distinct members; p50 latency: sum of the members' p50s (they run one after another); the costliest "
          "seed's ensemble is shown", ens),
         (f"test-only members: these runs were recorded before val predictions were saved, so their ensembles "

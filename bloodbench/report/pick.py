@@ -38,8 +38,13 @@ def _key(r) -> tuple:
 def _members(ens: list[SeedEnsemble]) -> str:
     parts = []
     for e in ens:
-        total = sum(e.counts)
-        names = [m if c == 1 and len(set(e.counts)) == 1 else f"{m} ({c}/{total})" for m, c in zip(e.models, e.counts)]
+        total, equal = sum(e.counts), len(set(e.counts)) == 1
+        temps = e.temperatures or [None] * len(e.models)
+        names = []
+        for m, c, t in zip(e.models, e.counts, temps):
+            extra = [] if equal else [f"{c}/{total}"]
+            extra += [] if t is None else [f"T {t:.2f}"]
+            names.append(f"{m} ({', '.join(extra)})" if extra else m)
         parts.append(f"seed {e.seed}: " + ", ".join(names))
     return "; ".join(parts)
 
@@ -130,7 +135,8 @@ def _ensemble_list(rows: pd.DataFrame, preds) -> list[str]:
     if not ens:
         return []
     out = [[r.model, preds.ensembles[_key(r)][0].method, _members(preds.ensembles[_key(r)])] for r in ens]
-    return ["**Ensemble members** (per seed; weights = pick counts where unequal):", "",
+    return ["**Ensemble members** (per seed; weights = pick counts where unequal; T = the run's temperature, "
+            "fit on val):", "",
             md_table(out, ["row", "selection", "members"]), ""]
 
 

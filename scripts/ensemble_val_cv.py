@@ -1,0 +1,69 @@
+"""Judge ensemble selection methods on validation alone: 2-fold cross-fitting on val.
+
+For each seed's runs (the leaderboard's chosen recipes), val is split in two at random; a method
+selects (and fits temperatures) on one half and is scored on the other, both ways, over ``--splits``
+random splits. Test predictions are loaded with the runs but never used. This is the evidence behind temperature-scaling
+members before greedy selection (docs/ARCHITECTURE.md, "Ensemble and TTA rows").
+
+    python scripts/ensemble_val_cv.py [--results reports/results] [--splits 10]
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from bloodbench.leaderboard.ensemble import caruana_select, complete_seeds, weighted_average
+from bloodbench.leaderboard.join import _select
+from bloodbench.store.results import read_results
+from bloodbench.leaderboard.saved import load_run_predictions
+from bloodbench.stats.temperature import fit_temperature, scale_temperature
+
+
+def nll(p: np.ndarray, y: np.ndarray) -> float:
+    p = np.clip(p, 1e-12, 1)
+    return float(-np.log((p / p.sum(1, keepdims=True))[np.arange(len(y)), y]).mean())
+
+
+def methods(P: list[np.ndarray], y: np.ndarray, a: np.ndarray) -> dict[str, tuple[list[np.ndarray], list[int]]]:
+    """Each method's (scores, pick counts), selected on the rows ``a`` of val only."""
+    Pt = [scale_temperature(p, fit_temperature(y[a], p[a])) for p in P]
+    best = int(np.argmax([np.mean(p[a].argmax(1) == y[a]) for p in P]))
+    return {
+        "greedy log-loss, raw": (P, caruana_select([p[a] for p in P], y[a])),
+        "greedy log-loss, temperature-scaled": (Pt, caruana_select([p[a] for p in Pt], y[a])),
+        "greedy accuracy, raw": (P, caruana_select([p[a] for p in P], y[a], metric="acc")),
+        "best single run on val": (P, [int(i == best) for i in range(len(P))]),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", default=None)
+    ap.add_argument("--splits", type=int, default=10)
+    args = ap.parse_args()
+    root, train, profiles = read_results(args.results, [])
+    sel = _select(train, profiles, [], None, None, "bloodmnist", 28, None)
+    runs = load_run_predictions(sel.train_records, root, sel.train["run_id"]).values()
+    rng = np.random.default_rng(0)
+    scores: dict[str, dict[int, list[tuple[float, float]]]] = {}
+    for seed, rs in sorted(complete_seeds(list(runs), {}).items()):
+        rs = sorted(rs, key=lambda r: r.run_id)
+        y, P = rs[0].val[0], [np.asarray(r.val[1], np.float64) for r in rs]
+        for _ in range(args.splits):
+            idx = rng.permutation(len(y))
+            halves = (idx[: len(y) // 2], idx[len(y) // 2:])
+            for a, b in (halves, halves[::-1]):
+                for name, (PP, counts) in methods(P, y, a).items():
+                    e = weighted_average([p[b] for p in PP], counts)
+                    scores.setdefault(name, {}).setdefault(seed, []).append((np.mean(e.argmax(1) == y[b]), nll(e, y[b])))
+    print(f"held-out val accuracy (%) and log-loss, {args.splits} random 2-fold splits per seed")
+    for name, by_seed in scores.items():
+        accs = [100 * np.mean([s[0] for s in v]) for v in by_seed.values()]
+        losses = [np.mean([s[1] for s in v]) for v in by_seed.values()]
+        print(f"{name:38s} per seed {' '.join(f'{a:.2f}' for a in accs)} | mean {np.mean(accs):.2f} | "
+              f"log-loss {np.mean(losses):.4f}")
+
+
+if __name__ == "__main__":
+    main()
