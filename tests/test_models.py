@@ -27,8 +27,24 @@ def _seed():
 
 def test_all_families_registered():
     expected = {"baseline_cnn", "encoder_cnn", "encoder_cnn_se", "cnn_attention", "vgg11", "vgg11_attention",
-                "resnet18", "inception", "autoencoder_cnn", "mobilenet_v3_small", "efficientnet_b0", "densenet121"}
+                "resnet18", "inception", "inception_small", "autoencoder_cnn", "mobilenet_v3_small", "efficientnet_b0",
+                "densenet121"}
     assert expected <= set(MODELS)
+
+
+def test_inception_small_is_the_widest_inception_step_that_fits_25m_macs():
+    """Its width is chosen by the MACs budget alone: 0.6 fits 25 M MACs at 28 px, the next step 0.65 does not."""
+    from bloodbench.models.inception import CompactInception
+
+    def macs(model):
+        return count_macs(model.eval(), (1, 3, 28, 28))
+
+    small = create_model("inception_small")
+    assert macs(small) <= 25e6 < macs(CompactInception(3, 8, width=0.65))
+    assert macs(CompactInception(3, 8, width=1.0)) == macs(create_model("inception"))
+    assert sum(p.numel() for p in small.parameters()) < 0.4 * sum(p.numel() for p in create_model("inception").parameters())
+    with pytest.raises(ValueError, match="width must be positive"):
+        CompactInception(3, 8, width=0)
 
 
 @pytest.mark.parametrize("name", MODELS)

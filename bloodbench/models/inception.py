@@ -3,6 +3,10 @@
 GoogLeNet's stem divides the input by 8 before the first Inception block; here a two-conv
 stride-1 stem and three stride-2 pools give 28 -> 14 -> 7 -> 4, so 28 px images keep
 spatial detail for the multi-scale branches.
+
+``width`` scales every layer's channels, as timm's width-multiplied variants do
+(``mobilenetv3_small_050``): ``inception_small`` is the widest step of 0.05 whose 28 px
+forward fits 25 M MACs, a budget the report ranks models under; chosen by MACs, not by accuracy.
 """
 
 from __future__ import annotations
@@ -37,6 +41,11 @@ class InceptionBlock(nn.Module):
         return torch.cat([self.branch1(x), self.branch3(x), self.branch5(x), self.branch_pool(x)], dim=1)
 
 
+def _scaled(channels: int, width: float, divisor: int) -> int:
+    """``channels * width`` rounded to a multiple of ``divisor`` (at least one divisor)."""
+    return max(divisor, int(channels * width / divisor + 0.5) * divisor)
+
+
 class CompactInception(nn.Module):
     # (name, c1, c3_reduce, c3, c5_reduce, c5, pool_proj); "pool" = 3x3 stride-2 max-pool.
     CONFIG = (
@@ -51,8 +60,12 @@ class CompactInception(nn.Module):
         ("inception5b", 192, 96, 192, 24, 64, 64),  # -> 512
     )
 
-    def __init__(self, in_channels: int, num_classes: int, stem_width: int = 64, dropout: float = 0.4) -> None:
+    def __init__(self, in_channels: int, num_classes: int, stem_width: int = 64, dropout: float = 0.4,
+                 width: float = 1.0) -> None:
         super().__init__()
+        if not width > 0:
+            raise ValueError(f"width must be positive, not {width}")
+        stem_width = _scaled(stem_width, width, 8)
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         layers["stem"] = nn.Sequential(ConvBNAct(in_channels, stem_width // 2, 3),
                                        ConvBNAct(stem_width // 2, stem_width, 3))
@@ -63,7 +76,7 @@ class CompactInception(nn.Module):
                 layers[f"pool{n_pool}"] = nn.MaxPool2d(3, 2, 1)
             else:
                 name, *widths = item
-                block = InceptionBlock(c, *widths)
+                block = InceptionBlock(c, *(_scaled(w, width, 4) for w in widths))
                 layers[name] = block
                 c = block.out_channels
         self.features = nn.Sequential(layers)
@@ -82,3 +95,14 @@ class CompactInception(nn.Module):
 )
 def inception(in_channels: int = 3, num_classes: int = 8, **kwargs) -> nn.Module:
     return CompactInception(in_channels, num_classes, **kwargs)
+
+
+@register_model(
+    family="inception",
+    description="compact GoogLeNet at width 0.6: the same 6 Inception blocks, every layer's channels × 0.6",
+    origin="Szegedy et al. 2015 (GoogLeNet); width multiplier as in Howard et al. 2017 (MobileNets)",
+    recipe={"lr": 2e-3, "label_smoothing": 0.1},
+    target_layer="features.inception5b",
+)
+def inception_small(in_channels: int = 3, num_classes: int = 8, **kwargs) -> nn.Module:
+    return CompactInception(in_channels, num_classes, **{"width": 0.6, **kwargs})
