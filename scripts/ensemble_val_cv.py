@@ -14,7 +14,7 @@ import argparse
 import numpy as np
 
 from bloodbench.leaderboard.ensemble import caruana_select, complete_seeds, weighted_average
-from bloodbench.leaderboard.join import _select
+from bloodbench.leaderboard.frames import finished_runs_frame, pick_recipe
 from bloodbench.store.results import read_results
 from bloodbench.leaderboard.saved import load_run_predictions
 from bloodbench.stats.temperature import fit_temperature, scale_temperature
@@ -42,9 +42,10 @@ def main() -> None:
     ap.add_argument("--results", default=None)
     ap.add_argument("--splits", type=int, default=10)
     args = ap.parse_args()
-    root, train, profiles = read_results(args.results, [])
-    sel = _select(train, profiles, [], None, None, "bloodmnist", 28, None)
-    runs = load_run_predictions(sel.train_records, root, sel.train["run_id"]).values()
+    root, records, _ = read_results(args.results, [])
+    chosen = pick_recipe(finished_runs_frame(records))  # each model's recipe, as the leaderboard picks it
+    chosen = chosen[(chosen["dataset"] == "bloodmnist") & (chosen["size"] == 28)]
+    runs = load_run_predictions(records, root, chosen["run_id"]).values()
     rng = np.random.default_rng(0)
     scores: dict[str, dict[int, list[tuple[float, float]]]] = {}
     for seed, rs in sorted(complete_seeds(list(runs), {}).items()):

@@ -311,3 +311,19 @@ def test_runs_scored_on_different_images_are_refused(tmp_path):
     save_predictions(path, np.roll(y, 1), s)
     with pytest.raises(BloodbenchError, match="not on the same images"):
         build_leaderboard(recs, profs, results_root=tmp_path)
+
+
+def test_val_cross_fitting_script_scores_every_selection_method_on_held_out_val(monkeypatch, capsys):
+    """scripts/ensemble_val_cv.py, the evidence for temperature scaling, runs on the committed store."""
+    import runpy
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "ensemble_val_cv.py"
+    monkeypatch.setattr(sys, "argv", [str(script), "--results", str(REPO_RESULTS), "--splits", "1"])
+    runpy.run_path(str(script), run_name="__main__")
+    rows = [line for line in capsys.readouterr().out.splitlines() if "| mean" in line]
+    assert [r.split(" per seed")[0].strip() for r in rows] == [
+        "greedy log-loss, raw", "greedy log-loss, temperature-scaled", "greedy accuracy, raw", "best single run on val"]
+    for r in rows:
+        assert 90 < float(re.search(r"mean ([\d.]+)", r).group(1)) <= 100
