@@ -13,7 +13,7 @@ import argparse
 
 import numpy as np
 
-from bloodbench.leaderboard.ensemble import caruana_select, complete_seeds, weighted_average
+from bloodbench.leaderboard.ensemble import caruana_select, ensemble_grid, weighted_average
 from bloodbench.leaderboard.frames import finished_runs_frame, pick_recipe
 from bloodbench.store.results import read_results
 from bloodbench.leaderboard.saved import load_run_predictions
@@ -48,7 +48,7 @@ def main() -> None:
     runs = load_run_predictions(records, root, chosen["run_id"]).values()
     rng = np.random.default_rng(0)
     scores: dict[str, dict[int, list[tuple[float, float]]]] = {}
-    for seed, rs in sorted(complete_seeds(list(runs), {}).items()):
+    for seed, rs in sorted(ensemble_grid(list(runs))[0].items()):
         rs = sorted(rs, key=lambda r: r.run_id)
         y, P = rs[0].val[0], [np.asarray(r.val[1], np.float64) for r in rs]
         for _ in range(args.splits):

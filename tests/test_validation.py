@@ -320,8 +320,24 @@ def test_one_extra_seed_of_one_model_keeps_the_ensemble_rows_and_is_footnoted(tm
     before = {r["model"]: r for r in base.to_records() if r["kind"] == "ensemble"}
     assert {m: r["acc_mean"] for m, r in ens.items()} == {m: r["acc_mean"] for m, r in before.items()}
     text = board.to_markdown()
-    assert "ensembles only of the seeds with a run of every model; left out: seed 2 (no n)" in text
+    assert "ensembles of seeds 0, 1, from the models with a run of each; left out: seed 2 (runs of m only)" in text
     assert row(board, "m")["seeds"] == 3  # the model's own row keeps its third seed
+
+
+def test_a_model_with_one_seed_so_far_waits_outside_the_ensembles_instead_of_cutting_them_to_one_seed(
+        tmp_path, real_labels, monkeypatch, real_data_dir):
+    """Mid-sweep, a new model has landed its seed 0 only: the ensembles keep every seed, without it, until
+    its other seeds land, and the footnote says so."""
+    monkeypatch.setenv("BLOODBENCH_DATA_DIR", str(real_data_dir))
+    base = load_leaderboard(real_store(tmp_path / "a", real_labels, seeds=(0, 1)).root)
+    board = load_leaderboard(real_store(tmp_path / "b", real_labels, seeds=(0, 1), extra=[("o", 0)]).root)
+    ens = {r["model"]: r for r in board.to_records() if r["kind"] == "ensemble"}
+    before = {r["model"]: r for r in base.to_records() if r["kind"] == "ensemble"}
+    assert ens and all(r["seeds"] == 2 for r in ens.values())
+    assert not any("-o-" in m or m.startswith("o-") for r in ens.values() for m in r["members"])
+    assert {m: r["acc_mean"] for m, r in ens.items()} == {m: r["acc_mean"] for m, r in before.items()}
+    assert "ensembles of seeds 0, 1, from the models with a run of each; left out: o (seed 0 only)" in board.to_markdown()
+    assert row(board, "o")["seeds"] == 1
 
 
 # -- item 4: files and paths ---------------------------------------------------------------------

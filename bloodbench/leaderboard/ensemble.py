@@ -22,6 +22,7 @@ members run one after another; per-seed selections may differ, so a row shows it
 from __future__ import annotations
 
 import math
+from itertools import combinations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -135,8 +136,8 @@ class PredictionRows:
     correct: dict[tuple, np.ndarray] = field(default_factory=dict)    # (model, dataset, size) -> (N,)
     n_runs: dict[tuple, int] = field(default_factory=dict)
     ensembles: dict[tuple, list[SeedEnsemble]] = field(default_factory=dict)
-    # (dataset, size) -> {seed: the models it lacks}: seeds without a run of every model, left out of ensembles
-    partial_seeds: dict[tuple, dict[int, list[str]]] = field(default_factory=dict)
+    # (dataset, size) -> what the ensembles leave out (runs outside the full grid of seeds × models), said once
+    left_out: dict[tuple, str] = field(default_factory=dict)
 
 
 def budget_name(budget: float | None) -> str:
@@ -225,7 +226,9 @@ def prediction_rows(train: pd.DataFrame, records: list[dict], root: str | Path |
 
         # per-seed ensembles under each MACs budget
         seen: set[tuple] = set()
-        by_seed = complete_seeds(runs, out.partial_seeds.setdefault((dataset, int(size)), {}))
+        by_seed, left = ensemble_grid(runs)
+        if left:
+            out.left_out[(dataset, int(size))] = left
         for budget in BUDGETS:
             ens = [select_seed_ensemble(rs, macs, budget) for _, rs in sorted(by_seed.items())]
             if not ens or any(e is None for e in ens):
@@ -261,19 +264,31 @@ def prediction_rows(train: pd.DataFrame, records: list[dict], root: str | Path |
     return out
 
 
-def complete_seeds(runs: list[RunPredictions], partial: dict[int, list[str]]) -> dict[int, list[RunPredictions]]:
-    """The runs of each seed that has a run of every model, by seed: one ensemble per such seed. A seed
-    that lacks some model (one extra seed of one model) goes into ``partial`` with the models it lacks,
-    for a footnote, instead of removing every seed's ensemble."""
-    models = {r.model for r in runs}
-    by_seed: dict[int, list[RunPredictions]] = {}
+def ensemble_grid(runs: list[RunPredictions]) -> tuple[dict[int, list[RunPredictions]], str | None]:
+    """The runs the ensembles are built from, by seed, and what is left out (for a footnote), or None.
+
+    Every seed's ensemble must choose among the same models, so the runs used form a full grid of
+    seeds × models: the largest one (most runs; more seeds on a tie, then the lower seeds). A model the
+    sweep has trained for one seed so far is left out until its other seeds land, rather than cutting
+    every ensemble down to that seed; one extra seed of one model leaves out that seed.
+    """
+    seeds_of: dict[str, set[int]] = {}
     for r in runs:
-        by_seed.setdefault(r.seed, []).append(r)
-    for seed, rs in sorted(by_seed.items()):
-        lacking = sorted(models - {r.model for r in rs})
-        if lacking:
-            partial[seed] = lacking
-    return {seed: rs for seed, rs in by_seed.items() if seed not in partial}
+        seeds_of.setdefault(r.model, set()).add(r.seed)
+    all_seeds = sorted({r.seed for r in runs})
+    grids = ((set(s), [m for m, have in seeds_of.items() if set(s) <= have])
+             for k in range(len(all_seeds), 0, -1) for s in combinations(all_seeds, k))
+    seeds, models = max(grids, key=lambda g: (len(g[0]) * len(g[1]) if len(g[1]) > 1 else 0, len(g[0])),
+                        default=(set(), []))
+    by_seed = {seed: [r for r in runs if r.seed == seed and r.model in models] for seed in sorted(seeds)}
+    left = [f"{m} (seed{'s' if len(have) > 1 else ''} {', '.join(map(str, sorted(have)))} only)"
+            for m, have in sorted(seeds_of.items()) if m not in models]
+    left += [f"seed {s} (runs of {', '.join(sorted(m for m, have in seeds_of.items() if s in have))} only)"
+             for s in all_seeds if s not in seeds and any(m in models for m, have in seeds_of.items() if s in have)]
+    if not left:
+        return by_seed, None
+    return by_seed, (f"ensembles of seeds {', '.join(map(str, sorted(seeds)))}, from the models with a run of each; "
+                     f"left out: {'; '.join(left)}")
 
 
 def _first(df: pd.DataFrame, col: str):
@@ -312,10 +327,8 @@ def prediction_notes(rows: pd.DataFrame, preds: PredictionRows) -> list[Note]:
          f"averaged; MACs, FLOPs and p50 latency are {TTA_VIEWS} × the model's", tta),
     ]
     notes = [Note(text, dict.fromkeys(keys, ""), list_rows=False) for text, keys in texts]
-    for (dataset, size), partial in sorted(preds.partial_seeds.items()):
+    for (dataset, size), left in sorted(preds.left_out.items()):
         marked = [k for k in ens if k[1:] == (dataset, size)]
-        if partial and marked:
-            left = "; ".join(f"seed {seed} (no {', '.join(lacking)})" for seed, lacking in sorted(partial.items()))
-            notes.append(Note(f"ensembles only of the seeds with a run of every model; left out: {left}",
-                              dict.fromkeys(marked, ""), list_rows=False))
+        if marked:
+            notes.append(Note(left, dict.fromkeys(marked, ""), list_rows=False))
     return notes
