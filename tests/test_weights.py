@@ -129,4 +129,5 @@ def test_model_card_weights_section():
     assert e["sha256"] in card and f"bloodbench/models/published/{e['file']}" in card
     assert f'get_model("{e["model"]}", weights="published")' in card and e["train_command"] in card
     card = "\n".join(weights_section("vgg11", [r for r in recs if r["model"] == "vgg11"]))
-    assert "No published weights" in card and "`bloodbench train vgg11`" in card
+    # its command names the seed once vgg11 has a finished run (`... --seed 0`), none before
+    assert "No published weights" in card and "`bloodbench train vgg11" in card
