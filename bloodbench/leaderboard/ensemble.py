@@ -22,8 +22,8 @@ members run one after another; per-seed selections may differ, so a row shows it
 from __future__ import annotations
 
 import math
-from itertools import combinations
 from dataclasses import dataclass, field
+from itertools import combinations
 from pathlib import Path
 from typing import Sequence
 

@@ -41,6 +41,10 @@ class InceptionBlock(nn.Module):
         return torch.cat([self.branch1(x), self.branch3(x), self.branch5(x), self.branch_pool(x)], dim=1)
 
 
+#: inception's training recipe, shared by its width variant (not tuned for it)
+RECIPE = {"lr": 2e-3, "label_smoothing": 0.1}
+
+
 def _scaled(channels: int, width: float, divisor: int) -> int:
     """``channels * width`` rounded to a multiple of ``divisor`` (at least one divisor)."""
     return max(divisor, int(channels * width / divisor + 0.5) * divisor)
@@ -90,7 +94,7 @@ class CompactInception(nn.Module):
     family="inception",
     description="compact GoogLeNet: stride-1 stem + 6 Inception blocks (1x1/3x3/double-3x3/pool branches)",
     origin="Szegedy et al. 2015 (GoogLeNet), factorised 5x5 per Szegedy et al. 2016",
-    recipe={"lr": 2e-3, "label_smoothing": 0.1},
+    recipe=RECIPE,
     target_layer="features.inception5b",
 )
 def inception(in_channels: int = 3, num_classes: int = 8, **kwargs) -> nn.Module:
@@ -101,7 +105,7 @@ def inception(in_channels: int = 3, num_classes: int = 8, **kwargs) -> nn.Module
     family="inception",
     description="compact GoogLeNet at width 0.6: the same 6 Inception blocks, every layer's channels × 0.6",
     origin="Szegedy et al. 2015 (GoogLeNet); width multiplier as in Howard et al. 2017 (MobileNets)",
-    recipe={"lr": 2e-3, "label_smoothing": 0.1},
+    recipe=RECIPE,
     target_layer="features.inception5b",
 )
 def inception_small(in_channels: int = 3, num_classes: int = 8, **kwargs) -> nn.Module:
