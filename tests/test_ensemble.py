@@ -27,16 +27,19 @@ def test_ensemble_row_accuracy_is_recomputed_from_its_members_saved_predictions(
     rows = load_leaderboard(REPO_RESULTS).to_records()
     ensembles = [r for r in rows if r["kind"] == "ensemble"]
     assert ensembles and all(r["kind"] in ("model", "tta") for r in rows if r["family"] != "ensemble")
+    assert "ensemble + TTA×8" in {r["model"] for r in ensembles}, "every committed member saved 8-view predictions"
     store = ResultsStore(REPO_RESULTS)
     for row in ensembles:
+        tta = row["model"].endswith(" + TTA×8")  # selected on 8-view val, scored on 8-view test
+        suffix = "_tta" if tta else ""
         weights = row["weights"] or [None] * len(row["members"])
         temps = row["temperatures"] or [None] * len(row["members"])
         by_seed: dict[int, list] = {}
         for run_id, w, t in zip(row["members"], weights, temps):
             seed = int(re.search(r"-s(\d+)-", run_id).group(1))
-            y, score = load_predictions(store.run_dir(run_id) / "test_predictions.npz")
+            y, score = load_predictions(store.run_dir(run_id) / f"test_predictions{suffix}.npz")
             if t is not None:  # each member's temperature is its val log-loss optimum
-                y_val, val = load_predictions(store.run_dir(run_id) / "val_predictions.npz")
+                y_val, val = load_predictions(store.run_dir(run_id) / f"val_predictions{suffix}.npz")
                 assert t == pytest.approx(fit_temperature(y_val, val))
                 nll = [-np.log(scale_temperature(val, t * f)[np.arange(len(y_val)), y_val]).mean() for f in (0.98, 1, 1.02)]
                 assert nll[1] <= min(nll[0], nll[2])
@@ -54,7 +57,7 @@ def test_ensemble_row_accuracy_is_recomputed_from_its_members_saved_predictions(
         macs = {r["model"]: r["macs"] for r in rows if r["kind"] == "model"}
         seed_macs = [sum({macs[rid.split("-bloodmnist")[0]] for rid in row["members"] if f"-s{s}-" in rid})
                      for s in by_seed]
-        assert row["macs"] == max(seed_macs)
+        assert row["macs"] == (8 if tta else 1) * max(seed_macs)
         budget = re.search(r"≤(\d+)M", row["model"])
         if budget:
             assert row["macs"] <= float(budget.group(1)) * 1e6
@@ -181,6 +184,10 @@ def _store(tmp_path, test_truth_flip: bool, *, val: bool = True, tta: bool = Fal
                 save_predictions(run_dir / "test_predictions_tta.npz", y_test, _scores(y_test, right_test[m] | (
                     np.arange(n_test) % 3 == 0), conf))
                 arts["test_predictions_tta"] = "test_predictions_tta.npz"
+                if val:
+                    save_predictions(run_dir / "val_predictions_tta.npz", y_val, _scores(y_val, right_val[m] | (
+                        np.arange(n_val) % 3 == 0), conf))
+                    arts["val_predictions_tta"] = "val_predictions_tta.npz"
             rec["artifacts"] = arts
             store.write(rec)
             recs.append(rec)
@@ -238,6 +245,41 @@ def test_tta_row_costs_eight_times_the_model_and_scores_its_tta_predictions(tmp_
     recs2, profs2 = _store(tmp_path / "plain", False)
     assert not [r for r in build_leaderboard(recs2, profs2, results_root=tmp_path / "plain").to_records()
                 if r["kind"] == "tta"]
+
+
+def test_tta_ensemble_is_selected_on_eight_view_val_and_scored_on_eight_view_test(tmp_path):
+    chosen = []
+    for flip in (False, True):  # test labels and scores that would change the choice do not
+        root = tmp_path / str(flip)
+        recs, profs = _store(root, flip, tta=True)
+        board = build_leaderboard(recs, profs, results_root=root)
+        rows = {r["model"]: r for r in board.to_records()}
+        row = rows["ensemble + TTA×8"]
+        chosen.append((row["members"], row["weights"], row["temperatures"]))
+    store = ResultsStore(root)
+    by_seed: dict[int, list] = {}
+    for i, (rid, t) in enumerate(zip(row["members"], row["temperatures"])):
+        y_val, val = load_predictions(store.run_dir(rid) / "val_predictions_tta.npz")
+        assert t == pytest.approx(fit_temperature(y_val, val))  # fit on the 8-view val predictions
+        y, score = load_predictions(store.run_dir(rid) / "test_predictions_tta.npz")
+        w = row["weights"][i] if row["weights"] else None
+        by_seed.setdefault(int(re.search(r"-s(\d+)-", rid).group(1)), []).append((y, scale_temperature(score, t), w))
+    accs = []
+    for members in by_seed.values():
+        p = sum((1 / len(members) if w is None else w) * s.astype(np.float64) for _, s, w in members)
+        accs.append(np.mean(p.argmax(1) == members[0][0]))
+    assert row["acc_mean"] == pytest.approx(np.mean(accs), abs=1e-12)
+    models = {rid.split("-bloodmnist")[0] for rid in row["members"]}
+    assert row["macs"] == 8 * sum({"a": 10e6, "b": 12e6, "c": 30e6}[m] for m in models)
+    assert row["params"] == sum(rows[m]["params"] for m in models)
+    assert chosen[0] == chosen[1]
+    text = board.to_markdown()
+    assert re.search(r"^\| ensemble \+ TTA×8[¹²³⁴⁵⁶⁷⁸⁹]*\s", text, re.M)
+    # only the unbudgeted ensemble is repeated on 8-view predictions; none without saved 8-view val predictions
+    assert not [m for m in rows if "≤" in m and "TTA" in m]
+    recs2, profs2 = _store(tmp_path / "plain", False)
+    assert "ensemble + TTA×8" not in {r["model"] for r in
+                                      build_leaderboard(recs2, profs2, results_root=tmp_path / "plain").to_records()}
 
 
 def test_an_ensemble_or_tta_row_with_an_unconverged_member_is_marked(tmp_path):
@@ -324,6 +366,7 @@ def test_val_cross_fitting_script_scores_every_selection_method_on_held_out_val(
     runpy.run_path(str(script), run_name="__main__")
     rows = [line for line in capsys.readouterr().out.splitlines() if "| mean" in line]
     assert [r.split(" per seed")[0].strip() for r in rows] == [
-        "greedy log-loss, raw", "greedy log-loss, temperature-scaled", "greedy accuracy, raw", "best single run on val"]
+        "greedy log-loss, raw", "greedy log-loss, temperature-scaled", "greedy accuracy, raw", "best single run on val",
+        "greedy log-loss, temperature-scaled, 8-view", "best single run on val, 8-view"]
     for r in rows:
         assert 90 < float(re.search(r"mean ([\d.]+)", r).group(1)) <= 100

@@ -13,6 +13,10 @@ the ``FALLBACK_K`` runs with the highest recorded val accuracy (within the budge
 weights. ``k`` is fixed in advance, not tuned: without val probabilities an ensemble cannot be
 scored on val, and choosing ``k`` on test would leak.
 
+An ``ensemble + TTA×8`` row repeats the unbudgeted selection on the members' 8-view predictions:
+temperatures fit and members picked on their 8-view val probabilities, scored on their 8-view test
+ones, at 8 × the members' cost. Its evidence, on held-out val only, is ``scripts/ensemble_val_cv.py``.
+
 Ensembles are built per seed (one from each seed's runs, selected on that seed's val data)
 and reported as mean ± std over seeds, like a model. Cost: the sum of the distinct members'
 MACs and params (a member picked twice runs once); latency: the sum of their p50s, as the
@@ -120,12 +124,15 @@ class SeedEnsemble:
     models: list[str]
     method: str                 # GREEDY | "top-k recorded val acc"
     temperatures: list[float] | None = None   # per member, fit on val (None: the fallback, unscaled)
+    tta: bool = False           # selected on, and scoring, the members' 8-view predictions
 
     def test_scores(self, preds: dict[str, RunPredictions]) -> list[np.ndarray]:
-        """The members' test probabilities, each scaled by its val temperature where there is one."""
+        """The members' test probabilities (8-view ones for a TTA ensemble), each scaled by its val
+        temperature where there is one."""
+        scores = [(preds[rid].test_tta if self.tta else preds[rid].test)[1] for rid in self.members]
         if not self.temperatures:
-            return [preds[rid].test[1] for rid in self.members]
-        return [scale_temperature(preds[rid].test[1], t) for rid, t in zip(self.members, self.temperatures)]
+            return scores
+        return [scale_temperature(p, t) for p, t in zip(scores, self.temperatures)]
 
 
 @dataclass
@@ -140,8 +147,9 @@ class PredictionRows:
     left_out: dict[tuple, str] = field(default_factory=dict)
 
 
-def budget_name(budget: float | None) -> str:
-    return "ensemble" if budget is None else f"ensemble ≤{budget / 1e6:g}M MACs"
+def budget_name(budget: float | None, tta: bool = False) -> str:
+    name = "ensemble" if budget is None else f"ensemble ≤{budget / 1e6:g}M MACs"
+    return f"{name} + TTA×{TTA_VIEWS}" if tta else name
 
 
 def _metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
@@ -157,8 +165,10 @@ def _summary(per_seed: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
-def select_seed_ensemble(runs: list[RunPredictions], macs: dict[str, float], budget: float | None) -> SeedEnsemble | None:
-    """One seed's ensemble: greedy on val when every run has val predictions, else the fallback."""
+def select_seed_ensemble(runs: list[RunPredictions], macs: dict[str, float], budget: float | None,
+                         *, tta: bool = False) -> SeedEnsemble | None:
+    """One seed's ensemble: greedy on val when every run has val predictions, else the fallback.
+    With ``tta``, greedy on the runs' 8-view val predictions, and None unless every run has them."""
     runs = sorted(runs, key=lambda r: r.run_id)
     if budget is not None:
         runs = [r for r in runs if not math.isnan(macs.get(r.model, math.nan))]
@@ -166,11 +176,14 @@ def select_seed_ensemble(runs: list[RunPredictions], macs: dict[str, float], bud
         return None
     costs = [macs.get(r.model, math.nan) for r in runs]
     temps = None
-    if all(r.val is not None for r in runs):
-        temps = [fit_temperature(*r.val) for r in runs]
-        counts = caruana_select([scale_temperature(r.val[1], t) for r, t in zip(runs, temps)], runs[0].val[0],
+    vals = [r.val_tta if tta else r.val for r in runs]
+    if all(v is not None for v in vals):
+        temps = [fit_temperature(*v) for v in vals]
+        counts = caruana_select([scale_temperature(v[1], t) for v, t in zip(vals, temps)], vals[0][0],
                                 costs=costs, budget=budget)
         method = GREEDY
+    elif tta:  # no fallback on 8-view predictions
+        return None
     else:
         counts = topk_by_val_acc([r.val_acc for r in runs], costs=costs, budget=budget)
         method = f"top-{FALLBACK_K} recorded val acc"
@@ -178,7 +191,7 @@ def select_seed_ensemble(runs: list[RunPredictions], macs: dict[str, float], bud
     if len(picked) < 2:
         return None
     return SeedEnsemble(runs[0].seed, [runs[i].run_id for i in picked], [counts[i] for i in picked],
-                        [runs[i].model for i in picked], method, [temps[i] for i in picked] if temps else None)
+                        [runs[i].model for i in picked], method, [temps[i] for i in picked] if temps else None, tta)
 
 
 def prediction_rows(train: pd.DataFrame, records: list[dict], root: str | Path | None,
@@ -224,44 +237,55 @@ def prediction_rows(train: pd.DataFrame, records: list[dict], root: str | Path |
                          "cost_source": f"{TTA_VIEWS} × the model's", "members": [r.run_id for r in tta],
                          "weights": None})
 
-        # per-seed ensembles under each MACs budget
+        # per-seed ensembles under each MACs budget, then the unbudgeted one on 8-view predictions
         seen: set[tuple] = set()
         by_seed, left = ensemble_grid(runs)
         if left:
             out.left_out[(dataset, int(size))] = left
-        for budget in BUDGETS:
-            ens = [select_seed_ensemble(rs, macs, budget) for _, rs in sorted(by_seed.items())]
+        with_tta = all(r.test_tta is not None for rs in by_seed.values() for r in rs)
+        for budget, tta in [(b, False) for b in BUDGETS] + [(None, True)] * with_tta:
+            ens = [select_seed_ensemble(rs, macs, budget, tta=tta) for _, rs in sorted(by_seed.items())]
             if not ens or any(e is None for e in ens):
                 continue
-            key = tuple((tuple(e.members), tuple(e.counts)) for e in ens)
+            key = (tta, *((tuple(e.members), tuple(e.counts)) for e in ens))
             if key in seen:  # the budget did not bind: same ensembles as a larger budget
                 continue
             seen.add(key)
-            name = budget_name(budget)
-            per_seed, correct = [], []
-            for e in ens:
-                p = weighted_average(e.test_scores(preds), e.counts)
-                y = preds[e.members[0]].test[0]
-                per_seed.append(_metrics(y, p))
-                correct.append(p.argmax(1) == y)
-            out.correct[(name, dataset, int(size))] = np.mean(correct, axis=0)
+            name = budget_name(budget, tta)
+            row, correct = _ensemble_row(name, ens, preds, g, num)
+            rows.append({**base, **row})
+            out.correct[(name, dataset, int(size))] = correct
             out.n_runs[(name, dataset, int(size))] = len(ens)
             out.ensembles[(name, dataset, int(size))] = ens
-            per_seed_cost = [{col: sum(num(col, m) for m in set(e.models))
-                              for col in ("params", "macs", "flops", "latency_p50_ms")} for e in ens]
-            sums = _costliest(per_seed_cost)
-            members = [rid for e in ens for rid in e.members]
-            weights = [c / sum(e.counts) for e in ens for c in e.counts]
-            scaled = all(e.temperatures for e in ens)
-            equal = all(len(set(e.counts)) == 1 for e in ens)
-            train_s = [sum(float(g.set_index("run_id").loc[rid, "train_seconds"]) for rid in e.members) for e in ens]
-            rows.append({**base, "model": name, "family": "ensemble", "kind": "ensemble", "seeds": len(ens),
-                         **_summary(per_seed), **sums, "train_seconds_mean": float(np.mean(train_s)),
-                         "cost_source": "sum of members", "recipe": "; ".join(sorted({e.method for e in ens})),
-                         "members": members, "weights": None if equal else weights,
-                         "temperatures": [t for e in ens for t in e.temperatures] if scaled else None})
     out.rows = pd.DataFrame(rows)
     return out
+
+
+def _ensemble_row(name: str, ens: list[SeedEnsemble], preds: dict[str, RunPredictions], train: pd.DataFrame,
+                  num) -> tuple[dict, np.ndarray]:
+    """An ensemble row (metrics and costs over its seeds' ensembles) and its per-image test correctness,
+    averaged over seeds. ``num(col, model)``: a model row's cost."""
+    views = TTA_VIEWS if ens[0].tta else 1
+    per_seed, right = [], []
+    for e in ens:
+        p = weighted_average(e.test_scores(preds), e.counts)
+        y = (preds[e.members[0]].test_tta if e.tta else preds[e.members[0]].test)[0]
+        per_seed.append(_metrics(y, p))
+        right.append(p.argmax(1) == y)
+    per_seed_cost = [{col: sum(num(col, m) for m in set(e.models)) for col in ("params", "macs", "flops", "latency_p50_ms")}
+                     for e in ens]
+    sums = {col: v * (views if col != "params" else 1) for col, v in _costliest(per_seed_cost).items()}
+    scaled = all(e.temperatures for e in ens)
+    equal = all(len(set(e.counts)) == 1 for e in ens)
+    runs = train.set_index("run_id")
+    train_s = [sum(float(runs.loc[rid, "train_seconds"]) for rid in e.members) for e in ens]
+    return {"model": name, "family": "ensemble", "kind": "ensemble", "seeds": len(ens), **_summary(per_seed), **sums,
+            "train_seconds_mean": float(np.mean(train_s)),
+            "cost_source": f"{views} × the sum of members" if views > 1 else "sum of members",
+            "recipe": "; ".join(sorted({e.method for e in ens})),
+            "members": [rid for e in ens for rid in e.members],
+            "weights": None if equal else [c / sum(e.counts) for e in ens for c in e.counts],
+            "temperatures": [t for e in ens for t in e.temperatures] if scaled else None}, np.mean(right, axis=0)
 
 
 def ensemble_grid(runs: list[RunPredictions]) -> tuple[dict[int, list[RunPredictions]], str | None]:
@@ -311,6 +335,7 @@ def prediction_notes(rows: pd.DataFrame, preds: PredictionRows) -> list[Note]:
     ens = [(r.model, r.dataset, int(r.size)) for r in rows[kinds == "ensemble"].itertuples()]
     legacy = [k for k in ens if any(e.method.startswith("top-") for e in preds.ensembles.get(k, []))]
     tta = [(r.model, r.dataset, int(r.size)) for r in rows[kinds == "tta"].itertuples()]
+    tta += [k for k in ens if preds.ensembles.get(k) and preds.ensembles[k][0].tta]
     texts = [
         ("ensemble: one per seed from that seed's runs, test probabilities averaged with weights = pick counts / "
          "picks, mean ± std over seeds; members picked on validation by greedy forward selection with "
@@ -318,13 +343,15 @@ def prediction_notes(rows: pd.DataFrame, preds: PredictionRows) -> list[Note]:
          "(one temperature per run, fit by val log-loss; Guo et al., 2017) so that recipes with different label "
          "smoothing compete on accuracy, not confidence; params, MACs and FLOPs: sum over "
          "distinct members; p50 latency: sum of the members' p50s (they run one after another); the costliest "
-         "seed's ensemble is shown", ens),
+         f"seed's ensemble is shown; an ensemble + TTA×{TTA_VIEWS} is selected the same way on its members' "
+         f"{TTA_VIEWS}-view val predictions and scored on their {TTA_VIEWS}-view test ones", ens),
         (f"test-only members: these runs were recorded before val predictions were saved, so their ensembles "
          f"cannot be scored on val; selection falls back to the val accuracy in the records: the {FALLBACK_K} "
          f"best runs of the seed that fit the budget, equal weights ({FALLBACK_K} fixed in advance, not tuned; "
          f"test is never looked at)", legacy),
         (f"{TTA_VIEWS}-view test-time augmentation (the 4 rotations by 90°, each also flipped), probabilities "
-         f"averaged; MACs, FLOPs and p50 latency are {TTA_VIEWS} × the model's", tta),
+         f"averaged; MACs, FLOPs and p50 latency are {TTA_VIEWS} × the model's (an ensemble's: {TTA_VIEWS} × its "
+         f"members' sum)", tta),
     ]
     notes = [Note(text, dict.fromkeys(keys, ""), list_rows=False) for text, keys in texts]
     for (dataset, size), left in sorted(preds.left_out.items()):

@@ -24,7 +24,7 @@ from bloodbench.hints import retrain_hint
 from bloodbench.store.predictions import artifact_name, checked_predictions
 from bloodbench.store.results import ResultsStore
 
-KEYS = ("test_predictions", "val_predictions", "test_predictions_tta")
+KEYS = ("test_predictions", "val_predictions", "test_predictions_tta", "val_predictions_tta")
 
 
 @dataclass
@@ -38,6 +38,7 @@ class RunPredictions:
     test: tuple[np.ndarray, np.ndarray]
     val: tuple[np.ndarray, np.ndarray] | None = None
     test_tta: tuple[np.ndarray, np.ndarray] | None = None
+    val_tta: tuple[np.ndarray, np.ndarray] | None = None   # 8-view val: what a TTA ensemble is selected on
     files: dict[str, Path] = field(default_factory=dict)  # artifacts key -> the file read
 
 
@@ -84,7 +85,7 @@ def load_run_predictions(records: Iterable[dict], root: str | Path | None,
             continue
         out[rec["run_id"]] = RunPredictions(
             rec["run_id"], rec["model"], rec.get("seed"), float((rec.get("val") or {}).get("acc") or math.nan),
-            load["test_predictions"], load["val_predictions"], load["test_predictions_tta"],
+            load["test_predictions"], load["val_predictions"], load["test_predictions_tta"], load["val_predictions_tta"],
             {k: run_dir / str(artifact_name(rec, k)) for k in KEYS if load[k] is not None})
     return out
 
@@ -92,7 +93,8 @@ def load_run_predictions(records: Iterable[dict], root: str | Path | None,
 def check_same_images(runs: list[RunPredictions]) -> None:
     """Runs compared or averaged image by image must hold the same labels in the same order: the files
     that differ from the labels most runs hold are named (every file when no labels have a majority)."""
-    for split, key in (("test", "test_predictions"), ("val", "val_predictions"), ("test_tta", "test_predictions_tta")):
+    for split, key in (("test", "test_predictions"), ("val", "val_predictions"), ("test_tta", "test_predictions_tta"),
+                       ("val_tta", "val_predictions_tta")):
         have = [r for r in runs if getattr(r, split) is not None]
         votes = Counter(getattr(r, split)[0].tobytes() for r in have)
         if len(votes) < 2:
