@@ -57,7 +57,10 @@ def mobilenet_v3_small(in_channels: int = 3, num_classes: int = 8, small_input: 
     family="torchvision",
     description="torchvision EfficientNet-B0, random init, stride-1 stem for small inputs",
     origin="Tan & Le 2019 (EfficientNet), torchvision implementation",
-    recipe=_RECIPE,
+    # 100 epochs, not 60: under the 60-epoch budget seed 1 was still creeping up at its end (best val 97.55 % at
+    # epoch 59, 0.12 point over the best of its first 48 epochs: not converged). The plateau schedule never reads
+    # the budget, so the first 60 epochs stay those of the 60-epoch recipe; early stopping ends most runs sooner.
+    recipe={**_RECIPE, "epochs": 100},
     target_layer="features.8",
 )
 def efficientnet_b0(in_channels: int = 3, num_classes: int = 8, small_input: bool = True, **kwargs) -> nn.Module:
