@@ -98,6 +98,9 @@ class TrainConfig:
     # reports/benchmarks/train_settings_cpu.json. bf16 did not hold validation accuracy either: baseline_cnn's
     # bf16 plateau recipe reached 97.35 % mean best val over seeds 0-2, its fp32 twin 97.70 % (higher in 3 of 3
     # seeds), so baseline_cnn moved to fp32. resnet18 keeps the bf16 recipe it converged with on the H200.
+    # On the AMD EPYC (avx512_bf16) of reports/benchmarks/train_settings_cpu_amd-epyc.json bf16 + channels_last
+    # is 1.40-3.26x for 11 of 13 models, but precision is recipe, not speed: one recipe per model on every
+    # machine, and the accuracy loss above is the same arithmetic there, so fp32 stays.
     precision: str = "fp32"
     channels_last: bool = True
     compile: bool = False
