@@ -75,7 +75,10 @@ def test_ctrl_c_on_a_parallel_sweep_is_one_line_without_worker_tracebacks(tmp_pa
                              "--epochs", "50", "--limit-train", "512", "--no-profile", "--no-report", "--device", "cpu",
                              "--jobs", "2",
                              "--results", str(tmp_path)], env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # Ctrl-C's own setting, as in a terminal: a suite started in the background (`cmd &`
+                            # without job control) hands its children SIGINT ignored, and the sweep would not stop
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 240
         while len(list((tmp_path / "claims").glob("*.json"))) < 2 and proc.poll() is None:
