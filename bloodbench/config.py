@@ -100,7 +100,8 @@ class TrainConfig:
     # seeds), so baseline_cnn moved to fp32. resnet18 keeps the bf16 recipe it converged with on the H200.
     # On the AMD EPYC (avx512_bf16) of reports/benchmarks/train_settings_cpu_amd-epyc.json bf16 + channels_last
     # is 1.40-3.26x for 11 of 13 models, but precision is recipe, not speed: one recipe per model on every
-    # machine, and the accuracy loss above is the same arithmetic there, so fp32 stays.
+    # machine, and the accuracy loss above is the same arithmetic there, so fp32 stays. densenet121 is the
+    # exception: its fp32 seeds are too long for a CPU session (its recipe says why).
     precision: str = "fp32"
     channels_last: bool = True
     compile: bool = False
