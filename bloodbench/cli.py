@@ -12,7 +12,7 @@ import os
 import sys
 
 from bloodbench._version import __version__
-from bloodbench.errors import BloodbenchError
+from bloodbench.errors import BloodbenchError, Stopped, sigterm_stops
 
 # Order is the order shown in --help: the pipeline, data -> ... -> report.
 COMMAND_MODULES = ("data", "models", "train", "evaluate", "profile", "run", "oneshot", "results", "leaderboard",
@@ -63,13 +63,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         load_plugins(args.plugin)
-        rc = args.func(args)
+        with sigterm_stops():
+            rc = args.func(args)
     except BloodbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted; finished work is saved, run the same command again to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        how = "stopped by SIGTERM" if isinstance(exc, Stopped) else "interrupted"
+        print(f"error: {how}; finished work is saved, run the same command again to resume", file=sys.stderr)
+        return 143 if isinstance(exc, Stopped) else 130
     except BrokenPipeError:  # `bloodbench leaderboard | head`: the reader left, that is not our error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141

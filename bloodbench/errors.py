@@ -14,6 +14,31 @@ class BloodbenchError(Exception):
     exit_code = 2
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a scheduler's pre-emption) ends a command the way Ctrl-C does: claims
+    released, ``last.pt`` kept, one line. Without a handler Python dies on it silently, the claim left stale."""
+
+
+def _stop(signum, frame) -> None:
+    raise Stopped
+
+
+@contextmanager
+def sigterm_stops() -> Iterator[None]:
+    """Within this block SIGTERM raises :class:`Stopped` (in the main thread; signals are set nowhere else)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 _said: set[str] | None = None  # inside warnings_once(): the lines already printed
 
 

@@ -93,3 +93,29 @@ def test_ctrl_c_on_a_parallel_sweep_is_one_line_without_worker_tracebacks(tmp_pa
     assert err.strip() == "error: interrupted; finished work is saved, run the same command again to resume", err
     logs = list(tmp_path.glob("logs/*/controller.log"))
     assert len(logs) == 2 and all("KeyboardInterrupt" in p.read_text() for p in logs)  # said there, not here
+
+
+def test_sigterm_on_a_sweep_in_this_process_is_one_line_with_the_claim_released(tmp_path, real_data_dir):
+    """`kill`, `timeout` and a scheduler's pre-emption send SIGTERM: the in-process sweep (`--jobs 1`) stops as
+    on Ctrl-C, its claim released and last.pt kept, where Python's default would die silently, claim left."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "BLOODBENCH_DATA_DIR": str(real_data_dir)}
+    proc = subprocess.Popen([sys.executable, "-m", "bloodbench", "run", "--models", "baseline_cnn", "--seeds", "0",
+                             "--epochs", "50", "--limit-train", "512", "--no-profile", "--no-report", "--device", "cpu",
+                             "--results", str(tmp_path)], env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not list(tmp_path.glob("train/*/last.pt")) and proc.poll() is None:
+            assert time.monotonic() < deadline, "no epoch ended"
+            time.sleep(0.2)
+        assert proc.poll() is None and len(list((tmp_path / "claims").glob("*.json"))) == 1
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 143, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines[-1] == "error: stopped by SIGTERM; finished work is saved, run the same command again to resume"
+    assert "Traceback" not in err
+    assert not list((tmp_path / "claims").glob("*.json")) and list(tmp_path.glob("train/*/last.pt"))

@@ -15,9 +15,7 @@ import json
 import os
 import re
 import shutil
-import signal
 import sys
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -29,7 +27,7 @@ from submitit.core.utils import FailedJobError, UncompletedJobError
 from tqdm.auto import tqdm
 
 from bloodbench.choices import sbatch_flag, slurm_value
-from bloodbench.errors import BloodbenchError
+from bloodbench.errors import BloodbenchError, sigterm_stops
 from bloodbench.store.fsutil import NoSpace, atomic_write_text
 from bloodbench.store.results import utc_now
 from bloodbench.sweep import claims
@@ -130,14 +128,11 @@ class Local:
                   ([j for j in log.pending if j.kind != "train"], slots[:1], dataclasses.replace(ctx, threads=None))]
         subs = Submissions(Path(ctx.results), "local", {"jobs_at_once": len(slots), "threads_per_job": threads})
         running: dict[Any, tuple[Job, int | None, int]] = {}
-        main_thread = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None  # `timeout`: stop workers too
         try:
-            for queue, phase_slots, phase_ctx in phases:
-                self._phase(deque(queue), list(phase_slots), phase_ctx, running, subs, log)
+            with sigterm_stops():  # `timeout`, `kill`: stop the workers too
+                for queue, phase_slots, phase_ctx in phases:
+                    self._phase(deque(queue), list(phase_slots), phase_ctx, running, subs, log)
         finally:
-            if main_thread:
-                signal.signal(signal.SIGTERM, previous)
             _stop(running)
             log.close()
         return log
@@ -169,10 +164,6 @@ def run_local(jobs: list[Job], ctx: Context, n_jobs: int | None = None, retries:
               past: dict[tuple[str, str], float] | None = None) -> RunLog:
     """:class:`Local` from loose arguments."""
     return Local(n_jobs, retries, timeout_min, progress, past).run(jobs, ctx)
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
 
 
 def _stop(running: dict, grace_s: float = 10.0) -> None:
