@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         how = "stopped by SIGTERM" if isinstance(exc, Stopped) else "interrupted"
         print(f"error: {how}; finished work is saved, run the same command again to resume", file=sys.stderr)
-        return 143 if isinstance(exc, Stopped) else 130
+        return getattr(exc, "exit_code", 130)
     except BrokenPipeError:  # `bloodbench leaderboard | head`: the reader left, that is not our error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141

@@ -18,6 +18,8 @@ class Stopped(KeyboardInterrupt):
     """SIGTERM (``kill``, ``timeout``, a scheduler's pre-emption) ends a command the way Ctrl-C does: claims
     released, ``last.pt`` kept, one line. Without a handler Python dies on it silently, the claim left stale."""
 
+    exit_code = 143  # 128 + SIGTERM, as a shell reports it
+
 
 def _stop(signum, frame) -> None:
     raise Stopped

@@ -68,17 +68,21 @@ def test_a_slurm_sweep_for_gpus_is_still_planned_from_a_login_node_without_one(t
                    "--results", tmp_path)[0] == 0
 
 
+def _sweep(tmp_path, real_data_dir, seeds: str, *extra: str, **popen) -> subprocess.Popen:
+    """A 50-epoch baseline_cnn sweep on 512 images, in its own session, its output piped."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "BLOODBENCH_DATA_DIR": str(real_data_dir)}
+    return subprocess.Popen([sys.executable, "-m", "bloodbench", "run", "--models", "baseline_cnn", "--seeds", seeds,
+                             "--epochs", "50", "--limit-train", "512", "--no-profile", "--no-report", "--device", "cpu",
+                             *extra, "--results", str(tmp_path)], env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
 def test_ctrl_c_on_a_parallel_sweep_is_one_line_without_worker_tracebacks(tmp_path, real_data_dir):
     """SIGINT to the whole process group (what Ctrl-C in a terminal does) once both workers train."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "BLOODBENCH_DATA_DIR": str(real_data_dir)}
-    proc = subprocess.Popen([sys.executable, "-m", "bloodbench", "run", "--models", "baseline_cnn", "--seeds", "0,1",
-                             "--epochs", "50", "--limit-train", "512", "--no-profile", "--no-report", "--device", "cpu",
-                             "--jobs", "2",
-                             "--results", str(tmp_path)], env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            # Ctrl-C's own setting, as in a terminal: a suite started in the background (`cmd &`
-                            # without job control) hands its children SIGINT ignored, and the sweep would not stop
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = _sweep(tmp_path, real_data_dir, "0,1", "--jobs", "2",
+                  # Ctrl-C's own setting, as in a terminal: a suite started in the background (`cmd &` without job
+                  # control) hands its children SIGINT ignored, and the sweep would not stop
+                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 240
         while len(list((tmp_path / "claims").glob("*.json"))) < 2 and proc.poll() is None:
@@ -98,11 +102,7 @@ def test_ctrl_c_on_a_parallel_sweep_is_one_line_without_worker_tracebacks(tmp_pa
 def test_sigterm_on_a_sweep_in_this_process_is_one_line_with_the_claim_released(tmp_path, real_data_dir):
     """`kill`, `timeout` and a scheduler's pre-emption send SIGTERM: the in-process sweep (`--jobs 1`) stops as
     on Ctrl-C, its claim released and last.pt kept, where Python's default would die silently, claim left."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "BLOODBENCH_DATA_DIR": str(real_data_dir)}
-    proc = subprocess.Popen([sys.executable, "-m", "bloodbench", "run", "--models", "baseline_cnn", "--seeds", "0",
-                             "--epochs", "50", "--limit-train", "512", "--no-profile", "--no-report", "--device", "cpu",
-                             "--results", str(tmp_path)], env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _sweep(tmp_path, real_data_dir, "0")
     try:
         deadline = time.monotonic() + 240
         while not list(tmp_path.glob("train/*/last.pt")) and proc.poll() is None:

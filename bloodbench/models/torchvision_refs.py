@@ -73,10 +73,10 @@ def efficientnet_b0(in_channels: int = 3, num_classes: int = 8, small_input: boo
     family="torchvision",
     description="torchvision DenseNet-121, random init, 3x3 stride-1 stem and no max-pool for small inputs",
     origin="Huang et al. 2017 (DenseNet), torchvision implementation",
-    # bf16 (autocast) + channels_last: the one model whose CPU run is too long for fp32. A seed is 40-odd epochs
-    # of 384 s in fp32 + channels_last on the 2-core AMD EPYC (4-5 h, more than a session), 206 s in bf16
-    # (train_settings_cpu_amd-epyc.json: 2.16x over fp32 + channels_last; 0.93x on the Intel Xeon, which lacks
-    # AMX). bf16 cost baseline_cnn 0.35 point of val (see TrainConfig.precision): densenet121's row is a bf16 one.
+    # bf16 (autocast) + channels_last: the one model whose CPU run is too long for fp32. On the 2-core AMD EPYC a
+    # quiet epoch (validation included) took 384-397 s in fp32 + channels_last (4-5 h a seed, more than a session)
+    # and 217-261 s in bf16 (train_settings_cpu_amd-epyc.json, training steps alone: 2.16x; 0.93x on the Intel
+    # Xeon, which lacks AMX). bf16 cost baseline_cnn 0.35 point of val (see TrainConfig.precision).
     recipe={**_RECIPE, "weight_decay": 5e-4, "precision": "bf16"},
     target_layer="features.denseblock4",
 )
