@@ -142,6 +142,21 @@ def test_the_tables_own_machine_is_preferred_and_named(tmp_path):
     assert f"train_settings_cpu.json, {table}, bf16+channels_last" in r["train_throughput_source"]
 
 
+def test_gpu_trained_seeds_in_a_cpu_table_get_the_cpu_rate_of_their_recipe(tmp_path):
+    """Seeds trained on an H200, the table's cost on the Xeon: the Xeon's quiet benchmark of the recipe's setting
+    is the row's figure (a table's cost cells are one machine's), not the H200's records."""
+    recs = _records(machine="NVIDIA H200")
+    for rec in recs:
+        rec["env"]["device"] = "cuda"
+    profile = profile_record("baseline_cnn", device="cpu", macs=21_000_000, p50=2.0, throughput=500, device_name=XEON)
+    board = load_leaderboard(_store(tmp_path, recs + [profile]))
+    r = row(board, "baseline_cnn")
+    assert board.machine_name() == XEON
+    assert r["train_throughput"] == pytest.approx(_quiet_rate("baseline_cnn", "bf16_channels_last"))
+    assert r["train_throughput_source"] == \
+        f"quiet benchmark (reports/benchmarks/train_settings_cpu.json, {XEON}, bf16+channels_last, batch 128)"
+
+
 def test_an_unreadable_file_in_the_benchmarks_folder_is_left_out_with_a_warning(tmp_path, capsys):
     root = _store(tmp_path, _records())
     (root.parent / "benchmarks" / "notes.json").write_text("{not json")

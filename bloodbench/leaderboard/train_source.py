@@ -4,8 +4,9 @@ is committed, else the training records, each row's figure named with its source
 A sweep shares its machine with other work, so the epoch times in its records are contended timings; a
 quiet measurement of the same setting (``benchmarks/test_train_settings.py``, committed as pytest-benchmark
 JSON under ``reports/benchmarks/``, beside the results store) is what the column should show. The match
-is strict: the same model, dataset and size, the recipe's precision, channels_last, compile and batch size,
-the same device kind, on the table's own machine, else on the machine that trained the row's seeds.
+is strict: the same model, dataset and size, the recipe's precision, channels_last, compile and batch size, on
+the table's own machine (of whatever device kind: a table's cost cells are one machine's), else of the same
+device kind on the machine that trained the row's seeds.
 """
 
 from __future__ import annotations
@@ -105,14 +106,19 @@ def quiet_frame(results_root: str | os.PathLike | None, benchmark_json: Sequence
     return pd.DataFrame(rows)
 
 
-def _quiet_match(quiet: pd.DataFrame, key: tuple, setting: tuple | None, machines: Iterable[str | None]
-                 ) -> pd.Series | None:
-    """The newest quiet entry of the row's key and setting, on the first of ``machines`` that has one."""
+def _quiet_match(quiet: pd.DataFrame, key: tuple, setting: tuple | None, machines: Iterable[str | None],
+                 any_device: bool = False) -> pd.Series | None:
+    """The newest quiet entry of the row's key and setting, on the first of ``machines`` that has one.
+    ``any_device``: the setting on whatever device kind the machine is (a machine's name says its kind)."""
     if quiet.empty or setting is None:
         return None
     device, precision, channels_last, compiled, batch = setting
     want = setting_key(key[0], device, precision, key[1], key[2], channels_last, compiled, batch)
-    same = quiet[[k == want for k in quiet["setting_key"]]]
+
+    def compared(k: tuple) -> tuple:  # the key's second field is the device kind
+        return k[:1] + k[2:] if any_device else k
+
+    same = quiet[[compared(k) == compared(want) for k in quiet["setting_key"]]]
     for name in machines:
         if not isinstance(name, str) or not name or name.startswith(SEVERAL_MACHINES):
             continue
@@ -133,7 +139,8 @@ def _contended(load: Any, cores: Any) -> str:
 def train_throughput(merged: pd.DataFrame, quiet: pd.DataFrame, table_machine: str | None) -> None:
     """``train_throughput`` (images/s) and ``train_throughput_source`` per row, in place, first found:
 
-    1. a quiet ``train_setting`` benchmark of the row's setting on the table's machine;
+    1. a quiet ``train_setting`` benchmark of the row's setting on the table's machine, whatever device the
+       seeds trained on (GPU-trained seeds in a CPU table get the CPU's rate for their recipe: one machine a table);
     2. a pytest-benchmark ``train_step`` entry on the table's machine (``--benchmark-json``);
     3. a quiet ``train_setting`` benchmark of the row's setting on the machine that trained its seeds;
     4. the training records (a contended sweep: their load is named), unless the seeds trained on several
@@ -151,7 +158,7 @@ def train_throughput(merged: pd.DataFrame, quiet: pd.DataFrame, table_machine: s
             col("train_setting"), col("train_load_mean"), col("train_cpu_count")):
         several = isinstance(tmachine, str) and tmachine.startswith(SEVERAL_MACHINES)
         setting = setting if isinstance(setting, tuple) else None
-        mine = _quiet_match(quiet, tuple(key), setting, [table_machine])
+        mine = _quiet_match(quiet, tuple(key), setting, [table_machine], any_device=True)
         theirs = None if mine is not None or pd.notna(b) else _quiet_match(quiet, tuple(key), setting, [tmachine])
         if mine is not None or theirs is not None:
             q = mine if mine is not None else theirs
