@@ -106,19 +106,15 @@ def quiet_frame(results_root: str | os.PathLike | None, benchmark_json: Sequence
     return pd.DataFrame(rows)
 
 
-def _quiet_match(quiet: pd.DataFrame, key: tuple, setting: tuple | None, machines: Iterable[str | None],
-                 any_device: bool = False) -> pd.Series | None:
-    """The newest quiet entry of the row's key and setting, on the first of ``machines`` that has one.
-    ``any_device``: the setting on whatever device kind the machine is (a machine's name says its kind)."""
+def _quiet_match(quiet: pd.DataFrame, key: tuple, setting: tuple | None, machines: Iterable[str | None]
+                 ) -> pd.Series | None:
+    """The newest quiet entry of the row's key and setting, on the first of ``machines`` that has one. The
+    device kind (the key's second field) is not compared: a machine's name says it (a GPU's or a CPU's)."""
     if quiet.empty or setting is None:
         return None
     device, precision, channels_last, compiled, batch = setting
     want = setting_key(key[0], device, precision, key[1], key[2], channels_last, compiled, batch)
-
-    def compared(k: tuple) -> tuple:  # the key's second field is the device kind
-        return k[:1] + k[2:] if any_device else k
-
-    same = quiet[[compared(k) == compared(want) for k in quiet["setting_key"]]]
+    same = quiet[[k[:1] + k[2:] == want[:1] + want[2:] for k in quiet["setting_key"]]]
     for name in machines:
         if not isinstance(name, str) or not name or name.startswith(SEVERAL_MACHINES):
             continue
@@ -158,7 +154,7 @@ def train_throughput(merged: pd.DataFrame, quiet: pd.DataFrame, table_machine: s
             col("train_setting"), col("train_load_mean"), col("train_cpu_count")):
         several = isinstance(tmachine, str) and tmachine.startswith(SEVERAL_MACHINES)
         setting = setting if isinstance(setting, tuple) else None
-        mine = _quiet_match(quiet, tuple(key), setting, [table_machine], any_device=True)
+        mine = _quiet_match(quiet, tuple(key), setting, [table_machine])
         theirs = None if mine is not None or pd.notna(b) else _quiet_match(quiet, tuple(key), setting, [tmachine])
         if mine is not None or theirs is not None:
             q = mine if mine is not None else theirs
