@@ -184,3 +184,31 @@ def test_the_legend_names_each_rows_source_and_defines_the_quiet_rate_once(tmp_p
     assert (f"training records on {XEON} (contended sweep: mean load 3.00 on 2 cores; train images ÷ median epoch "
             "seconds, validation included) for encoder_cnn" in line)
     assert line.count("a quiet benchmark's rate is") == 1
+
+
+def test_train_time_names_the_machine_each_rows_seeds_trained_on(tmp_path, capsys):
+    """A row trained on the H200 in the Xeon's table: its train time is the H200's wall clock, and the legend
+    and the JSON say so, rather than letting it read as a Xeon cost beside the others."""
+    gpu = _records("baseline_cnn", machine="NVIDIA H200")
+    for rec in gpu:
+        rec["env"]["device"] = "cuda"
+    recs = gpu + _records("encoder_cnn") + _records("cnn_attention")
+    profiles = [profile_record(m, device="cpu", macs=21_000_000, p50=2.0, throughput=500, device_name=XEON)
+                for m in ("baseline_cnn", "encoder_cnn", "cnn_attention")]
+    root = _store(tmp_path, recs + profiles)
+    board = load_leaderboard(root)
+    assert row(board, "baseline_cnn")["train_machine"] == "NVIDIA H200"
+    assert row(board, "encoder_cnn")["train_machine"] == XEON
+    line = next(x for x in board.to_markdown().splitlines() if x.startswith("Train (img/s):"))
+    assert (f"Train time: wall clock of training, validation included, as the runs ran (on machines shared with "
+            f"other work: not a quiet measurement), on the machine that trained the row's seeds: NVIDIA H200 for "
+            f"baseline_cnn; {XEON} for the other rows (rows from different machines do not compare).") in line
+    code, out, _ = run_cli(capsys, "leaderboard", "--results", str(root), "--format", "json")
+    assert code == 0
+    assert next(x for x in json.loads(out) if x["model"] == "baseline_cnn")["train_machine"] == "NVIDIA H200"
+
+
+def test_train_time_of_one_machine_names_it_once(tmp_path):
+    board = load_leaderboard(_store(tmp_path, _records() + _records("encoder_cnn")))
+    line = next(x for x in board.to_markdown().splitlines() if x.startswith("Train (img/s):"))
+    assert line.endswith(f"not a quiet measurement), on {XEON}.")

@@ -36,7 +36,7 @@ COST_COLUMNS = COST_KEYS + ["device_name", *PROFILE_COLUMNS, "throughput_batch_s
 COLUMNS = [
     "model", "kind", "family", "dataset", "size", "seeds",
     "acc_mean", "acc_std", "f1_macro_mean", "f1_macro_std", "auc_mean", "auc_std",
-    "train_seconds_mean", "epochs_mean", "stop_reasons", "recipe", "unconverged_seeds",
+    "train_seconds_mean", "train_machine", "epochs_mean", "stop_reasons", "recipe", "unconverged_seeds",
     "params", "macs", "flops",
     "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "throughput", "throughput_batch_size", "peak_memory_mb",
     "train_throughput", "train_throughput_source",

@@ -38,6 +38,7 @@ from sklearn.metrics import log_loss
 from bloodbench.leaderboard.columns import METRICS
 from bloodbench.leaderboard.notes import Note
 from bloodbench.leaderboard.saved import RunPredictions, check_same_images, load_run_predictions
+from bloodbench.leaderboard.train_source import one_machine
 from bloodbench.stats.metrics import classification_metrics
 from bloodbench.stats.temperature import fit_temperature, scale_temperature
 from bloodbench.store.predictions import TTA_VIEWS
@@ -281,6 +282,8 @@ def _ensemble_row(name: str, ens: list[SeedEnsemble], preds: dict[str, RunPredic
     train_s = [sum(float(runs.loc[rid, "train_seconds"]) for rid in e.members) for e in ens]
     return {"model": name, "family": "ensemble", "kind": "ensemble", "seeds": len(ens), **_summary(per_seed), **sums,
             "train_seconds_mean": float(np.mean(train_s)),
+            "train_machine": one_machine(runs.loc[rid, "train_machine"] for e in ens for rid in e.members)
+            if "train_machine" in runs else None,
             "cost_source": f"{views} × the sum of members" if views > 1 else "sum of members",
             "recipe": "; ".join(sorted({e.method for e in ens})),
             "members": [rid for e in ens for rid in e.members],

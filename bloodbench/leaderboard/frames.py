@@ -25,7 +25,7 @@ from bloodbench.leaderboard.columns import (
     typed_frame,
 )
 from bloodbench.leaderboard.ingest import benchmark_frame
-from bloodbench.leaderboard.train_source import SEVERAL_MACHINES, one_setting, recipe_setting, sweep_load
+from bloodbench.leaderboard.train_source import one_machine, one_setting, recipe_setting, sweep_load
 from bloodbench.store.benchjson import number_or_nan
 from bloodbench.store.results import model_info
 from bloodbench.store.schema import is_finished
@@ -104,14 +104,6 @@ def train_machine(rec: dict) -> str | None:
         threads = env.get("cpu_threads")
         name = f"{env['cpu_name']} ({threads} threads)" if threads else env["cpu_name"]
     return device_label(name) if name else None
-
-
-def _machines(names: pd.Series) -> str | None:
-    """One machine, or :data:`SEVERAL_MACHINES` and their names: a mean over them is not like for like."""
-    have = sorted({str(n) for n in names if isinstance(n, str) and n})
-    if len(have) > 1:
-        return SEVERAL_MACHINES + "; ".join(have)
-    return have[0] if have else None
 
 
 def train_images_per_s(rec: dict) -> float:
@@ -227,7 +219,7 @@ def aggregate_training(train: pd.DataFrame) -> pd.DataFrame:
         unconverged_seeds=("unconverged", "sum"),
         train_images_per_s=("train_images_per_s", "mean"),
         train_device=("train_device", "first"),
-        train_machine=("train_machine", _machines),
+        train_machine=("train_machine", one_machine),
         train_setting=("train_setting", one_setting),
         train_load_mean=("train_load", "mean"),  # the seeds' mean 1-minute load while they trained
         train_cpu_count=("train_cpus", "max"),

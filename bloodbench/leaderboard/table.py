@@ -19,7 +19,7 @@ from bloodbench.leaderboard.columns import (
     SHOWN_COLUMNS,
 )
 from bloodbench.leaderboard.graphs_column import EAGER_HEADER, GRAPHS_COLUMN, GRAPHS_HEADER, LEGEND
-from bloodbench.leaderboard.train_source import QUIET, QUIET_RATE
+from bloodbench.leaderboard.train_source import QUIET, QUIET_RATE, SEVERAL_MACHINES
 from bloodbench.store.fsutil import strict_json
 
 
@@ -85,6 +85,24 @@ class Leaderboard:
             return f"from {rows['train_throughput_source'].iloc[0]}{quiet}"
         return "from " + "; ".join(f"{src} for {', '.join(sorted(g))}" for src, g in by_source) + \
             f" (rows from different machines do not compare){quiet}"
+
+    def train_time_note(self) -> str:
+        """Which machine each row's train time is from: the seeds' machine, whatever machine the cost cells
+        are from, so a row trained on a GPU reads as fast as it was, not as a cost of the table's machine."""
+        what = ("Train time: wall clock of training, validation included, as the runs ran (on machines shared with "
+                "other work: not a quiet measurement)")
+        rows = self.rows.dropna(subset=["train_seconds_mean"])
+        if "train_machine" not in rows or rows.empty:
+            return f"{what}, on the machine that trained the row's seeds."
+        machine = pd.Series([_machine_words(m) for m in rows["train_machine"]], index=rows.index)
+        by_machine = rows.groupby(machine, sort=True)["model"]
+        ensemble = "; an ensemble's is the sum of its members'" if (rows["kind"] == "ensemble").any() else ""
+        if by_machine.ngroups == 1:
+            return f"{what}, on {machine.iloc[0]}{ensemble}."
+        most = machine.value_counts().sort_index().idxmax()
+        parts = [f"{m} for {', '.join(sorted(g))}" for m, g in by_machine if m != most]
+        return (f"{what}, on the machine that trained the row's seeds: " + "; ".join(parts) +
+                f"; {most} for the other rows (rows from different machines do not compare){ensemble}.")
 
     def cost_sources(self) -> str:
         """Which rows' cost came from pytest-benchmark JSON and which from profile records: a benchmark
@@ -180,8 +198,7 @@ class Leaderboard:
         lines = [
             "Accuracy, F1 and AUC: test split, mean ± sample std over seeds. MACs: multiply-accumulates per "
             f"image (fvcore); FLOPs = 2 × MACs. Latency: batch 1; throughput: {self.throughput_note()}.",
-            f"Train (img/s): training images per second, {self.train_throughput_note()}. Train time: wall clock of "
-            "training (validation included) on the machine that trained the row's seeds.",
+            f"Train (img/s): training images per second, {self.train_throughput_note()}. {self.train_time_note()}",
             "Pareto: ✓ = not dominated on (accuracy ↑, cost ↓) among the rows of the same dataset and size; "
             "\"by X\" names a model that is at least as accurate and as cheap, and better on one; "
             "blank = a value is missing.",
@@ -202,6 +219,14 @@ class Leaderboard:
         if fmt == "markdown":
             return self.to_markdown(columns=columns)
         raise BloodbenchError(f"unknown format {fmt!r}: use {', '.join(FORMATS)}")
+
+
+def _machine_words(name: object) -> str:
+    if not isinstance(name, str) or not name:
+        return "an unrecorded machine"
+    if name.startswith(SEVERAL_MACHINES):
+        return f"several machines ({name.removeprefix(SEVERAL_MACHINES)})"
+    return name
 
 
 def shown_headers(headers: Sequence[str], columns: Sequence[str]) -> list[str]:

@@ -54,6 +54,15 @@ def sweep_load(rec: dict) -> tuple[float, float]:
     return number_or_nan(res.get("load_avg_mean")), number_or_nan(res.get("cpu_count"))
 
 
+def one_machine(names: Iterable) -> str | None:
+    """One machine, or :data:`SEVERAL_MACHINES` and their names: a mean or a sum over them is not like for
+    like."""
+    have = sorted({str(n) for n in names if isinstance(n, str) and n})
+    if len(have) > 1:
+        return SEVERAL_MACHINES + "; ".join(have)
+    return have[0] if have else None
+
+
 def one_setting(settings: pd.Series) -> tuple | None:
     """The one setting of a row's seeds (channels_last and compile are not in the recipe hash, so seeds of one
     recipe may differ): None when unknown for any seed, or when they differ."""
