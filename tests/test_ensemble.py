@@ -11,7 +11,7 @@ from records_factory import profile_record, train_record
 
 from bloodbench.formatting import device_label
 from bloodbench.leaderboard import build_leaderboard, load_leaderboard
-from bloodbench.leaderboard.ensemble import GREEDY, caruana_select, topk_by_val_acc, weighted_average
+from bloodbench.leaderboard.ensemble import GREEDY, caruana_select, topk_by_val_acc, val_log_loss, weighted_average
 from bloodbench.stats.paired import accuracy_ci, mcnemar_exact, paired_comparison
 from bloodbench.stats.temperature import fit_temperature, scale_temperature
 from bloodbench.store.predictions import load_predictions, save_predictions
@@ -130,6 +130,21 @@ def test_greedy_selection_with_replacement_on_hand_made_val_scores():
     assert caruana_select([good, good], y, metric="acc") == [1, 0]  # no gain from a second pick: stays small
     with pytest.raises(ValueError):
         caruana_select([mid], y, metric="f1")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_greedy_loss_is_sklearns_log_loss(dtype):
+    """The selection's log-loss skips sklearn's input checks for speed; its value must stay sklearn's, on
+    float32 rows that sum to 1 only to rounding, and with a zero probability on the true class."""
+    from sklearn.metrics import log_loss
+
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(8) * 0.3, size=500).astype(dtype)
+    y = rng.integers(0, 8, size=500)
+    p[0] = 0.0
+    p[0, (y[0] + 1) % 8] = 1.0
+    want = log_loss(y, np.clip(p, 1e-12, 1) / np.clip(p, 1e-12, 1).sum(1, keepdims=True), labels=list(range(8)))
+    assert val_log_loss(y, p) == pytest.approx(want, rel=1e-9)
 
 
 def test_temperature_scaling_lets_the_more_accurate_but_less_confident_run_win_the_selection():

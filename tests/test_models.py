@@ -180,3 +180,17 @@ def test_vgg_width_mult():
     n_small = sum(p.numel() for p in small.parameters())
     n_full = sum(p.numel() for p in full.parameters())
     assert n_small < 0.3 * n_full
+
+
+def test_reading_the_registry_does_not_import_torchvision():
+    """``import torchvision`` loads torch._dynamo (about 3 s): commands that only read records, the
+    leaderboard first, must not pay for it; building a torchvision reference still works."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from bloodbench.models import list_models, get_model_info; "
+            "assert 'densenet121' in list_models() and get_model_info('densenet121'); "
+            "print('torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    assert isinstance(create_model("mobilenet_v3_small", num_classes=8), nn.Module)

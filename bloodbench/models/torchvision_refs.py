@@ -11,7 +11,6 @@ changes its input channels.
 
 from __future__ import annotations
 
-import torchvision
 from torch import nn
 
 from bloodbench.models._api import register_model
@@ -30,6 +29,15 @@ def _replace_first_conv(features: nn.Sequential, in_channels: int, small_input: 
                                old.padding[0])
 
 
+def _torchvision_models():
+    """Imported when a model is built, not when the registry is read: ``import torchvision`` loads torch._dynamo
+    (through torchvision.ops), about 3 s of every command that only reads records, ``bloodbench leaderboard``'s
+    included."""
+    import torchvision.models
+
+    return torchvision.models
+
+
 _RECIPE = {"lr": 2e-3, "weight_decay": 1e-4, "label_smoothing": 0.1}
 
 
@@ -41,7 +49,7 @@ _RECIPE = {"lr": 2e-3, "weight_decay": 1e-4, "label_smoothing": 0.1}
     target_layer="features.12",
 )
 def mobilenet_v3_small(in_channels: int = 3, num_classes: int = 8, small_input: bool = True, **kwargs) -> nn.Module:
-    model = torchvision.models.mobilenet_v3_small(weights=None, num_classes=num_classes, **kwargs)
+    model = _torchvision_models().mobilenet_v3_small(weights=None, num_classes=num_classes, **kwargs)
     _replace_first_conv(model.features, in_channels, small_input)
     if small_input:
         # torchvision's BN momentum 0.01 suits ImageNet's 600-epoch recipe; over a 12k-image,
@@ -64,7 +72,7 @@ def mobilenet_v3_small(in_channels: int = 3, num_classes: int = 8, small_input: 
     target_layer="features.8",
 )
 def efficientnet_b0(in_channels: int = 3, num_classes: int = 8, small_input: bool = True, **kwargs) -> nn.Module:
-    model = torchvision.models.efficientnet_b0(weights=None, num_classes=num_classes, **kwargs)
+    model = _torchvision_models().efficientnet_b0(weights=None, num_classes=num_classes, **kwargs)
     _replace_first_conv(model.features, in_channels, small_input)
     return model
 
@@ -81,7 +89,7 @@ def efficientnet_b0(in_channels: int = 3, num_classes: int = 8, small_input: boo
     target_layer="features.denseblock4",
 )
 def densenet121(in_channels: int = 3, num_classes: int = 8, small_input: bool = True, **kwargs) -> nn.Module:
-    model = torchvision.models.densenet121(weights=None, num_classes=num_classes, **kwargs)
+    model = _torchvision_models().densenet121(weights=None, num_classes=num_classes, **kwargs)
     old = model.features.conv0
     if small_input:
         model.features.conv0 = _new_conv(old, in_channels, 3, 1, 1)

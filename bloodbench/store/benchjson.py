@@ -34,6 +34,7 @@ KIND_KEYS = {
     "train_setting": COMMON_KEYS + ("setting", "channels_last", "compiled", "threads", "step_ms", "ratio",
                                     "compile_s", "epoch_s", "epoch_ratio"),
     "export_latency": COMMON_KEYS + ("format", "threads", "eager_p50_ms", "exported_p50_ms", "ratio"),
+    "greedy_loss": COMMON_KEYS + ("images", "sklearn_ms", "ours_ms", "ratio"),
 }
 #: What benchmarks/conftest.py adds to pytest-benchmark's ``machine_info``.
 MACHINE_KEYS = ("torch", "torch_threads", "bb_device", "bb_full", "git_commit")
