@@ -288,8 +288,7 @@ def _ensemble_row(name: str, ens: list[SeedEnsemble], preds: dict[str, RunPredic
     train_s = [sum(float(runs.loc[rid, "train_seconds"]) for rid in e.members) for e in ens]
     return {"model": name, "family": "ensemble", "kind": "ensemble", "seeds": len(ens), **_summary(per_seed), **sums,
             "train_seconds_mean": float(np.mean(train_s)),
-            "train_machine": one_machine(runs.loc[rid, "train_machine"] for e in ens for rid in e.members)
-            if "train_machine" in runs else None,
+            "train_machine": one_machine(runs.loc[rid, "train_machine"] for e in ens for rid in e.members),
             "cost_source": f"{views} × the sum of members" if views > 1 else "sum of members",
             "recipe": "; ".join(sorted({e.method for e in ens})),
             "members": [rid for e in ens for rid in e.members],

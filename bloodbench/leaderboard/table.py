@@ -92,7 +92,7 @@ class Leaderboard:
         what = ("Train time: wall clock of training, validation included, as the runs ran (on machines shared with "
                 "other work: not a quiet measurement)")
         rows = self.rows.dropna(subset=["train_seconds_mean"])
-        if "train_machine" not in rows or rows.empty:
+        if rows.empty:
             return f"{what}, on the machine that trained the row's seeds."
         machine = pd.Series([_machine_words(m) for m in rows["train_machine"]], index=rows.index)
         by_machine = rows.groupby(machine, sort=True)["model"]
