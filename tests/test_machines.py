@@ -11,14 +11,16 @@ import copy
 import json
 import re
 import shutil
+from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from records_factory import benchmark_entry, write_benchmark_json
 
 from bloodbench.cli import main
 from bloodbench.config import ProfileConfig
-from bloodbench.leaderboard import load_leaderboard
+from bloodbench.leaderboard import choose_machine, load_leaderboard
 
 REPO = Path(__file__).resolve().parent.parent
 PUBLISHED = REPO / "reports" / "results"
@@ -114,15 +116,17 @@ def test_leaderboard_cli_prints_my_table_below_the_published_one(with_mine, caps
 
 def test_default_machine_is_the_one_with_most_profiled_rows(with_mine):
     root, _ = with_mine
-    cpu = load_leaderboard(root, device="cpu")  # three CPUs profiled: the one with the most rows, first profiled
+    # three CPUs profiled: the one with the most rows; on a tie, the one that trained most shown runs
+    cpu = load_leaderboard(root, device="cpu")
     first, rows = {}, {}
     for f in (root / "profile").glob("*-cpu-*.json"):
         rec = json.loads(f.read_text())
         name = rec["env"]["device_name"]
         rows.setdefault(name, set()).add(rec["model"])
         first[name] = min(first.get(name, rec["created_at"]), rec["created_at"])
+    trained = Counter(r["train_machine"] for r in cpu.to_records() if r["kind"] == "model" for _ in range(r["seeds"]))
     assert len(rows) == 3 and MINE in rows
-    assert cpu.device_names == [min(rows, key=lambda n: (-len(rows[n]), first[n]))]
+    assert cpu.device_names == [min(rows, key=lambda n: (-len(rows[n]), -trained[n], first[n]))]
     with pytest.raises(Exception, match="matches 2 machines"):
         load_leaderboard(root, device="EPYC")
 
@@ -164,3 +168,23 @@ def test_train_columns_never_average_machines(tmp_path):
     assert rows["b"]["train_throughput_source"].startswith("not shown: seeds trained on ")
     legend = next(line for line in board.to_markdown().splitlines() if line.startswith("Train (img/s)"))
     assert "Intel(R) Xeon(R) Platinum 8480+ (2 threads)" in legend and "NVIDIA H100 80GB HBM3" in legend
+
+
+def test_a_tie_goes_to_the_machine_that_trained_the_runs():
+    """Two CPUs with every model profiled: the table sits beside the train times of the machine that
+    trained most runs, not the one profiled first; a GPU comes next, then the first profiled."""
+    def rows(name: str, device: str, when: str) -> list[dict]:
+        return [{"model": m, "dataset": "bloodmnist", "size": 28, "device": device, "device_name": name,
+                 "precision": "fp32", "source": "profile", "created_at": when, "latency_batch_size": 1}
+                for m in ("a", "b")]
+
+    costs = pd.DataFrame(rows("Old CPU", "cpu", "2026-01-01") + rows("Trainer CPU", "cpu", "2026-02-01"))
+    assert choose_machine(costs, None)[0].name == "Old CPU"  # no runs: the machine profiled first
+    trained = pd.Series(["Trainer CPU", "Trainer CPU", "Old CPU", None])
+    machine, shown = choose_machine(costs, None, trained_on=trained)
+    assert machine.name == "Trainer CPU" and set(shown["device_name"]) == {"Trainer CPU"}
+    with_gpu = pd.concat([costs, pd.DataFrame(rows("GPU", "cuda", "2026-03-01"))])
+    assert choose_machine(with_gpu, None, trained_on=trained)[0].name == "Trainer CPU"
+    assert choose_machine(with_gpu, None)[0].name == "GPU"
+    more = pd.concat([costs, pd.DataFrame(rows("Old CPU", "cpu", "2026-01-01")).assign(model="c")])
+    assert choose_machine(more, None, trained_on=trained)[0].name == "Old CPU"  # more rows still wins

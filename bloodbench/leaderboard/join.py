@@ -103,7 +103,7 @@ def _select(train_records: list[dict], profile_records: list[dict], benchmark_js
         raise BloodbenchError(f"no finished training or profile records match {what or 'anything'}"
                               + (": drop a filter" if what else ""))
     _warn_benchmark_only_sections(train, costs)
-    machine, on_device = choose_machine(costs, device, precision)
+    machine, on_device = choose_machine(costs, device, precision, train.get("train_machine"))
     others = other_machines(costs, machine)
     warn_other_benchmarks(others, machine)
     chosen = select_costs(on_device)

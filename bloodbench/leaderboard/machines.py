@@ -4,7 +4,8 @@ that every cost cell of a table comes from, and the other machines measured, eac
 Figures of two machines never share a table: a latency measured on a 1-thread EPYC beside one from a
 2-thread Xeon would compare the CPUs, not the models. The default machine is the one with the most
 profiled rows, so a user's own profile of one model, or a pytest-benchmark file from another machine,
-never changes the published table; ties go to a GPU, then to the machine profiled first.
+never changes the published table. Ties go to the machine that trained most of the shown runs (its
+cost cells sit beside its own train times), then to a GPU, then to the machine profiled first.
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ def _by_name(costs: pd.DataFrame, device: str) -> pd.DataFrame:
     return rows
 
 
-def _rank(rows: pd.DataFrame) -> pd.DataFrame:
-    """Each device name's row count (profiled rows, when there are any), GPU first on a tie, then the
+def _rank(rows: pd.DataFrame, trained_on: pd.Series | None = None) -> pd.DataFrame:
+    """Each device name's row count (profiled rows, when there are any); on a tie, the machine that
+    trained most of the shown runs (``trained_on``: one machine name per run), then a GPU, then the
     machine measured first."""
     basis = rows[rows["source"] == "profile"] if (rows["source"] == "profile").any() else rows
     g = basis.groupby("device_name", sort=True)
@@ -63,8 +65,11 @@ def _rank(rows: pd.DataFrame) -> pd.DataFrame:
         "cuda": g["device"].agg(lambda s: int((s == "cuda").any())),
         "first": g["created_at"].min(),
     })
+    runs = trained_on.dropna().value_counts() if trained_on is not None else pd.Series(dtype=int)
+    score["trained"] = runs.reindex(score.index, fill_value=0).to_numpy()
     return score.reset_index(names="device_name").sort_values(
-        ["models", "cuda", "first", "device_name"], ascending=[False, False, True, True], kind="stable")
+        ["models", "trained", "cuda", "first", "device_name"], ascending=[False, False, False, True, True],
+        kind="stable")
 
 
 def _precision(rows: pd.DataFrame, precision: str | None) -> str:
@@ -76,12 +81,13 @@ def _precision(rows: pd.DataFrame, precision: str | None) -> str:
     return sorted(have.items(), key=lambda kv: (-kv[1], str(kv[0])))[0][0]
 
 
-def choose_machine(costs: pd.DataFrame, device: str | None, precision: str | None = None
-                   ) -> tuple[Machine | None, pd.DataFrame]:
+def choose_machine(costs: pd.DataFrame, device: str | None, precision: str | None = None,
+                   trained_on: pd.Series | None = None) -> tuple[Machine | None, pd.DataFrame]:
     """The machine (and precision, and latency batch) a table shows, and its cost rows.
 
     ``device``: cpu or cuda (that kind's machine with the most rows), or a device name: exact,
     case-insensitive, else a substring of one name. Default: the machine with the most profiled rows.
+    ``trained_on``: the machine name of each shown run, for the tie-break.
     """
     if costs.empty:
         if device:
@@ -104,7 +110,7 @@ def choose_machine(costs: pd.DataFrame, device: str | None, precision: str | Non
             costs[["device", "device_name"]].drop_duplicates().itertuples(index=False)))
         what = f"{precision} " if precision else ""
         raise BloodbenchError(f"no {what}profile records on {device!r}; measured machines: {have}")
-    name = _rank(rows).iloc[0]["device_name"]
+    name = _rank(rows, trained_on).iloc[0]["device_name"]
     mine = rows[rows["device_name"] == name]
     prec = _precision(mine, precision)
     mine = mine[mine["precision"] == prec]
